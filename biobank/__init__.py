@@ -1,0 +1,126 @@
+"""The biobank application. ``create_app`` builds it; wsgi.py serves it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask, g, request
+from flask_login import current_user
+
+from biobank.config import DEFAULT_SECRET_KEY, Defaults, default_database_uri, from_environment
+from biobank.extensions import api, babel, csrf, db, login_manager, migrate
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(Defaults)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(from_environment())
+    app.config.update(config or {})
+    os.makedirs(app.instance_path, exist_ok=True)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = default_database_uri(app.instance_path)
+    if app.config["BIOBANK_ENV"] == "production" and app.config["SECRET_KEY"] == DEFAULT_SECRET_KEY:
+        raise RuntimeError(
+            "Refusing to start in production with the default SECRET_KEY: set SECRET_KEY in "
+            "instance/config.py or the environment."
+        )
+
+    db.init_app(app)
+    with app.app_context():
+        _tune_sqlite(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    _init_login(app)
+    csrf.init_app(app)
+    from biobank.i18n import init_babel
+
+    init_babel(app)
+    api.init_app(app)
+    _register_blueprints(app)
+    from biobank.errors import register_error_handlers
+
+    register_error_handlers(app)
+    _unit_of_work(app)
+    from biobank.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _tune_sqlite(app: Flask) -> None:
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return
+    busy_ms = app.config["SQLITE_BUSY_TIMEOUT_MS"]
+
+    @sa.event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy, not the driver, open transactions (see on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def on_begin(connection):
+        # Take the write lock at the start: a deferred transaction that reads and then
+        # writes fails at once with "database is locked" when another writer got there
+        # first, instead of waiting its turn as PostgreSQL's row locks would.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _init_login(app: Flask) -> None:
+    import biobank.auth.access  # noqa: F401  (registers the loaders)
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+
+
+def _register_blueprints(app: Flask) -> None:
+    from biobank.auth.api import blp as auth_api
+    from biobank.auth.views import bp as auth_views
+    from biobank.samples.api import blp as samples_api
+    from biobank.samples.views import bp as samples_views
+    from biobank.study.api import blp as study_api
+    from biobank.study.views import bp as study_views
+
+    for blueprint in (auth_views, study_views, samples_views):
+        app.register_blueprint(blueprint)
+    for blueprint in (auth_api, study_api, samples_api):
+        # The API is protected by bearer tokens; a browser session using it is checked
+        # for CSRF in _unit_of_work's before_request instead.
+        csrf.exempt(blueprint)
+        api.register_blueprint(blueprint, url_prefix="/api/v1")
+
+
+def _unit_of_work(app: Flask) -> None:
+    """One request, one transaction: commit once at the end, or write nothing."""
+
+    @app.before_request
+    def protect_api_sessions():
+        # A browser's session cookie is sent by any page that posts to us: changes made
+        # through the API with a session need the CSRF token; bearer tokens do not.
+        if (
+            request.path.startswith("/api/")
+            and request.method in UNSAFE_METHODS
+            and current_user.is_authenticated
+            and not g.get("authenticated_by_token")
+        ):
+            csrf.protect()
+
+    @app.after_request
+    def commit(response):
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response

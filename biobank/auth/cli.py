@@ -1,0 +1,66 @@
+"""flask user …: accounts and API tokens from the command line."""
+
+from __future__ import annotations
+
+import secrets
+
+import click
+from flask.cli import AppGroup
+
+from biobank.auth import services
+from biobank.auth.roles import Role
+from biobank.cli import unit_of_work
+
+user_cli = AppGroup("user", help="Accounts and API tokens.")
+
+
+@user_cli.command("create")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--password", help="Omit to have a random one generated and printed once.")
+@click.option("--site", "site_code", help="Bind the user to this centre's participants only.")
+@unit_of_work
+def create(name, role, password, site_code):
+    """Create the account NAME."""
+    shown = password is None
+    password = password or secrets.token_urlsafe(12)
+    user = services.create_user(name, role, password, site_code=site_code)
+    click.echo(f"created {user.username} ({user.role}{', site ' + site_code if site_code else ''})")
+    if shown:
+        click.echo(f"password: {password}")
+
+
+@user_cli.command("password")
+@click.argument("name")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@unit_of_work
+def set_password(name, password):
+    """Set NAME's password."""
+    services.set_password(name, password)
+    click.echo(f"password of {name} changed")
+
+
+@user_cli.command("token")
+@click.argument("name")
+@unit_of_work
+def token(name):
+    """Issue a new API token for NAME. It is printed once, as the last line."""
+    secret = services.issue_token(name)
+    click.echo(f"API token for {name} (shown once; send it as 'Authorization: Bearer …'):")
+    click.echo(secret)
+
+
+@user_cli.command("revoke-tokens")
+@click.argument("name")
+@unit_of_work
+def revoke(name):
+    """Revoke every API token of NAME."""
+    click.echo(f"{services.revoke_tokens(name)} token(s) revoked")
+
+
+@user_cli.command("list")
+def list_users():
+    """List the accounts."""
+    for user in services.list_users():
+        site = user.site.code if user.site else "-"
+        click.echo(f"{user.username:24} {user.role:12} {site:8} {'active' if user.active else 'off'}")

@@ -1,0 +1,135 @@
+"""Accounts, passwords and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from biobank.auth.models import ApiToken, User
+from biobank.auth.roles import Role
+from biobank.db import utcnow
+from biobank.errors import Conflict, Invalid, NotFound
+from biobank.extensions import db
+from biobank.study.models import Site
+
+# scrypt is memory-hard: a stolen hash table is expensive to attack on GPUs.
+PASSWORD_METHOD = "scrypt"
+MIN_PASSWORD_LENGTH = 10
+# A hash to compare against when the user does not exist, so that a login attempt
+# takes as long for an unknown name as for a wrong password.
+_DUMMY_HASH = generate_password_hash("not a password", method=PASSWORD_METHOD)
+
+
+def create_user(
+    username: str, role: str, password: str, *, site_code: str | None = None, actor=None
+) -> User:
+    """Create an account. The password is stored only as an scrypt hash."""
+    username = (username or "").strip()
+    if not username or len(username) > 64:
+        raise Invalid(_l("A user name of 1 to 64 characters is required."), fields={"username": ""})
+    if role not in {r.value for r in Role}:
+        roles = ", ".join(r.value for r in Role)
+        raise Invalid(
+            _l("Unknown role %(role)s (one of: %(roles)s).", role=role, roles=roles),
+            fields={"role": role},
+        )
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise Invalid(
+            _l("The password must have at least %(n)d characters.", n=MIN_PASSWORD_LENGTH),
+            fields={"password": ""},
+        )
+    if db.session.execute(db.select(User.id).where(User.username == username)).first():
+        raise Conflict(_l("User %(name)s already exists.", name=username), fields={"username": ""})
+    site_id = None
+    if site_code:
+        site = db.session.execute(db.select(Site).where(Site.code == site_code)).scalar()
+        if site is None:
+            raise NotFound(_l("No site with code %(code)s.", code=site_code), fields={"site": ""})
+        site_id = site.id
+    user = User(
+        username=username,
+        role=role,
+        site_id=site_id,
+        password_hash=generate_password_hash(password, method=PASSWORD_METHOD),
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def authenticate(username: str, password: str) -> User | None:
+    """The active user with these credentials, or None."""
+    user = db.session.execute(db.select(User).where(User.username == username)).scalar()
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password) or not user.active:
+        return None
+    return user
+
+
+def get_user(username: str) -> User:
+    user = db.session.execute(db.select(User).where(User.username == username)).scalar()
+    if user is None:
+        raise NotFound(_l("No user named %(name)s.", name=username))
+    return user
+
+
+def list_users() -> list[User]:
+    return db.session.execute(db.select(User).order_by(User.username)).scalars().all()
+
+
+def set_password(username: str, password: str, *, actor=None) -> User:
+    user = get_user(username)
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise Invalid(
+            _l("The password must have at least %(n)d characters.", n=MIN_PASSWORD_LENGTH),
+            fields={"password": ""},
+        )
+    user.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
+    db.session.flush()
+    return user
+
+
+def set_locale(user: User, locale: str) -> None:
+    user.locale = locale
+    db.session.flush()
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(username: str, *, actor=None) -> str:
+    """A new 256-bit bearer token for ``username``; only its SHA-256 is kept, so it is
+    shown once, now."""
+    user = get_user(username)
+    token = secrets.token_urlsafe(32)
+    db.session.add(ApiToken(user_id=user.id, token_sha256=_token_digest(token)))
+    db.session.flush()
+    return token
+
+
+def user_for_token(token: str) -> User | None:
+    """The active user holding this unrevoked token: one indexed lookup, no slow hash."""
+    query = (
+        db.select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_sha256 == _token_digest(token), ApiToken.revoked_at.is_(None))
+    )
+    user = db.session.execute(query).scalar()
+    return user if user is not None and user.active else None
+
+
+def revoke_tokens(username: str, *, actor=None) -> int:
+    user = get_user(username)
+    result = db.session.execute(
+        sa.update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return result.rowcount

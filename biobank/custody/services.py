@@ -1,0 +1,245 @@
+"""Writing custody events, reading an aliquot's history, and verifying every chain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from biobank.custody.hashing import canonical_json, event_hash, head_leaf, merkle_root
+from biobank.custody.models import GENESIS_HASH, CustodyEvent
+from biobank.db import utcnow
+from biobank.errors import Conflict, Invalid
+from biobank.extensions import db
+
+SYSTEM_ACTOR = "system"
+
+
+class EventKind(StrEnum):
+    REGISTERED = "REGISTERED"
+    LABEL_PRINTED = "LABEL_PRINTED"
+    STATUS_CHANGED = "STATUS_CHANGED"
+    VOLUME_CORRECTED = "VOLUME_CORRECTED"
+    CORRECTION = "CORRECTION"
+    STORED = "STORED"
+    MOVED = "MOVED"
+    CHECKED_OUT = "CHECKED_OUT"
+    RETURNED = "RETURNED"
+    SHIPPED = "SHIPPED"
+    RECEIVED = "RECEIVED"
+    CONSUMED = "CONSUMED"
+    DESTROYED = "DESTROYED"
+    LOST = "LOST"
+    TEMPERATURE_EXCURSION = "TEMPERATURE_EXCURSION"
+
+
+def record(
+    aliquot,
+    kind: EventKind | str,
+    actor,
+    *,
+    at: datetime | None = None,
+    from_location: str | None = None,
+    to_location: str | None = None,
+    reason: str | None = None,
+    details: dict | None = None,
+) -> CustodyEvent:
+    """Append one event to ``aliquot``'s chain and move the chain head on the aliquot row.
+
+    Must be called in the same transaction as the change it records. Two transactions
+    appending to the same chain at once collide on the (aliquot, seq) unique constraint:
+    the second is refused with Conflict and writes nothing.
+    """
+    kind = EventKind(kind)
+    if aliquot.id is None:
+        db.session.flush()  # the event needs the aliquot's id
+    event = CustodyEvent(
+        aliquot_id=aliquot.id,
+        seq=aliquot.custody_count + 1,
+        kind=kind.value,
+        at=at or utcnow(),
+        actor_id=getattr(actor, "id", None),
+        actor_name=getattr(actor, "username", None) or SYSTEM_ACTOR,
+        from_location=from_location,
+        to_location=to_location,
+        reason=reason or None,
+        details=canonical_json(details or {}),
+        prev_hash=aliquot.custody_head,
+    )
+    event.hash = _hash_of(aliquot.barcode, event)
+    aliquot.custody_head = event.hash
+    aliquot.custody_count = event.seq
+    db.session.add(event)
+    try:
+        db.session.flush()
+    except sa.exc.IntegrityError as err:
+        raise Conflict(
+            _l(
+                "Aliquot %(barcode)s was changed by someone else at the same moment. "
+                "Reload it and try again.",
+                barcode=aliquot.barcode,
+            ),
+            code="custody.concurrent_change",
+        ) from err
+    return event
+
+
+def _hash_of(barcode: str, event) -> str:
+    return event_hash(
+        barcode=barcode,
+        seq=event.seq,
+        kind=event.kind,
+        at=event.at,
+        actor=event.actor_name,
+        from_location=event.from_location,
+        to_location=event.to_location,
+        reason=event.reason,
+        details=event.details,
+        prev_hash=event.prev_hash,
+    )
+
+
+def history(aliquot_id: int, *, limit: int | None = None, newest_first: bool = False):
+    """An aliquot's events in chain order (or newest first, for a short recent list)."""
+    order = CustodyEvent.seq.desc() if newest_first else CustodyEvent.seq
+    query = db.select(CustodyEvent).where(CustodyEvent.aliquot_id == aliquot_id).order_by(order)
+    if limit is not None:
+        query = query.limit(limit)
+    return db.session.execute(query).scalars().all()
+
+
+@dataclass(frozen=True)
+class Break:
+    barcode: str
+    seq: int | None
+    event_id: int | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = f"event #{self.seq} (id {self.event_id})" if self.seq else "chain head"
+        return f"aliquot {self.barcode}, {where}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    aliquots: int
+    events: int
+    broken_chains: int
+    first_break: Break | None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_break is None
+
+
+def _chained_model():
+    # The aliquot class, reached through the relationship so custody need not import it.
+    return CustodyEvent.aliquot.property.mapper.class_
+
+
+def _chain_rows(batch_size: int) -> Iterator:
+    aliquot = _chained_model()
+    query = (
+        sa.select(
+            aliquot.id.label("aliquot_id"),
+            aliquot.barcode,
+            aliquot.custody_head,
+            aliquot.custody_count,
+            CustodyEvent,
+        )
+        .outerjoin(CustodyEvent, CustodyEvent.aliquot_id == aliquot.id)
+        .order_by(aliquot.id, CustodyEvent.seq)
+        .execution_options(yield_per=batch_size)
+    )
+    yield from db.session.execute(query)
+
+
+def _check_event(barcode: str, expected_seq: int, running: str, event) -> str | None:
+    if event.seq != expected_seq:
+        return f"sequence number {event.seq} where {expected_seq} was expected (event missing)"
+    if event.prev_hash != running:
+        return "previous-hash link does not match the preceding event (event removed or inserted)"
+    if _hash_of(barcode, event) != event.hash:
+        return "content does not match its hash (event altered)"
+    return None
+
+
+def verify(batch_size: int = 2000) -> VerifyReport:
+    """Recompute every chain, streaming aliquot by aliquot in bounded memory."""
+    aliquots = events = broken = 0
+    first: Break | None = None
+    current = None  # (aliquot_id, barcode, head, count)
+    running, seen, chain_broken = GENESIS_HASH, 0, False
+
+    def close_chain() -> Break | None:
+        _, barcode, head, count = current
+        if chain_broken:
+            return None
+        if seen != count or running != head:
+            return Break(
+                barcode,
+                None,
+                None,
+                f"aliquot row says {count} events ending in {head[:12]}…, "
+                f"the log holds {seen} ending in {running[:12]}… (newest events removed?)",
+            )
+        return None
+
+    for row in _chain_rows(batch_size):
+        if current is None or row.aliquot_id != current[0]:
+            if current is not None and (problem := close_chain()):
+                broken += 1
+                first = first or problem
+            current = (row.aliquot_id, row.barcode, row.custody_head, row.custody_count)
+            running, seen, chain_broken = GENESIS_HASH, 0, False
+            aliquots += 1
+        event = row.CustodyEvent
+        if event is None or chain_broken:
+            continue
+        events += 1
+        seen += 1
+        problem = _check_event(row.barcode, seen, running, event)
+        if problem:
+            chain_broken = True
+            broken += 1
+            first = first or Break(row.barcode, event.seq, event.id, problem)
+        running = event.hash
+        db.session.expunge(event)  # keep memory bounded on millions of events
+    if current is not None and (problem := close_chain()):
+        broken += 1
+        first = first or problem
+    return VerifyReport(aliquots, events, broken, first)
+
+
+@dataclass(frozen=True)
+class Digest:
+    taken_at: datetime
+    aliquots: int
+    root: str
+
+    def as_dict(self) -> dict:
+        return {"taken_at": self.taken_at.isoformat(), "aliquots": self.aliquots, "root": self.root}
+
+
+def digest(batch_size: int = 5000) -> Digest:
+    """A Merkle root over every chain head, to file elsewhere and compare later."""
+    aliquot = _chained_model()
+    query = (
+        sa.select(aliquot.barcode, aliquot.custody_count, aliquot.custody_head)
+        .order_by(aliquot.barcode)
+        .execution_options(yield_per=batch_size)
+    )
+    leaves = (head_leaf(*row) for row in db.session.execute(query))
+    root, count = merkle_root(leaves)
+    return Digest(utcnow(), count, root)
+
+
+def require_reason(reason: str | None, what) -> str:
+    """Corrections and overrides must say why; the reason is part of the hashed event."""
+    if not reason or not reason.strip():
+        raise Invalid(_l("A reason is required to %(what)s.", what=what), fields={"reason": ""})
+    return reason.strip()

@@ -1,0 +1,145 @@
+"""The demo data set: sites, accounts and a few participants with banked visits.
+
+`flask demo setup` is what `make run` calls: on a new database it loads the trial
+protocol, the demo accounts (passwords printed once) and the demo data; on a database
+that already has users it does nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+from flask.cli import AppGroup
+
+from biobank.auth import services as auth
+from biobank.auth.models import User
+from biobank.cli import unit_of_work
+from biobank.extensions import db
+from biobank.samples import services as samples
+from biobank.samples.services import SpinEntry, TubeEntry
+from biobank.study import services as study
+from biobank.study.protocol import parse_protocol
+
+demo_cli = AppGroup("demo", help="Demonstration data.")
+
+SITES = [
+    ("BIO", "Central biobank, CHU de Limoges", True),
+    ("LIM", "CHU de Limoges, Haematology", False),
+    ("PAR", "Hôpital Saint-Louis, Paris", False),
+]
+ACCOUNTS = [  # (name, role, site)
+    ("technician", "technician", None),
+    ("researcher", "researcher", None),
+    ("manager", "manager", None),
+    ("admin", "admin", None),
+    ("tech.paris", "technician", "PAR"),
+]
+
+
+@dataclass(frozen=True)
+class DemoParticipant:
+    code: str
+    site: str
+    arm: str
+    disease: str
+    included: date
+    visits: tuple[str, ...]
+    # Hours the tubes waited before centrifugation: one late tube shows a different code.
+    delay_hours: float = 1.0
+
+
+PARTICIPANTS = [
+    DemoParticipant("LIM-001", "LIM", "G1", "de_novo", date(2026, 3, 2), ("BL", "M2")),
+    DemoParticipant("LIM-002", "LIM", "G2", "relapsed", date(2026, 3, 16), ("BL", "M2", "M4", "M6")),
+    DemoParticipant("LIM-003", "LIM", "G2", "de_novo", date(2026, 5, 4), ("BL", "M2", "M4"), 3.0),
+    DemoParticipant("PAR-001", "PAR", "G1", "de_novo", date(2026, 4, 6), ("BL", "M2")),
+    DemoParticipant("PAR-002", "PAR", "G2", "refractory", date(2026, 4, 20), ("BL", "M2", "M4")),
+    DemoParticipant("PAR-003", "PAR", "G1", "relapsed", date(2026, 6, 1), ("BL",)),
+]
+
+
+def load_protocol_if_missing(path: Path) -> None:
+    source = path.read_bytes()
+    study.load_protocol(parse_protocol(source), source.decode("utf-8"))
+
+
+def ensure_demo_sites(actor) -> None:
+    existing = {site.code for site in study.list_sites()}
+    for code, name, central in SITES:
+        if code not in existing:
+            study.create_site(code, name, is_central=central, actor=actor)
+
+
+def load_demo_data(actor) -> int:
+    """Create the demo sites (when missing), participants and their registered visits.
+    Returns the number of aliquots created."""
+    ensure_demo_sites(actor)
+    protocol = study.current_protocol()
+    nominal = {d.code: d.nominal_day for d in protocol.visit_definitions}
+    count = 0
+    for p in PARTICIPANTS:
+        study.register_participant(p.code, p.site, p.arm, p.disease, p.included,
+                                   p.included - timedelta(days=3), actor=actor)
+        for visit_code in p.visits:
+            day = p.included + timedelta(days=nominal[visit_code])
+            tubes = _demo_tubes(day, p.delay_hours)
+            count += len(samples.register_collection(p.code, visit_code, tubes,
+                                                      actor=actor).aliquots)
+    return count
+
+
+def _demo_tubes(day: date, delay_hours: float) -> list[TubeEntry]:
+    tz = ZoneInfo("Europe/Paris")
+    collected = datetime(day.year, day.month, day.day, 8, 30, tzinfo=tz)
+    spun = collected + timedelta(hours=delay_hours)
+    frozen = spun + timedelta(minutes=40)
+    spin = SpinEntry(temperature_c=20.0, force_g=2000, minutes=10)
+    return [
+        TubeEntry("SST", collected, spun, spin, frozen, received_at=collected + timedelta(minutes=30)),
+        TubeEntry("EDTA", collected, spun, spin, frozen, received_at=collected + timedelta(minutes=30)),
+    ]
+
+
+def create_demo_accounts() -> list[tuple[str, str, str]]:
+    created = []
+    for name, role, site in ACCOUNTS:
+        password = secrets.token_urlsafe(9)
+        auth.create_user(name, role, password, site_code=site)
+        created.append((name, role, password))
+    return created
+
+
+@demo_cli.command("load")
+@unit_of_work
+def load():
+    """Add the demo sites, participants, visits and aliquots."""
+    from biobank.study.cli import shipped_or_configured_protocol
+
+    load_protocol_if_missing(shipped_or_configured_protocol())
+    count = load_demo_data(actor=None)
+    click.echo(f"demo data loaded: {len(PARTICIPANTS)} participants, {count} aliquots")
+
+
+@demo_cli.command("setup")
+@unit_of_work
+def setup():
+    """On a new database: protocol, demo accounts and demo data. Otherwise nothing."""
+    from biobank.study.cli import shipped_or_configured_protocol
+
+    if db.session.execute(db.select(User.id).limit(1)).first():
+        click.echo("Database already set up; demo accounts were printed when it was created "
+                   "(reset a password with: flask --app wsgi user password NAME).")
+        return
+    load_protocol_if_missing(shipped_or_configured_protocol())
+    ensure_demo_sites(actor=None)  # before the accounts: one is bound to a centre
+    accounts = create_demo_accounts()
+    count = load_demo_data(actor=None)
+    click.echo(f"Demo data: {len(PARTICIPANTS)} participants, {count} aliquots.")
+    click.echo("Demo logins (shown once, write them down):")
+    for name, role, password in accounts:
+        click.echo(f"  {name:12} {role:11} password: {password}")

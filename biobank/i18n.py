@@ -1,0 +1,104 @@
+"""Language and time zone of each page: the user's choice, then the browser's."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask import Flask, current_app, has_request_context, request, session
+from flask_babel import format_date, format_datetime, format_decimal, get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from biobank.extensions import babel
+
+
+# Stored values shown to users: written here so the catalogues can translate them.
+VALUE_LABELS = {
+    "role": {
+        "technician": _l("technician"),
+        "researcher": _l("researcher"),
+        "manager": _l("manager"),
+        "admin": _l("administrator"),
+    },
+    "disease_status": {
+        "de_novo": _l("de novo"),
+        "relapsed": _l("relapsed"),
+        "refractory": _l("refractory"),
+    },
+    "consent": {"given": _l("given"), "withdrawn": _l("withdrawn")},
+    "status": {
+        "registered": _l("registered, not yet stored"),
+        "in_storage": _l("in storage"),
+        "checked_out": _l("checked out"),
+        "shipped": _l("shipped"),
+        "received": _l("received"),
+        "consumed": _l("consumed"),
+        "destroyed": _l("destroyed"),
+        "lost": _l("lost"),
+    },
+    "temperature": {"RT": _l("room temperature"), "2-10": _l("2–10 °C")},
+    "event": {
+        "REGISTERED": _l("registered"),
+        "LABEL_PRINTED": _l("label printed"),
+        "STATUS_CHANGED": _l("status changed"),
+        "VOLUME_CORRECTED": _l("volume corrected"),
+        "CORRECTION": _l("correction"),
+        "STORED": _l("stored"),
+        "MOVED": _l("moved"),
+        "CHECKED_OUT": _l("checked out"),
+        "RETURNED": _l("returned"),
+        "SHIPPED": _l("shipped"),
+        "RECEIVED": _l("received"),
+        "CONSUMED": _l("consumed"),
+        "DESTROYED": _l("destroyed"),
+        "LOST": _l("lost"),
+        "TEMPERATURE_EXCURSION": _l("temperature excursion"),
+    },
+}
+
+
+def label(value, kind: str):
+    """The translated label of a stored value, or the value itself if it has none."""
+    return VALUE_LABELS.get(kind, {}).get(value, value)
+
+
+def select_locale() -> str:
+    languages = list(current_app.config["LANGUAGES"])
+    if not has_request_context():  # command line, tests: the default language
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
+    chosen = session.get("lang")
+    if chosen in languages:
+        return chosen
+    if current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    return request.accept_languages.best_match(languages) or languages[0]
+
+
+def select_timezone() -> str:
+    # Times are stored in UTC and shown in the time zone of the user's centre.
+    if has_request_context() and current_user.is_authenticated and current_user.site is not None:
+        return current_user.site.timezone
+    return current_app.config["BABEL_DEFAULT_TIMEZONE"]
+
+
+def _when(value, fmt="medium"):
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return format_datetime(value, fmt)
+    if isinstance(value, date):
+        return format_date(value, fmt)
+    return str(value)
+
+
+def _number(value):
+    return "" if value is None else format_decimal(value)
+
+
+def init_babel(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.filters["when"] = _when
+    app.jinja_env.filters["number"] = _number
+    app.jinja_env.filters["label"] = label
+    app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.add_extension("jinja2.ext.i18n")

@@ -1,0 +1,59 @@
+"""/api/v1/specimens and /api/v1/aliquots: registration, lookup, custody history."""
+
+from __future__ import annotations
+
+from flask_login import current_user
+from flask_smorest import Blueprint
+
+from biobank.auth.access import requires
+from biobank.auth.roles import Permission
+from biobank.custody import services as custody
+from biobank.samples import schemas, services
+from biobank.schemas import PageArgs
+
+blp = Blueprint("samples_api", __name__, description="Specimens, aliquots, custody.")
+
+
+@blp.route("/specimens", methods=["POST"])
+@requires(Permission.REGISTER)
+@blp.arguments(schemas.RegistrationRequestSchema)
+@blp.response(201, schemas.RegistrationSchema)
+def register(data):
+    """Register a visit's primary tubes; returns the aliquots created and their barcodes."""
+    return services.register_collection(
+        data["participant"], data["visit"], data["tubes"], actor=current_user
+    )
+
+
+@blp.route("/aliquots")
+@requires(Permission.VIEW_SAMPLES)
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, schemas.AliquotPageSchema)
+def list_aliquots(page):
+    return services.list_aliquots(actor=current_user, **page)
+
+
+@blp.route("/aliquots/<barcode>")
+@requires(Permission.VIEW_SAMPLES)
+@blp.response(200, schemas.AliquotSchema)
+def get_aliquot(barcode):
+    """Look up a scanned code (whitespace, lowercase and CR/LF are forgiven)."""
+    return services.find_aliquot(barcode, actor=current_user)
+
+
+@blp.route("/aliquots/<barcode>/custody")
+@requires(Permission.VIEW_SAMPLES)
+@blp.response(200, schemas.CustodySchema)
+def aliquot_custody(barcode):
+    """The aliquot's chain of custody, oldest event first."""
+    aliquot = services.find_aliquot(barcode, actor=current_user)
+    return {"barcode": aliquot.barcode, "items": custody.history(aliquot.id)}
+
+
+@blp.route("/aliquots/<barcode>/volume-corrections", methods=["POST"])
+@requires(Permission.HANDLE)
+@blp.arguments(schemas.VolumeCorrectionSchema)
+@blp.response(200, schemas.AliquotSchema)
+def correct_volume(data, barcode):
+    """Correct the volume left; the reason and the old value stay in the custody log."""
+    return services.correct_volume(barcode, data["volume_ul"], data["reason"], actor=current_user)

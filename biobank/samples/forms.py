@@ -1,0 +1,109 @@
+"""The visit registration form: one section per primary tube of the sample plan."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    FieldList,
+    Form,
+    FormField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    StringField,
+)
+from wtforms import DecimalField as _DecimalField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M"
+TEMPERATURE_CHOICES = [
+    SelectChoice("RT", _l("Room temperature")),
+    SelectChoice("2-10", _l("2–10 °C (refrigerated)")),
+]
+STORAGE_CHOICES = [
+    SelectChoice("-80", _l("−80 °C freezer")),
+    SelectChoice("-150", _l("Liquid nitrogen, vapour phase (≤ −150 °C)")),
+    SelectChoice("-196", _l("Liquid nitrogen, liquid phase (−196 °C)")),
+    SelectChoice("-20", _l("−20 °C freezer")),
+]
+
+
+class DecimalField(_DecimalField):
+    """Accepts a decimal comma as typed on French keyboards."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata([v.replace(",", ".") for v in valuelist])
+
+
+def _when(label):
+    return DateTimeLocalField(label, format=TIME_FORMAT, validators=[Optional()])
+
+
+class TubeForm(Form):
+    tube_type = HiddenField()
+    collected = BooleanField(_l("This tube was collected"), default=True)
+    tube_barcode = StringField(_l("Primary tube barcode (optional)"), validators=[Optional()])
+    collected_at = _when(_l("Blood drawn at"))
+    received_at = _when(_l("Received in the laboratory at"))
+    precentrifugation_temperature = SelectField(_l("Kept before centrifugation at"),
+                                                choices=TEMPERATURE_CHOICES)
+    spun_at = _when(_l("Centrifugation started at"))
+    spin_force_g = IntegerField(_l("Force (g)"), default=2000,
+                                validators=[Optional(), NumberRange(min=1, max=100000)])
+    spin_minutes = IntegerField(_l("Duration (min)"), default=10,
+                                validators=[Optional(), NumberRange(min=1, max=240)])
+    spin_temperature_c = DecimalField(_l("Centrifuge temperature (°C)"), default=20,
+                                      validators=[Optional(), NumberRange(min=-20, max=45)])
+    spin_braking = BooleanField(_l("Brake on"), default=True)
+    second_spin = BooleanField(_l("Second centrifugation"), default=False)
+    second_spin_force_g = IntegerField(_l("Force (g)"), validators=[Optional()])
+    second_spin_minutes = IntegerField(_l("Duration (min)"), validators=[Optional()])
+    second_spin_temperature_c = DecimalField(_l("Centrifuge temperature (°C)"),
+                                             validators=[Optional()])
+    postcentrifugation_temperature = SelectField(_l("Kept after centrifugation at"),
+                                                 choices=TEMPERATURE_CHOICES)
+    frozen_at = _when(_l("Aliquots frozen at"))
+    storage_temperature_c = SelectField(_l("Long-term storage"), choices=STORAGE_CHOICES)
+    aliquots = IntegerField(_l("Number of aliquots"),
+                            validators=[Optional(), NumberRange(min=1, max=50)])
+    volume_ul = IntegerField(_l("Volume per aliquot (µL)"),
+                             validators=[Optional(), NumberRange(min=1, max=10000)])
+
+    REQUIRED_WHEN_COLLECTED = ("collected_at", "spun_at", "frozen_at", "spin_force_g",
+                               "spin_minutes", "spin_temperature_c")
+    REQUIRED_WHEN_SECOND_SPIN = ("second_spin_force_g", "second_spin_minutes",
+                                 "second_spin_temperature_c")
+
+    def validate(self, extra_validators=None):
+        ok = super().validate(extra_validators)
+        if not self.collected.data:
+            return ok
+        required = list(self.REQUIRED_WHEN_COLLECTED)
+        if self.second_spin.data:
+            required += self.REQUIRED_WHEN_SECOND_SPIN
+        for name in required:
+            field = self[name]
+            if field.data is None or field.data == "":
+                field.errors = [*field.errors, _l("Required for a collected tube.")]
+                ok = False
+        return ok
+
+
+class RegistrationForm(FlaskForm):
+    visit = SelectField(_l("Visit"), validators=[InputRequired()])
+    tubes = FieldList(FormField(TubeForm))
+
+    def validate_tubes(self, field):
+        if not any(tube.form.collected.data for tube in field):
+            raise ValidationError(_l("Tick at least one collected tube."))
+
+
+class FindParticipantForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search form
+
+    participant = StringField(_l("Participant study code"), validators=[InputRequired()])

@@ -1,0 +1,114 @@
+"""Specimens (primary tubes) and the aliquots made from them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from biobank.custody.models import CustodyChained, CustodyEvent
+from biobank.db import enum_check, utcnow
+from biobank.extensions import db
+from biobank.study.models import Visit
+
+ALIQUOT_STATUSES = (
+    "registered",
+    "in_storage",
+    "checked_out",
+    "shipped",
+    "received",
+    "consumed",
+    "destroyed",
+    "lost",
+)
+TEMPERATURE_CLASSES = ("RT", "2-10")
+
+
+class Specimen(db.Model):
+    """The primary tube of a visit and its pre-analytical record."""
+
+    __tablename__ = "specimen"
+    __table_args__ = (
+        sa.UniqueConstraint("visit_id", "tube_type"),
+        enum_check("precentrifugation_temperature", TEMPERATURE_CLASSES),
+        enum_check("postcentrifugation_temperature", TEMPERATURE_CLASSES),
+        sa.CheckConstraint("spin_force_g > 0 AND spin_minutes > 0", "spin_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(sa.ForeignKey("visit.id"))
+    tube_type: Mapped[str] = mapped_column(sa.String(16))
+    # The hospital's own barcode on the primary tube, when it has one.
+    tube_barcode: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    container: Mapped[str] = mapped_column(sa.String(8))
+    sample_type: Mapped[str] = mapped_column(sa.String(8))
+
+    collected_at: Mapped[datetime]
+    received_at: Mapped[datetime | None]
+    precentrifugation_temperature: Mapped[str] = mapped_column(sa.String(8), default="RT")
+    spun_at: Mapped[datetime]
+    spin_temperature_c: Mapped[float] = mapped_column(sa.Float)
+    spin_force_g: Mapped[int]
+    spin_minutes: Mapped[int]
+    spin_braking: Mapped[bool] = mapped_column(default=True)
+    second_spin_temperature_c: Mapped[float | None] = mapped_column(sa.Float)
+    second_spin_force_g: Mapped[int | None]
+    second_spin_minutes: Mapped[int | None]
+    postcentrifugation_temperature: Mapped[str] = mapped_column(sa.String(8), default="RT")
+    frozen_at: Mapped[datetime]
+    storage_temperature_c: Mapped[int] = mapped_column(default=-80)
+    sprec_code: Mapped[str] = mapped_column(sa.String(64))
+    # Raw values behind any "other" (Z/ZZZ) element of the code, as canonical JSON.
+    sprec_others: Mapped[str] = mapped_column(sa.Text, default="{}")
+    notes: Mapped[str] = mapped_column(sa.Text, default="")
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+
+    visit: Mapped[Visit] = relationship()
+    aliquots: Mapped[list[Aliquot]] = relationship(
+        back_populates="specimen", order_by="Aliquot.series_number"
+    )
+
+
+class Aliquot(CustodyChained, db.Model):
+    __tablename__ = "aliquot"
+    __table_args__ = (
+        enum_check("status", ALIQUOT_STATUSES),
+        sa.CheckConstraint("volume_ul >= 0", "volume_not_negative"),
+        sa.CheckConstraint("volume_ul <= initial_volume_ul", "volume_at_most_initial"),
+        sa.CheckConstraint("initial_volume_ul > 0", "initial_volume_positive"),
+        sa.CheckConstraint("freeze_thaw_count >= 0", "freeze_thaw_not_negative"),
+        sa.CheckConstraint("custody_count >= 0", "custody_count_not_negative"),
+        sa.CheckConstraint("series_number BETWEEN 1 AND series_total", "series"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    barcode: Mapped[str] = mapped_column(sa.String(12), unique=True)
+    specimen_id: Mapped[int] = mapped_column(sa.ForeignKey("specimen.id"), index=True)
+    # Re-aliquoting keeps the lineage.
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("aliquot.id"))
+    sample_type: Mapped[str] = mapped_column(sa.String(8))
+    series_number: Mapped[int]
+    series_total: Mapped[int]
+    initial_volume_ul: Mapped[int]
+    volume_ul: Mapped[int]
+    status: Mapped[str] = mapped_column(sa.String(16), default="registered")
+    freeze_thaw_count: Mapped[int] = mapped_column(default=0)
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    specimen: Mapped[Specimen] = relationship(back_populates="aliquots")
+    parent: Mapped[Aliquot | None] = relationship(remote_side="Aliquot.id")
+    custody_events: Mapped[list[CustodyEvent]] = relationship(
+        order_by="CustodyEvent.seq", viewonly=True
+    )
+
+    @property
+    def series_label(self) -> str:
+        return f"{self.series_number}/{self.series_total}"
+
+    @property
+    def location(self) -> str | None:
+        """Where the tube is, in words; storage positions arrive with the storage domain."""
+        return None

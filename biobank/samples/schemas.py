@@ -1,0 +1,124 @@
+"""JSON shapes of specimens, aliquots and custody events; the registration request."""
+
+from __future__ import annotations
+
+import json
+
+from marshmallow import Schema, fields, post_load, validate
+
+from biobank.samples.models import TEMPERATURE_CLASSES
+from biobank.samples.services import SpinEntry, TubeEntry
+
+
+class CustodyEventSchema(Schema):
+    seq = fields.Integer()
+    kind = fields.String()
+    at = fields.DateTime()
+    actor = fields.String(attribute="actor_name")
+    from_location = fields.String(allow_none=True)
+    to_location = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    details = fields.Function(lambda e: json.loads(e.details))
+    prev_hash = fields.String()
+    hash = fields.String()
+
+
+class CustodySchema(Schema):
+    barcode = fields.String()
+    items = fields.List(fields.Nested(CustodyEventSchema))
+
+
+class AliquotSchema(Schema):
+    barcode = fields.String()
+    status = fields.String()
+    volume_ul = fields.Integer()
+    initial_volume_ul = fields.Integer()
+    sample_type = fields.String()
+    series = fields.String(attribute="series_label")
+    freeze_thaw_count = fields.Integer()
+    participant = fields.Function(lambda a: a.specimen.visit.participant.code)
+    visit = fields.Function(lambda a: a.specimen.visit.visit_code)
+    site = fields.Function(lambda a: a.specimen.visit.participant.site.code)
+    tube_type = fields.Function(lambda a: a.specimen.tube_type)
+    sprec_code = fields.Function(lambda a: a.specimen.sprec_code)
+    collected_at = fields.Function(lambda a: a.specimen.collected_at.isoformat())
+    location = fields.String(allow_none=True)
+    registered_at = fields.DateTime()
+    custody_events = fields.Integer(attribute="custody_count")
+
+
+class AliquotPageSchema(Schema):
+    items = fields.List(fields.Nested(AliquotSchema))
+    total = fields.Integer()
+
+
+class SpinSchema(Schema):
+    temperature_c = fields.Float(required=True, validate=validate.Range(min=-20, max=45))
+    force_g = fields.Integer(required=True, validate=validate.Range(min=1, max=100_000))
+    minutes = fields.Integer(required=True, validate=validate.Range(min=1, max=240))
+    braking = fields.Boolean(load_default=True)
+
+    @post_load
+    def make(self, data, **_):
+        return SpinEntry(**data)
+
+
+class TubeSchema(Schema):
+    tube_type = fields.String(required=True, metadata={"example": "SST"})
+    tube_barcode = fields.String(load_default=None, allow_none=True)
+    collected_at = fields.AwareDateTime(required=True)
+    received_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    precentrifugation_temperature = fields.String(
+        load_default="RT", validate=validate.OneOf(TEMPERATURE_CLASSES)
+    )
+    spun_at = fields.AwareDateTime(required=True)
+    spin = fields.Nested(SpinSchema, required=True)
+    second_spin = fields.Nested(SpinSchema, load_default=None, allow_none=True)
+    postcentrifugation_temperature = fields.String(
+        load_default="RT", validate=validate.OneOf(TEMPERATURE_CLASSES)
+    )
+    frozen_at = fields.AwareDateTime(required=True)
+    storage_temperature_c = fields.Integer(load_default=-80)
+    aliquots = fields.Integer(load_default=None, allow_none=True)
+    volume_ul = fields.Integer(load_default=None, allow_none=True)
+    notes = fields.String(load_default="")
+
+    @post_load
+    def make(self, data, **_):
+        return TubeEntry(**data)
+
+
+class RegistrationRequestSchema(Schema):
+    participant = fields.String(required=True, metadata={"example": "LIM-001"})
+    visit = fields.String(required=True, metadata={"example": "M2"})
+    tubes = fields.List(fields.Nested(TubeSchema), required=True,
+                        validate=validate.Length(min=1, max=10))
+
+
+class RegisteredAliquotSchema(Schema):
+    barcode = fields.String()
+    sample_type = fields.String()
+    series = fields.String(attribute="series_label")
+    volume_ul = fields.Integer()
+    status = fields.String()
+
+
+class SpecimenSchema(Schema):
+    tube_type = fields.String()
+    sample_type = fields.String()
+    sprec_code = fields.String()
+    collected_at = fields.DateTime()
+    aliquots = fields.List(fields.Nested(RegisteredAliquotSchema))
+
+
+class RegistrationSchema(Schema):
+    participant = fields.Function(lambda r: r.visit.participant.code)
+    visit = fields.Function(lambda r: r.visit.visit_code)
+    collected_on = fields.Function(lambda r: r.visit.collected_on.isoformat())
+    out_of_window = fields.Function(lambda r: r.visit.out_of_window)
+    specimens = fields.List(fields.Nested(SpecimenSchema))
+
+
+class VolumeCorrectionSchema(Schema):
+    volume_ul = fields.Integer(required=True, validate=validate.Range(min=0))
+    reason = fields.String(required=True, validate=validate.Length(min=1))

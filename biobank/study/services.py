@@ -1,0 +1,318 @@
+"""Sites, protocol loading, participants and visits.
+
+A user bound to a site sees and changes only that site's participants: every query on
+participants goes through ``_visible``, and a participant of another centre is "not
+found" rather than "forbidden", so that its existence is not disclosed either.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from biobank.errors import Conflict, Forbidden, Invalid, NotFound
+from biobank.extensions import db
+from biobank.study.models import (
+    DISEASE_STATUSES,
+    Arm,
+    Participant,
+    Protocol,
+    SamplePlan,
+    Site,
+    TubeType,
+    Visit,
+    VisitDefinition,
+)
+from biobank.study.protocol import ProtocolSpec
+
+SITE_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
+# Pseudonymised codes only: a centre prefix and a number (LIM-001). A pattern this strict
+# also keeps names and dates out of the one free identifier the schema has.
+PARTICIPANT_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,7}-[0-9]{1,6}$")
+
+
+# --- sites -------------------------------------------------------------------------------
+
+
+def create_site(code: str, name: str, *, timezone: str = "Europe/Paris", is_central=False, actor):
+    code = (code or "").strip().upper()
+    if not SITE_CODE.match(code):
+        raise Invalid(
+            _l("Site code must be 2 to 16 capital letters or digits, e.g. LIM."),
+            fields={"code": code},
+        )
+    if not (name or "").strip():
+        raise Invalid(_l("A site name is required."), fields={"name": ""})
+    if timezone not in zoneinfo.available_timezones():
+        raise Invalid(_l("Unknown time zone %(tz)s.", tz=timezone), fields={"timezone": timezone})
+    if db.session.execute(db.select(Site.id).where(Site.code == code)).first():
+        raise Conflict(_l("Site %(code)s already exists.", code=code), fields={"code": code})
+    site = Site(code=code, name=name.strip(), timezone=timezone, is_central=is_central)
+    db.session.add(site)
+    db.session.flush()
+    return site
+
+
+def list_sites() -> list[Site]:
+    return db.session.execute(db.select(Site).order_by(Site.code)).scalars().all()
+
+
+def get_site(code: str) -> Site:
+    site = db.session.execute(db.select(Site).where(Site.code == code)).scalar()
+    if site is None:
+        raise NotFound(_l("No site with code %(code)s.", code=code), fields={"site": code})
+    return site
+
+
+# --- protocol ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProtocolLoad:
+    protocol: Protocol
+    created: bool
+
+
+def load_protocol(spec: ProtocolSpec, source: str, *, actor=None) -> ProtocolLoad:
+    """Store a parsed protocol as a new version, unless this exact content is loaded.
+
+    Earlier versions stay: visits point at the definition that applied when they were
+    registered, and aliquots carry their own counts and volumes, so a changed plan never
+    rewrites what is already in the freezer.
+    """
+    existing = db.session.execute(
+        db.select(Protocol).where(Protocol.content_sha256 == spec.content_hash)
+    ).scalar()
+    if existing is not None:
+        return ProtocolLoad(existing, created=False)
+    protocol = Protocol(
+        study_code=spec.study_code,
+        version=spec.version,
+        title=spec.title,
+        sponsor=spec.sponsor,
+        content_sha256=spec.content_hash,
+        source=source,
+    )
+    db.session.add(protocol)
+    arms = {a.code: Arm(protocol=protocol, code=a.code, name=a.name, description=a.description)
+            for a in spec.arms}
+    db.session.add_all(arms.values())
+    for tube in spec.tube_types:
+        protocol.tube_types.append(
+            TubeType(code=tube.code, label=tube.label, container=tube.container,
+                     sample_type=tube.sample_type)
+        )
+    for visit in spec.visits:
+        definition = VisitDefinition(
+            protocol=protocol,
+            code=visit.code,
+            name=visit.name,
+            nominal_day=visit.nominal_day,
+            window_before_days=visit.window_before_days,
+            window_after_days=visit.window_after_days,
+            order=visit.order,
+            arms=[arms[code] for code in visit.arms],
+        )
+        definition.sample_plans = [
+            SamplePlan(tube_type=s.tube_type, aliquots=s.aliquots, volume_ul=s.volume_ul)
+            for s in visit.samples
+        ]
+        db.session.add(definition)
+    db.session.flush()
+    return ProtocolLoad(protocol, created=True)
+
+
+def current_protocol(study_code: str | None = None) -> Protocol:
+    """The most recently loaded version (of ``study_code``, if given)."""
+    query = db.select(Protocol).order_by(Protocol.loaded_at.desc(), Protocol.id.desc())
+    if study_code:
+        query = query.where(Protocol.study_code == study_code)
+    protocol = db.session.execute(query.limit(1)).scalar()
+    if protocol is None:
+        raise NotFound(
+            _l("No trial protocol is loaded. Run: flask --app wsgi protocol load"),
+            code="protocol.missing",
+        )
+    return protocol
+
+
+def tube_type(protocol: Protocol, code: str) -> TubeType:
+    for tube in protocol.tube_types:
+        if tube.code == code:
+            return tube
+    known = ", ".join(t.code for t in protocol.tube_types)
+    raise Invalid(
+        _l("Unknown tube type %(code)s (known: %(known)s).", code=code, known=known),
+        fields={"tube_type": code},
+    )
+
+
+def visit_definition(protocol: Protocol, arm_code: str, visit_code: str) -> VisitDefinition:
+    for definition in protocol.visit_definitions:
+        if definition.code == visit_code:
+            if not definition.applies_to(arm_code):
+                raise Invalid(
+                    _l("Visit %(visit)s is not in the schedule of arm %(arm)s.",
+                       visit=visit_code, arm=arm_code),
+                    fields={"visit": visit_code},
+                )
+            return definition
+    raise Invalid(_l("Unknown visit code %(code)s.", code=visit_code), fields={"visit": visit_code})
+
+
+# --- participants ------------------------------------------------------------------------
+
+
+def _visible(query, actor):
+    if actor is not None and actor.site_id is not None:
+        query = query.where(Participant.site_id == actor.site_id)
+    return query
+
+
+def _check_site_binding(actor, site: Site) -> None:
+    if actor is not None and actor.site_id is not None and actor.site_id != site.id:
+        raise Forbidden(
+            _l("You can register participants of your own centre only."), fields={"site": ""}
+        )
+
+
+def register_participant(
+    code: str,
+    site_code: str,
+    arm_code: str,
+    disease_status: str,
+    included_on: date,
+    consent_given_on: date,
+    *,
+    actor,
+) -> Participant:
+    """Enrol a participant under a pseudonymised code, with biobank consent given."""
+    code = (code or "").strip().upper()
+    if not PARTICIPANT_CODE.match(code):
+        raise Invalid(
+            _l("The study code must look like LIM-001: centre letters, a dash, a number. "
+               "Never a name or a date of birth."),
+            fields={"code": code},
+        )
+    site = get_site(site_code)
+    _check_site_binding(actor, site)
+    protocol = current_protocol()
+    if arm_code not in {arm.code for arm in protocol.arms}:
+        known = ", ".join(arm.code for arm in protocol.arms)
+        raise Invalid(_l("Unknown arm %(arm)s (known: %(known)s).", arm=arm_code, known=known),
+                      fields={"arm": arm_code})
+    if disease_status not in DISEASE_STATUSES:
+        raise Invalid(_l("Unknown disease status %(s)s.", s=disease_status),
+                      fields={"disease_status": disease_status})
+    if consent_given_on > included_on:
+        raise Invalid(_l("Biobank consent must be given on or before inclusion."),
+                      fields={"consent_given_on": str(consent_given_on)})
+    if db.session.execute(db.select(Participant.id).where(Participant.code == code)).first():
+        raise Conflict(_l("Participant %(code)s is already registered.", code=code),
+                       fields={"code": code})
+    participant = Participant(
+        study_code=protocol.study_code,
+        code=code,
+        site_id=site.id,
+        arm_code=arm_code,
+        disease_status=disease_status,
+        included_on=included_on,
+        consent_status="given",
+        consent_given_on=consent_given_on,
+        created_by_id=getattr(actor, "id", None),
+    )
+    db.session.add(participant)
+    try:
+        db.session.flush()
+    except sa.exc.IntegrityError as err:  # the same code registered at the same moment
+        raise Conflict(_l("Participant %(code)s is already registered.", code=code),
+                       fields={"code": code}) from err
+    return participant
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    total: int
+
+
+def list_participants(*, actor, site_code=None, arm_code=None, limit=100, offset=0) -> Page:
+    query = _visible(db.select(Participant), actor)
+    if site_code:
+        query = query.join(Site).where(Site.code == site_code)
+    if arm_code:
+        query = query.where(Participant.arm_code == arm_code)
+    total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
+    items = db.session.execute(
+        query.order_by(Participant.code).limit(limit).offset(offset)
+    ).scalars().all()
+    return Page(items, total)
+
+
+def get_participant(code: str, *, actor) -> Participant:
+    code = (code or "").strip().upper()
+    query = _visible(db.select(Participant).where(Participant.code == code), actor)
+    participant = db.session.execute(query).scalar()
+    if participant is None:
+        raise NotFound(_l("No participant %(code)s.", code=code), fields={"participant": code})
+    return participant
+
+
+def withdraw_consent(code: str, withdrawn_on: date, *, actor) -> Participant:
+    """Record the withdrawal of biobank consent; distribution refuses the aliquots from now."""
+    participant = get_participant(code, actor=actor)
+    if participant.consent_status == "withdrawn":
+        raise Conflict(_l("Consent of %(code)s is already withdrawn.", code=code))
+    if withdrawn_on < participant.consent_given_on:
+        raise Invalid(_l("Withdrawal cannot precede consent."),
+                      fields={"withdrawn_on": str(withdrawn_on)})
+    participant.consent_status = "withdrawn"
+    participant.consent_withdrawn_on = withdrawn_on
+    db.session.flush()
+    return participant
+
+
+# --- visits ------------------------------------------------------------------------------
+
+
+def open_visit(participant: Participant, visit_code: str, collected_on: date, *, actor) -> Visit:
+    """The participant's visit ``visit_code``, created on first registration.
+
+    A visit collected outside its protocol window is accepted and flagged: the sample
+    exists and must be banked; the deviation is for the statisticians to weigh.
+    """
+    existing = db.session.execute(
+        db.select(Visit).where(Visit.participant_id == participant.id,
+                               Visit.visit_code == visit_code)
+    ).scalar()
+    if existing is not None:
+        if existing.collected_on != collected_on:
+            raise Conflict(
+                _l("Visit %(visit)s of %(p)s was collected on %(d)s; a tube of another day "
+                   "cannot join it.", visit=visit_code, p=participant.code,
+                   d=existing.collected_on.isoformat()),
+                fields={"collected_at": ""},
+            )
+        return existing
+    definition = visit_definition(current_protocol(participant.study_code),
+                                  participant.arm_code, visit_code)
+    study_day = (collected_on - participant.included_on).days
+    low = definition.nominal_day - definition.window_before_days
+    high = definition.nominal_day + definition.window_after_days
+    visit = Visit(
+        participant=participant,
+        visit_code=visit_code,
+        definition=definition,
+        collected_on=collected_on,
+        study_day=study_day,
+        out_of_window=not (low <= study_day <= high),
+        created_by_id=getattr(actor, "id", None),
+    )
+    db.session.add(visit)
+    db.session.flush()
+    return visit

@@ -1,0 +1,116 @@
+"""Pages: participants, sites, the protocol."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
+
+from biobank.auth.access import requires
+from biobank.auth.roles import Permission
+from biobank.errors import DomainError
+from biobank.study import services
+from biobank.study.forms import ParticipantForm, SiteForm, WithdrawConsentForm
+from biobank.web import show_error
+
+bp = Blueprint("study", __name__, template_folder="templates")
+PAGE = 50
+
+
+@bp.route("/participants")
+@requires(Permission.VIEW_SAMPLES)
+def participants():
+    page = max(request.args.get("page", 1, type=int), 1)
+    site = request.args.get("site") or None
+    arm = request.args.get("arm") or None
+    result = services.list_participants(
+        actor=current_user, site_code=site, arm_code=arm, limit=PAGE, offset=(page - 1) * PAGE
+    )
+    return render_template(
+        "study/participants.html", result=result, page=page, page_size=PAGE,
+        sites=services.list_sites(), protocol=services.current_protocol(), site=site, arm=arm,
+    )
+
+
+@bp.route("/participants/new", methods=["GET", "POST"])
+@requires(Permission.REGISTER)
+def new_participant():
+    protocol = services.current_protocol()
+    form = ParticipantForm()
+    sites = services.list_sites()
+    if current_user.site_id is not None:
+        sites = [s for s in sites if s.id == current_user.site_id]
+    form.site.choices = [
+        SelectChoice(s.code, f"{s.code} — {s.name}") for s in sites if not s.is_central
+    ]
+    form.arm.choices = [SelectChoice(a.code, f"{a.name} — {a.description}") for a in protocol.arms]
+    if form.validate_on_submit():
+        try:
+            participant = services.register_participant(
+                form.code.data, form.site.data, form.arm.data, form.disease_status.data,
+                form.included_on.data, form.consent_given_on.data, actor=current_user,
+            )
+        except DomainError as err:
+            show_error(form, err)
+            return render_template("study/participant_form.html", form=form), err.status
+        flash(_("Participant %(code)s registered.", code=participant.code), "success")
+        return redirect(url_for("study.participant", code=participant.code))
+    status = 400 if form.errors else 200
+    return render_template("study/participant_form.html", form=form), status
+
+
+@bp.route("/participants/<code>")
+@requires(Permission.VIEW_SAMPLES)
+def participant(code):
+    found = services.get_participant(code, actor=current_user)
+    protocol = services.current_protocol(found.study_code)
+    schedule = [d for d in protocol.visit_definitions if d.applies_to(found.arm_code)]
+    done = {v.visit_code: v for v in found.visits}
+    return render_template(
+        "study/participant.html", participant=found, schedule=schedule, done=done,
+        withdraw_form=WithdrawConsentForm(),
+    )
+
+
+@bp.route("/participants/<code>/withdraw-consent", methods=["POST"])
+@requires(Permission.APPROVE)
+def withdraw_consent(code):
+    form = WithdrawConsentForm()
+    if not form.validate_on_submit():
+        flash(_("Enter the date the consent was withdrawn."), "error")
+        return redirect(url_for("study.participant", code=code))
+    services.withdraw_consent(code, form.withdrawn_on.data, actor=current_user)
+    flash(_("Biobank consent of %(code)s recorded as withdrawn.", code=code), "success")
+    return redirect(url_for("study.participant", code=code))
+
+
+@bp.route("/sites")
+@requires(Permission.SIGNED_IN)
+def sites():
+    return render_template("study/sites.html", sites=services.list_sites(), form=SiteForm())
+
+
+@bp.route("/sites", methods=["POST"])
+@requires(Permission.CONFIGURE)
+def create_site():
+    form = SiteForm()
+    if form.validate_on_submit():
+        try:
+            site = services.create_site(form.code.data, form.name.data, timezone=form.timezone.data,
+                                        is_central=form.is_central.data, actor=current_user)
+        except DomainError as err:
+            show_error(form, err)
+            status = err.status
+        else:
+            flash(_("Site %(code)s created.", code=site.code), "success")
+            return redirect(url_for("study.sites"))
+    else:
+        status = 400
+    return render_template("study/sites.html", sites=services.list_sites(), form=form), status
+
+
+@bp.route("/protocol")
+@requires(Permission.SIGNED_IN)
+def protocol():
+    return render_template("study/protocol.html", protocol=services.current_protocol())

@@ -1,0 +1,71 @@
+"""Build test data through the services, the way the application does."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime, timedelta
+
+from biobank.auth import services as auth
+from biobank.demo import load_protocol_if_missing
+from biobank.extensions import db
+from biobank.samples import services as samples
+from biobank.samples.services import SpinEntry, TubeEntry
+from biobank.study import services as study
+from biobank.study.protocol import default_protocol_path
+
+_names = itertools.count(1)
+_participants = itertools.count(1)
+
+
+def protocol():
+    load_protocol_if_missing(default_protocol_path())
+    db.session.flush()
+    return study.current_protocol()
+
+
+def sites():
+    created = [
+        study.create_site("BIO", "Central biobank", is_central=True, actor=None),
+        study.create_site("LIM", "CHU de Limoges", actor=None),
+        study.create_site("PAR", "Hôpital Saint-Louis", actor=None),
+    ]
+    db.session.flush()
+    return created
+
+
+def user(role: str, *, site: str | None = None, name: str | None = None, password: str):
+    return auth.create_user(name or f"{role}{next(_names)}", role, password, site_code=site)
+
+
+def token(user) -> str:
+    return auth.issue_token(user.username)
+
+
+def participant(site: str = "LIM", arm: str = "G2", *, code: str | None = None,
+                included_on: date = date(2026, 1, 5), actor=None):
+    code = code or f"{site}-{next(_participants):03d}"
+    return study.register_participant(code, site, arm, "de_novo", included_on,
+                                      included_on - timedelta(days=2), actor=actor)
+
+
+def tube(tube_type: str = "SST", *, collected_at: datetime | None = None, delay_hours=1.0,
+         **changes) -> TubeEntry:
+    collected = collected_at or datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
+    spun = collected + timedelta(hours=delay_hours)
+    values = dict(
+        tube_type=tube_type,
+        collected_at=collected,
+        received_at=collected + timedelta(minutes=20),
+        spun_at=spun,
+        spin=SpinEntry(temperature_c=20.0, force_g=2000, minutes=10),
+        frozen_at=spun + timedelta(minutes=30),
+    )
+    values.update(changes)
+    return TubeEntry(**values)
+
+
+def visit(participant_code: str, visit_code: str = "BL", *, on: datetime | None = None,
+          tube_types=("SST", "EDTA"), actor=None):
+    """Register a visit with its planned tubes; returns the Registration."""
+    tubes = [tube(t, collected_at=on) for t in tube_types]
+    return samples.register_collection(participant_code, visit_code, tubes, actor=actor)

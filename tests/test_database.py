@@ -1,0 +1,97 @@
+"""The schema: migrations match the models, and the database itself holds the invariants."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+
+from biobank.samples.models import Aliquot
+from tests import factories
+
+
+def schema_differences(db, metadata):
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, metadata)
+
+
+def test_flask_db_check_passes(app):
+    result = app.test_cli_runner().invoke(args=["db", "check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_models_and_migrations_agree_and_a_difference_would_show(db):
+    assert schema_differences(db, db.metadata) == []
+    changed = sa.MetaData()
+    for table in db.metadata.sorted_tables:
+        table.to_metadata(changed)
+    changed.tables["aliquot"].append_column(sa.Column("unmigrated", sa.Integer))
+    assert [d[0] for d in schema_differences(db, changed)] == ["add_column"]
+
+
+def test_migrations_go_down_to_empty_and_up_again(app, db):
+    downgrade(revision="base")
+    assert sa.inspect(db.engine).get_table_names() == ["alembic_version"]
+    upgrade()
+    assert "custody_event" in sa.inspect(db.engine).get_table_names()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(db):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite settings")
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+@pytest.fixture
+def aliquot(db, sites):
+    factories.participant("LIM", code="LIM-001")
+    aliquot = factories.visit("LIM-001", "BL").aliquots[0]
+    db.session.commit()
+    return aliquot
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        "volume_ul = -1",
+        "volume_ul = initial_volume_ul + 1",
+        "status = 'misplaced'",
+        "freeze_thaw_count = -1",
+        "series_number = series_total + 1",
+    ],
+)
+def test_the_database_refuses_impossible_aliquot_values(db, aliquot, assignment):
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.execute(sa.text(f"UPDATE aliquot SET {assignment} WHERE id = :i"),
+                           {"i": aliquot.id})
+    db.session.rollback()
+
+
+def test_the_database_refuses_a_duplicate_barcode(db, aliquot):
+    other = db.session.execute(sa.select(Aliquot).where(Aliquot.id != aliquot.id)).scalars().first()
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.execute(sa.update(Aliquot).where(Aliquot.id == other.id)
+                           .values(barcode=aliquot.barcode))
+    db.session.rollback()
+
+
+def test_the_database_refuses_a_second_visit_with_the_same_code(db, aliquot):
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.execute(sa.text(
+            "INSERT INTO visit (participant_id, visit_code, visit_definition_id, collected_on, "
+            "study_day, out_of_window, created_at) SELECT participant_id, visit_code, "
+            "visit_definition_id, collected_on, study_day, out_of_window, created_at FROM visit"
+        ))
+    db.session.rollback()
+
+
+def test_no_column_can_hold_a_name_or_birth_date(db):
+    forbidden = ("name", "first", "last", "birth", "dob", "initials", "address", "phone", "nir")
+    for table in ("participant", "visit", "specimen", "aliquot"):
+        columns = [c["name"] for c in sa.inspect(db.engine).get_columns(table)]
+        assert not [c for c in columns if any(word in c for word in forbidden)], table
