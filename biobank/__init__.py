@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request
 from flask_login import current_user
 
 from biobank.config import DEFAULT_SECRET_KEY, Defaults, default_database_uri, from_environment
@@ -14,6 +14,7 @@ from biobank.extensions import api, babel, csrf, db, login_manager, migrate
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -25,6 +26,11 @@ def create_app(config: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = default_database_uri(app.instance_path)
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # A server that restarts leaves dead connections in the pool.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            "pool_pre_ping": True, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+        }
     if app.config["BIOBANK_ENV"] == "production" and app.config["SECRET_KEY"] == DEFAULT_SECRET_KEY:
         raise RuntimeError(
             "Refusing to start in production with the default SECRET_KEY: set SECRET_KEY in "
@@ -71,10 +77,13 @@ def _tune_sqlite(app: Flask) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def on_begin(connection):
-        # Take the write lock at the start: a deferred transaction that reads and then
-        # writes fails at once with "database is locked" when another writer got there
-        # first, instead of waiting its turn as PostgreSQL's row locks would.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that may write takes the write lock at its start: a deferred one
+        # that reads and then writes fails at once with "database is locked" when another
+        # writer got there first, instead of waiting its turn as PostgreSQL's row locks
+        # would. Page and API reads (GET) never write, so they start deferred and do not
+        # queue behind writers (WAL lets readers run beside one writer).
+        read_only = has_request_context() and request.method in SAFE_METHODS
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _init_login(app: Flask) -> None:
@@ -119,6 +128,9 @@ def _unit_of_work(app: Flask) -> None:
 
     @app.after_request
     def commit(response):
+        # Reads have nothing to commit: the session's end at teardown closes them.
+        if request.method in SAFE_METHODS:
+            return response
         if response.status_code < 400:
             db.session.commit()
         else:

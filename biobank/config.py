@@ -14,7 +14,9 @@ class Defaults:
     BIOBANK_ENV = "development"
 
     SQLALCHEMY_DATABASE_URI: str | None = None  # set in create_app from DATABASE_URL
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # pool_pre_ping (a SELECT 1 before each checkout, for servers that restart) is set for
+    # server databases in create_app; an SQLite file has no connection to lose.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     SQLITE_BUSY_TIMEOUT_MS = 15000
 
     SESSION_COOKIE_HTTPONLY = True

@@ -67,6 +67,13 @@ def _flatten_webargs(messages: dict) -> dict:
     return fields
 
 
+# Werkzeug's own descriptions are English only; the common ones, translated.
+HTTP_MESSAGES = {
+    404: _l("There is nothing at this address. Check the link, or go back to the home page."),
+    405: _l("This address does not accept that kind of request."),
+    413: _l("The file is too large."),
+}
+
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -97,4 +104,5 @@ def register_error_handlers(app: Flask) -> None:
             fields = _flatten_webargs(data["messages"])
             return error_response(400, "validation", _l("Some fields are not valid."), fields)
         code = HTTP_CODES.get(err.code or 500, "error")
-        return error_response(err.code or 500, code, err.description)
+        message = HTTP_MESSAGES.get(err.code, err.description)
+        return error_response(err.code or 500, code, message)

@@ -37,6 +37,15 @@ VALUE_LABELS = {
         "lost": _l("lost"),
     },
     "temperature": {"RT": _l("room temperature"), "2-10": _l("2–10 °C")},
+    "sprec_element": {
+        "sample_type": _l("Type of sample"),
+        "container": _l("Primary container"),
+        "precentrifugation": _l("Pre-centrifugation delay and temperature"),
+        "centrifugation": _l("Centrifugation"),
+        "second_centrifugation": _l("Second centrifugation"),
+        "postcentrifugation": _l("Post-centrifugation delay and temperature"),
+        "storage": _l("Long-term storage"),
+    },
     "event": {
         "REGISTERED": _l("registered"),
         "LABEL_PRINTED": _l("label printed"),
@@ -76,8 +85,8 @@ def select_locale() -> str:
 
 def select_timezone() -> str:
     # Times are stored in UTC and shown in the time zone of the user's centre.
-    if has_request_context() and current_user.is_authenticated and current_user.site is not None:
-        return current_user.site.timezone
+    if has_request_context() and current_user.is_authenticated and current_user.site_timezone:
+        return current_user.site_timezone
     return current_app.config["BABEL_DEFAULT_TIMEZONE"]
 
 

@@ -8,14 +8,10 @@ the output format.
 from dataclasses import dataclass
 from functools import lru_cache
 
+from labels.code128 import Code128Symbol, encode_code128
+from labels.datamatrix import DataMatrixSymbol, encode_datamatrix
 from labels.model import Box, LabelData, SymbolField, Template, TextField
 from labels.sizing import choose_module
-from labels.symbols import (
-    Code128Symbol,
-    DataMatrixSymbol,
-    encode_code128,
-    encode_datamatrix,
-)
 from labels.text import fit_and_measure, load_font
 from labels.units import mm_to_dots_ceil, mm_to_dots_floor, pt_to_dots
 

@@ -2,8 +2,23 @@
 
 A file holds either a ``[label]`` table plus ``[[field]]`` tables, or a ``[sheet]``
 table. Every problem raises ValueError("<file>: <key>: <what is wrong>") so an
-admin can fix a template without reading this code. See labels/templates/*.toml
-for annotated examples.
+admin can fix a template without reading this code; unknown keys are errors too.
+Lengths are millimetres from the top-left corner, font sizes points.
+
+[label]    name, width_mm, height_mm; optional description, shape ("rectangle" |
+           "round"), dpi (subset of [203, 300, 600]), margin_mm (number or
+           {top, right, bottom, left}).
+[[field]]  name, kind ("code128" | "datamatrix" | "text"), x_mm, y_mm, width_mm,
+           height_mm. Exactly one symbol field, named "code". Symbol options:
+           min_module_mm (not below the symbology's minimum), max_module_mm.
+           Text options: size_pt, font ("sans", "sans-bold", "condensed",
+           "condensed-bold"), align ("left" | "center" | "right"), ellipsis
+           ("end" | "start"). Boxes stay inside the margins and do not overlap.
+[sheet]    name, label (a shipped label template), page ("A4" | "letter") or
+           page_width_mm + page_height_mm, columns, rows, offset_x_mm,
+           offset_y_mm, pitch_x_mm, pitch_y_mm; optional description.
+
+See labels/templates/*.toml for annotated examples.
 """
 
 import math

@@ -9,8 +9,10 @@ printing would give an unreadable label, so LabelError is raised instead.
 
 import math
 
+from labels.code128 import encode_code128
+from labels.datamatrix import encode_datamatrix
 from labels.errors import LabelError
-from labels.symbols import QUIET_ZONE_MODULES, encode_code128, encode_datamatrix
+from labels.symbols import QUIET_ZONE_MODULES
 from labels.units import MM_PER_INCH, dots_to_mm
 
 MAX_MODULE_DOTS = 10  # ^BY accepts 1..10 dots

@@ -7,7 +7,7 @@ element, ^XZ. Output is a pure function of its input: same labels, same bytes.
   invocations (">:" start B, ">5" code C, ...) copied from python-barcode's
   encoding, so the printed symbol has exactly the width we checked.
 * DataMatrix: ^BX with the module in dots, quality 200 (ECC200) and the square
-  size we reserved (see symbols.DataMatrixSymbol). Its escape character is set
+  size we reserved (see datamatrix.DataMatrixSymbol). Its escape character is set
   to ">", which codes may not contain, so no data is ever read as an escape.
 * Text: ^A0 (scalable font) sized in dots inside a one-line ^FB block the width
   of the field box. Text is pre-truncated with our DejaVu metrics; Zebra's font 0
@@ -20,7 +20,6 @@ from functools import lru_cache
 
 from labels.layout import LabelPlan, PlacedSymbol, PlacedText, plan_label
 from labels.model import LabelData, Template
-from labels.symbols import code128_zpl_data
 
 _ALIGN = {"left": "L", "center": "C", "right": "R"}
 _HEX_ESCAPES = str.maketrans({"_": "_5F", "^": "_5E", "~": "_7E"})
@@ -48,7 +47,7 @@ def label_zpl(plan: LabelPlan) -> str:
 def _symbol_zpl(symbol: PlacedSymbol) -> str:
     origin = f"^FO{symbol.left},{symbol.top}"
     if symbol.code128 is not None:
-        data = code128_zpl_data(symbol.code128)
+        data = symbol.code128.zpl_data
         return f"{origin}^BY{symbol.module}^BCN,{symbol.height},N,N,N,N^FD{data}^FS"
     matrix = symbol.datamatrix
     size = matrix.planned_size

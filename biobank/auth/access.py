@@ -44,10 +44,7 @@ def public(view):
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    from biobank.auth.models import User
-    from biobank.extensions import db
-
-    return db.session.get(User, int(user_id))
+    return services.principal(int(user_id))
 
 
 @login_manager.request_loader
@@ -56,7 +53,7 @@ def load_user_from_bearer(req):
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    user = services.user_for_token(token.strip())
+    user = services.principal_for_token(token.strip())
     if user is not None:
         g.authenticated_by_token = True
     return user

@@ -15,7 +15,7 @@ blp = Blueprint("auth_api", __name__, description="Who is calling; is the servic
 class MeSchema(Schema):
     username = fields.String()
     role = fields.String()
-    site = fields.Function(lambda user: user.site.code if user.site else None)
+    site = fields.String(attribute="site_code")
 
 
 class HealthSchema(Schema):

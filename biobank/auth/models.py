@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -38,6 +39,31 @@ class User(UserMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<User {self.username} {self.role}>"
+
+
+@dataclass(frozen=True, eq=False)
+class Principal(UserMixin):
+    """Who is making a request: read once per request from one row, never written.
+
+    Authentication yields this, not the ORM account, so that checking a caller costs one
+    flat indexed query; services only need the id, the name, the role and the centre.
+    """
+
+    id: int
+    username: str
+    role: str
+    site_id: int | None
+    site_code: str | None
+    site_timezone: str | None
+    locale: str | None
+    active: bool
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def may(self, permission: Permission) -> bool:
+        return role_may(self.role, permission)
 
 
 class ApiToken(db.Model):

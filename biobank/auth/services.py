@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from biobank.auth.models import ApiToken, User
+from biobank.auth.models import ApiToken, Principal, User
 from biobank.auth.roles import Role
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
@@ -95,9 +95,9 @@ def set_password(username: str, password: str, *, actor=None) -> User:
     return user
 
 
-def set_locale(user: User, locale: str) -> None:
-    user.locale = locale
-    db.session.flush()
+def set_locale(user_id: int, locale: str) -> None:
+    """Remember the language the user chose, for the next login."""
+    db.session.execute(sa.update(User).where(User.id == user_id).values(locale=locale))
 
 
 def _token_digest(token: str) -> str:
@@ -114,15 +114,37 @@ def issue_token(username: str, *, actor=None) -> str:
     return token
 
 
-def user_for_token(token: str) -> User | None:
-    """The active user holding this unrevoked token: one indexed lookup, no slow hash."""
-    query = (
-        db.select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_sha256 == _token_digest(token), ApiToken.revoked_at.is_(None))
-    )
-    user = db.session.execute(query).scalar()
-    return user if user is not None and user.active else None
+# Built once: every request runs one of these, and building a statement costs more
+# Python than the indexed lookup itself.
+_PRINCIPAL = sa.select(
+    User.id, User.username, User.role, User.site_id, Site.code, Site.timezone, User.locale,
+    User.active,
+).outerjoin(Site, Site.id == User.site_id)
+_PRINCIPAL_BY_ID = _PRINCIPAL.where(User.id == sa.bindparam("user_id"))
+_PRINCIPAL_BY_TOKEN = _PRINCIPAL.join(ApiToken, ApiToken.user_id == User.id).where(
+    ApiToken.token_sha256 == sa.bindparam("digest"), ApiToken.revoked_at.is_(None)
+)
+
+
+def _active_principal(row) -> Principal | None:
+    principal = Principal(*row) if row is not None else None
+    return principal if principal is not None and principal.active else None
+
+
+def _read(statement, params):
+    # Column rows through the session's connection (same transaction), without the ORM's
+    # per-query machinery: these run on every request.
+    return db.session.connection().execute(statement, params).first()
+
+
+def principal(user_id: int) -> Principal | None:
+    """The active account with this id, as a request's principal."""
+    return _active_principal(_read(_PRINCIPAL_BY_ID, {"user_id": user_id}))
+
+
+def principal_for_token(token: str) -> Principal | None:
+    """The active account holding this unrevoked token: one indexed lookup, no slow hash."""
+    return _active_principal(_read(_PRINCIPAL_BY_TOKEN, {"digest": _token_digest(token)}))
 
 
 def revoke_tokens(username: str, *, actor=None) -> int:

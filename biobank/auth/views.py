@@ -34,7 +34,7 @@ def login():
         if user is None:
             flash(_("Unknown user name or wrong password."), "error")
         else:
-            login_user(user)
+            login_user(services.principal(user.id))
             if user.locale:
                 session["lang"] = user.locale
             return redirect(_safe_next(form.next.data))
@@ -56,7 +56,7 @@ def language():
     if form.validate_on_submit():
         session["lang"] = form.lang.data
         if current_user.is_authenticated:
-            services.set_locale(current_user, form.lang.data)
+            services.set_locale(current_user.id, form.lang.data)
     return redirect(_safe_next(form.next.data))
 
 

@@ -74,6 +74,7 @@ def record(
     aliquot.custody_head = event.hash
     aliquot.custody_count = event.seq
     db.session.add(event)
+    barcode = aliquot.barcode  # a failed flush expires the aliquot
     try:
         db.session.flush()
     except sa.exc.IntegrityError as err:
@@ -81,7 +82,7 @@ def record(
             _l(
                 "Aliquot %(barcode)s was changed by someone else at the same moment. "
                 "Reload it and try again.",
-                barcode=aliquot.barcode,
+                barcode=barcode,
             ),
             code="custody.concurrent_change",
         ) from err

@@ -38,7 +38,7 @@ def list_aliquots(page):
 @blp.response(200, schemas.AliquotSchema)
 def get_aliquot(barcode):
     """Look up a scanned code (whitespace, lowercase and CR/LF are forgiven)."""
-    return services.find_aliquot(barcode, actor=current_user)
+    return services.scan_aliquot(barcode, actor=current_user)
 
 
 @blp.route("/aliquots/<barcode>/custody")
@@ -46,7 +46,7 @@ def get_aliquot(barcode):
 @blp.response(200, schemas.CustodySchema)
 def aliquot_custody(barcode):
     """The aliquot's chain of custody, oldest event first."""
-    aliquot = services.find_aliquot(barcode, actor=current_user)
+    aliquot = services.scan_aliquot(barcode, actor=current_user)
     return {"barcode": aliquot.barcode, "items": custody.history(aliquot.id)}
 
 
@@ -56,4 +56,5 @@ def aliquot_custody(barcode):
 @blp.response(200, schemas.AliquotSchema)
 def correct_volume(data, barcode):
     """Correct the volume left; the reason and the old value stay in the custody log."""
-    return services.correct_volume(barcode, data["volume_ul"], data["reason"], actor=current_user)
+    aliquot = services.correct_volume(barcode, data["volume_ul"], data["reason"], actor=current_user)
+    return services.scan_aliquot(aliquot.barcode, actor=current_user)

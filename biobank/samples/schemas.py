@@ -29,6 +29,8 @@ class CustodySchema(Schema):
 
 
 class AliquotSchema(Schema):
+    """An aliquot as a scan finds it (dumps an AliquotSummary)."""
+
     barcode = fields.String()
     status = fields.String()
     volume_ul = fields.Integer()
@@ -36,12 +38,12 @@ class AliquotSchema(Schema):
     sample_type = fields.String()
     series = fields.String(attribute="series_label")
     freeze_thaw_count = fields.Integer()
-    participant = fields.Function(lambda a: a.specimen.visit.participant.code)
-    visit = fields.Function(lambda a: a.specimen.visit.visit_code)
-    site = fields.Function(lambda a: a.specimen.visit.participant.site.code)
-    tube_type = fields.Function(lambda a: a.specimen.tube_type)
-    sprec_code = fields.Function(lambda a: a.specimen.sprec_code)
-    collected_at = fields.Function(lambda a: a.specimen.collected_at.isoformat())
+    participant = fields.String()
+    visit = fields.String()
+    site = fields.String()
+    tube_type = fields.String()
+    sprec_code = fields.String()
+    collected_at = fields.DateTime()
     location = fields.String(allow_none=True)
     registered_at = fields.DateTime()
     custody_events = fields.Integer(attribute="custody_count")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import contains_eager
 
 from biobank.custody import services as custody
 from biobank.custody.hashing import canonical_json
@@ -18,8 +17,21 @@ from biobank.extensions import db
 from biobank.samples import barcodes, sprec
 from biobank.samples.models import Aliquot, Specimen
 from biobank.study import services as study
-from biobank.study.models import Participant, Visit
+from biobank.study.models import Participant, Site, Visit
 from biobank.study.services import Page
+
+# barcodes.py is a pure module and speaks English; these are the same messages, translated.
+BARCODE_MESSAGES = {
+    "empty barcode": _l("empty barcode"),
+    "not a valid barcode (characters)": _l("not a valid barcode (characters)"),
+    "not a valid barcode (check character)": _l("not a valid barcode (check character)"),
+}
+TIME_FIELDS = {
+    "collected_at": _l("the time the blood was drawn"),
+    "received_at": _l("the reception time"),
+    "spun_at": _l("the centrifugation time"),
+    "frozen_at": _l("the freezing time"),
+}
 
 # A clock a few minutes fast on a bench tablet must not make a real time "in the future".
 CLOCK_SKEW = timedelta(minutes=10)
@@ -107,15 +119,17 @@ def _check_times(tube: TubeEntry) -> None:
     present = [(name, moment) for name, moment in steps if moment is not None]
     for name, moment in present:
         if moment.tzinfo is None:
-            raise Invalid(_l("%(f)s has no time zone.", f=name), fields={f"{prefix}.{name}": ""})
+            raise Invalid(_l("Tube %(tube)s: %(f)s has no time zone.", tube=prefix,
+                             f=TIME_FIELDS[name]), fields={f"{prefix}.{name}": ""})
         if moment > utcnow() + CLOCK_SKEW:
-            raise Invalid(_l("%(f)s is in the future.", f=name),
+            raise Invalid(_l("Tube %(tube)s: %(f)s is in the future.", tube=prefix,
+                             f=TIME_FIELDS[name]),
                           fields={f"{prefix}.{name}": moment.isoformat()})
     for (first, t1), (second, t2) in zip(present, present[1:], strict=False):
         if t2 < t1:
             raise Invalid(
-                _l("%(second)s is before %(first)s: check the times of tube %(tube)s.",
-                   first=first, second=second, tube=prefix),
+                _l("Tube %(tube)s: %(second)s is before %(first)s. Check the times.",
+                   first=TIME_FIELDS[first], second=TIME_FIELDS[second], tube=prefix),
                 fields={f"{prefix}.{second}": t2.isoformat()},
             )
     for name, spin in (("spin", tube.spin), ("second_spin", tube.second_spin)):
@@ -197,11 +211,12 @@ def _register_tube(visit: Visit, tube: TubeEntry, actor) -> Specimen:
         for n in range(1, count + 1)
     ]
     db.session.add_all(aliquots)
+    duplicate = _duplicate_error(visit, tube)  # built now: a failed flush expires the visit
     try:
         db.session.flush()
     except sa.exc.IntegrityError as err:
         # Lost a race with another registration of the same tube.
-        raise _duplicate_error(visit, tube) from err
+        raise duplicate from err
     for aliquot in aliquots:
         custody.record(
             aliquot,
@@ -235,8 +250,9 @@ def _sprec_code(tube: TubeEntry, container: str, sample_type: str) -> sprec.Spre
                 storage_temperature_c=tube.storage_temperature_c,
             )
         )
-    except ValueError as err:
-        raise Invalid(str(err), fields={f"{tube.tube_type}.frozen_at": ""}) from err
+    except ValueError as err:  # times in an order no processing can have
+        raise Invalid(_l("Tube %(tube)s: %(detail)s", tube=tube.tube_type, detail=str(err)),
+                      fields={f"{tube.tube_type}.frozen_at": ""}) from err
 
 
 def _refuse_duplicate(visit: Visit, tube: TubeEntry) -> None:
@@ -284,43 +300,125 @@ def _new_barcodes(count: int) -> list[str]:
 # --- finding aliquots ----------------------------------------------------------------------
 
 
-def _aliquot_query(actor):
-    query = (
-        db.select(Aliquot)
-        .join(Aliquot.specimen)
-        .join(Specimen.visit)
-        .join(Visit.participant)
-        .options(contains_eager(Aliquot.specimen, Specimen.visit, Visit.participant))
+@dataclass(frozen=True)
+class AliquotSummary:
+    """What a scan shows: one flat row, read with one indexed query (the hot path)."""
+
+    id: int
+    barcode: str
+    status: str
+    volume_ul: int
+    initial_volume_ul: int
+    sample_type: str
+    series_number: int
+    series_total: int
+    freeze_thaw_count: int
+    registered_at: datetime
+    custody_count: int
+    tube_type: str
+    sprec_code: str
+    collected_at: datetime
+    visit: str
+    collected_on: date
+    participant: str
+    consent_status: str
+    site: str
+    location: str | None = None  # storage positions come with the storage domain
+
+    @property
+    def series_label(self) -> str:
+        return f"{self.series_number}/{self.series_total}"
+
+
+_SUMMARY = (
+    sa.select(
+        Aliquot.id, Aliquot.barcode, Aliquot.status, Aliquot.volume_ul,
+        Aliquot.initial_volume_ul, Aliquot.sample_type, Aliquot.series_number,
+        Aliquot.series_total, Aliquot.freeze_thaw_count, Aliquot.registered_at,
+        Aliquot.custody_count, Specimen.tube_type, Specimen.sprec_code, Specimen.collected_at,
+        Visit.visit_code, Visit.collected_on, Participant.code, Participant.consent_status,
+        Site.code,
     )
+    .join(Aliquot.specimen)
+    .join(Specimen.visit)
+    .join(Visit.participant)
+    .join(Participant.site)
+)
+# Built once: a statement made per call costs more Python than the indexed lookup itself.
+_SUMMARY_BY_BARCODE = _SUMMARY.where(Aliquot.barcode == sa.bindparam("barcode"))
+_SUMMARY_BY_BARCODE_AT_SITE = _SUMMARY_BY_BARCODE.where(
+    Participant.site_id == sa.bindparam("site_id")
+)
+
+
+def _summaries(rows) -> list[AliquotSummary]:
+    return [AliquotSummary(*row) for row in rows]
+
+
+def _site_scope(query, actor):
     if actor is not None and actor.site_id is not None:
         query = query.where(Participant.site_id == actor.site_id)
     return query
 
 
-def find_aliquot(raw_code: str, *, actor) -> Aliquot:
-    """The aliquot a scanned or typed code names.
+def _valid_code(raw_code: str) -> str:
+    """The normalized code, or Invalid naming what is wrong with it.
 
     Whitespace, lowercase and a scanner's CR/LF are forgiven; a wrong check character is
     reported as such, because it means a misread or mistyped code, not a missing tube.
     """
     try:
-        code = barcodes.validate(raw_code)
+        return barcodes.validate(raw_code)
     except barcodes.BarcodeError as err:
-        raise Invalid(str(err), code="barcode.invalid", fields={"barcode": raw_code}) from err
-    aliquot = db.session.execute(_aliquot_query(actor).where(Aliquot.barcode == code)).scalar()
+        message = BARCODE_MESSAGES.get(str(err), str(err))
+        raise Invalid(message, code="barcode.invalid", fields={"barcode": raw_code}) from err
+
+
+def _not_found(code: str) -> NotFound:
+    return NotFound(_l("No aliquot with barcode %(code)s.", code=code),
+                    code="aliquot.not_found", fields={"barcode": code})
+
+
+def scan_aliquot(raw_code: str, *, actor) -> AliquotSummary:
+    """The aliquot a scanned or typed code names, as one flat summary.
+
+    A centre's user finds only their centre's aliquots; another centre's is "not found".
+    """
+    code = _valid_code(raw_code)
+    # Column rows through the session's connection: the ORM's per-query machinery would
+    # cost more than the indexed lookup.
+    connection = db.session.connection()
+    if actor is not None and actor.site_id is not None:
+        params = {"barcode": code, "site_id": actor.site_id}
+        row = connection.execute(_SUMMARY_BY_BARCODE_AT_SITE, params).first()
+    else:
+        row = connection.execute(_SUMMARY_BY_BARCODE, {"barcode": code}).first()
+    if row is None:
+        raise _not_found(code)
+    return AliquotSummary(*row)
+
+
+def find_aliquot(raw_code: str, *, actor) -> Aliquot:
+    """The aliquot row itself, for the services that change it and the detail page."""
+    code = _valid_code(raw_code)
+    query = _site_scope(
+        db.select(Aliquot).join(Aliquot.specimen).join(Specimen.visit).join(Visit.participant)
+        .where(Aliquot.barcode == code),
+        actor,
+    )
+    aliquot = db.session.execute(query).scalar()
     if aliquot is None:
-        raise NotFound(_l("No aliquot with barcode %(code)s.", code=code),
-                       code="aliquot.not_found", fields={"barcode": code})
+        raise _not_found(code)
     return aliquot
 
 
 def list_aliquots(*, actor, limit: int = 100, offset: int = 0) -> Page:
-    query = _aliquot_query(actor)
+    query = _site_scope(_SUMMARY, actor)
     total = db.session.execute(
         sa.select(sa.func.count()).select_from(query.subquery())
     ).scalar()
-    items = db.session.execute(query.order_by(Aliquot.id).limit(limit).offset(offset)).scalars()
-    return Page(items.all(), total)
+    rows = db.session.execute(query.order_by(Aliquot.id).limit(limit).offset(offset))
+    return Page(_summaries(rows), total)
 
 
 def visit_aliquots(participant_code: str, visit_code: str, *, actor) -> Registration:

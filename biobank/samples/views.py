@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
@@ -31,7 +33,7 @@ def scan():
     aliquot, error, events = None, None, []
     if code is not None:
         try:
-            aliquot = services.find_aliquot(code, actor=current_user)
+            aliquot = services.scan_aliquot(code, actor=current_user)
         except DomainError as err:
             error = err
         else:
@@ -47,7 +49,8 @@ def aliquot(barcode):
     found = services.find_aliquot(barcode, actor=current_user)
     return render_template(
         "samples/aliquot.html", aliquot=found, events=custody.history(found.id),
-        sprec_elements=sprec.describe(found.specimen.sprec_code),
+        sprec_elements=sprec.describe(found.specimen.sprec_code,
+                                      others=json.loads(found.specimen.sprec_others)),
     )
 
 
@@ -129,8 +132,10 @@ def register(code):
             show_error(form, err, {key: _form_key(key, index) for key in err.fields})
             status = err.status
         else:
-            flash(_("Visit %(v)s of %(p)s registered: %(n)d aliquots.", v=result.visit.visit_code,
-                    p=participant.code, n=len(result.aliquots)), "success")
+            flash(ngettext("Visit %(v)s of %(p)s registered: %(num)d aliquot.",
+                           "Visit %(v)s of %(p)s registered: %(num)d aliquots.",
+                           len(result.aliquots), v=result.visit.visit_code, p=participant.code),
+                  "success")
             if result.visit.out_of_window:
                 flash(_("This visit was collected outside its protocol window (study day "
                         "%(d)d); it is flagged.", d=result.visit.study_day), "warning")

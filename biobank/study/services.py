@@ -314,5 +314,14 @@ def open_visit(participant: Participant, visit_code: str, collected_on: date, *,
         created_by_id=getattr(actor, "id", None),
     )
     db.session.add(visit)
-    db.session.flush()
+    participant_code = participant.code  # a failed flush expires every loaded object
+    try:
+        db.session.flush()
+    except sa.exc.IntegrityError as err:  # the same visit registered at the same moment
+        raise Conflict(
+            _l("Visit %(visit)s of %(p)s was registered by someone else at the same moment. "
+               "Nothing was written: open the participant's page to see it.",
+               visit=visit_code, p=participant_code),
+            code="visit.concurrent",
+        ) from err
     return visit

@@ -62,8 +62,8 @@ def test_a_token_is_kept_only_as_its_sha256(db, make_user):
     stored = db.session.execute(sa.select(ApiToken.token_sha256)).scalar_one()
     assert stored == hashlib.sha256(token.encode()).hexdigest()
     assert token not in stored
-    assert auth.user_for_token(token) is user
-    assert auth.user_for_token(token + "x") is None
+    assert auth.principal_for_token(token).id == user.id
+    assert auth.principal_for_token(token + "x") is None
 
 
 def test_revoked_tokens_no_longer_authenticate(db, api_as):

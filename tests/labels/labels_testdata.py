@@ -16,7 +16,16 @@ DPIS = (203, 300, 600)
 LABEL_TEMPLATES = ("cryo-38x13", "cryo-cap", "box-50x25")
 
 LONGEST_ALIQUOT_CODE = "7KQ2M9XWPR3A"  # aliquot codes: up to 12 uppercase alphanumerics
-ALIQUOT_CODES = (LONGEST_ALIQUOT_CODE, "A", "000000000000", "12AB34CD56EF", "ZZZZ9999")
+# Code set C runs, switches and "99AES" (python-barcode 0.16 dropped a leading "99").
+ALIQUOT_CODES = (
+    LONGEST_ALIQUOT_CODE,
+    "A",
+    "000000000000",
+    "12AB34CD56EF",
+    "ZZZZ9999",
+    "99AES",
+    "9912AB",
+)
 BOX_CODES = ("BX-0012", "BX-9999", LONGEST_ALIQUOT_CODE)
 
 LONG_TEXT = "Participant with an extraordinarily long study code that cannot fit"
@@ -55,8 +64,15 @@ def expected_format(template: labels.Template) -> zxingcpp.BarcodeFormat:
 
 
 def decode(image: Image.Image) -> list[tuple[zxingcpp.BarcodeFormat, str]]:
-    """Every symbol zxing-cpp's reader finds in ``image`` (format, text)."""
-    return [(r.format, r.text) for r in zxingcpp.read_barcodes(image.convert("L"))]
+    """Every symbol zxing-cpp's reader finds in ``image`` (format, text).
+
+    try_downscale=False: zxing's extra pass on an area-averaged, downscaled copy
+    occasionally returned a second, wrong Code 128 read of perfect 600 dpi
+    bitmaps (e.g. "IANDQ5ADB" also read as ":ANDQ5ADB"); the printer's own
+    resolution is what we must prove decodes.
+    """
+    found = zxingcpp.read_barcodes(image.convert("L"), try_downscale=False)
+    return [(r.format, r.text) for r in found]
 
 
 def open_png(png: bytes) -> Image.Image:

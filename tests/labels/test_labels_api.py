@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import labels
 
 ROOT = Path(labels.__file__).resolve().parent.parent
@@ -43,3 +45,12 @@ def test_importing_labels_pulls_in_no_application_code():
 
 def test_label_error_is_a_value_error():
     assert issubclass(labels.LabelError, ValueError)
+
+
+def test_label_outputs_refuse_a_sheet():
+    sheet = labels.load_template("sheet-a4")
+    data = labels.LabelData("ABC")
+    with pytest.raises(TypeError, match="Template"):
+        labels.render_png(sheet, data, 300)
+    with pytest.raises(TypeError, match="Template"):
+        labels.render_zpl(sheet, [data], 300)

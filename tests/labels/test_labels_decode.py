@@ -91,7 +91,8 @@ def test_datamatrix_modules_are_whole_dots_with_quiet_zone(dpi):
     assert min(left, top, box.width - right, box.height - bottom) >= module  # quiet zone
 
 
-code_alphabet = st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+# Digits weighted up so runs of them exercise Code 128 code set C and switches.
+code_alphabet = st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ-" + "0123456789" * 3)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -176,7 +176,7 @@ def test_file_errors_name_the_file(tmp_path):
 def test_round_label_boxes_must_lie_inside_the_circle():
     text = (TEMPLATE_DIR / "cryo-cap.toml").read_text()
     with pytest.raises(ValueError, match=r"field\[0\]\.x_mm.*round"):
-        labels.parse_template(text.replace("x_mm = 2.4", "x_mm = 0.5"))
+        labels.parse_template(text.replace("x_mm = 2.6", "x_mm = 0.5"))
 
 
 def test_unknown_template_name():

@@ -12,9 +12,9 @@ import pytest
 from labels_testdata import DPIS, LABEL_TEMPLATES, LONG_TEXT, aliquot, box
 
 import labels
+from labels.code128 import encode_code128
 from labels.layout import plan_label
 from labels.sizing import min_module_dots
-from labels.symbols import encode_code128
 
 GOLDEN_DIR = Path(__file__).with_name("golden")
 
