@@ -28,19 +28,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import sqlalchemy as sa  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
+import sqlalchemy as sa
+from flask_migrate import upgrade
 
-from biobank import create_app  # noqa: E402
-from biobank.auth import services as auth  # noqa: E402
-from biobank.custody.hashing import event_hash  # noqa: E402
-from biobank.custody.models import GENESIS_HASH  # noqa: E402
-from biobank.extensions import db  # noqa: E402
-from biobank.samples import barcodes  # noqa: E402
-from biobank.samples.models import Aliquot, Specimen  # noqa: E402
-from biobank.study import services as study  # noqa: E402
-from biobank.study.models import Participant, Visit  # noqa: E402
-from tests import factories  # noqa: E402
+from biobank import create_app
+from biobank.auth import services as auth
+from biobank.custody.hashing import event_hash
+from biobank.custody.models import GENESIS_HASH
+from biobank.extensions import db
+from biobank.samples import barcodes
+from biobank.samples.models import Aliquot, Specimen
+from biobank.study import services as study
+from biobank.study.models import Participant, Visit
+from tests import factories
 
 ALIQUOTS_PER_VISIT = 10
 VISITS_PER_PARTICIPANT = 5
@@ -71,30 +71,64 @@ def build(total: int, rng: random.Random) -> list[str]:
     now = datetime.now(UTC)
     visits_needed = total // ALIQUOTS_PER_VISIT
     participants = visits_needed // VISITS_PER_PARTICIPANT + 1
-    db.session.execute(sa.insert(Participant), [
-        {"study_code": "POEMS-LENDEX", "code": f"LIM-{n}", "site_id": 2, "arm_code": "G2",
-         "disease_status": "de_novo", "included_on": date(2026, 1, 1),
-         "consent_status": "given", "consent_given_on": date(2026, 1, 1), "created_at": now}
-        for n in range(1, participants + 1)
-    ])
+    db.session.execute(
+        sa.insert(Participant),
+        [
+            {
+                "study_code": "POEMS-LENDEX",
+                "code": f"LIM-{n}",
+                "site_id": 2,
+                "arm_code": "G2",
+                "disease_status": "de_novo",
+                "included_on": date(2026, 1, 1),
+                "consent_status": "given",
+                "consent_given_on": date(2026, 1, 1),
+                "created_at": now,
+            }
+            for n in range(1, participants + 1)
+        ],
+    )
     codes: list[str] = []
     seen: set[str] = set()
     aliquot_id = 0
     for first_visit in range(0, visits_needed, BATCH // ALIQUOTS_PER_VISIT):
         visit_rows, specimen_rows, aliquot_rows, event_rows = [], [], [], []
         for v in range(first_visit, min(visits_needed, first_visit + BATCH // ALIQUOTS_PER_VISIT)):
-            visit_rows.append({"id": v + 1, "participant_id": v // VISITS_PER_PARTICIPANT + 1,
-                               "visit_code": f"V{v % VISITS_PER_PARTICIPANT}",
-                               "visit_definition_id": definition.id,
-                               "collected_on": date(2026, 1, 1), "study_day": 0,
-                               "out_of_window": False, "created_at": now})
-            specimen_rows.append({
-                "id": v + 1, "visit_id": v + 1, "tube_type": "SST", "container": "SST",
-                "sample_type": "SER", "collected_at": now, "precentrifugation_temperature": "RT",
-                "spun_at": now, "spin_temperature_c": 20.0, "spin_force_g": 2000,
-                "spin_minutes": 10, "spin_braking": True, "postcentrifugation_temperature": "RT",
-                "frozen_at": now, "storage_temperature_c": -80, "sprec_code": "SER-SST-A-B-N-B-D",
-                "sprec_others": "{}", "notes": "", "created_at": now})
+            visit_rows.append(
+                {
+                    "id": v + 1,
+                    "participant_id": v // VISITS_PER_PARTICIPANT + 1,
+                    "visit_code": f"V{v % VISITS_PER_PARTICIPANT}",
+                    "visit_definition_id": definition.id,
+                    "collected_on": date(2026, 1, 1),
+                    "study_day": 0,
+                    "out_of_window": False,
+                    "created_at": now,
+                }
+            )
+            specimen_rows.append(
+                {
+                    "id": v + 1,
+                    "visit_id": v + 1,
+                    "tube_type": "SST",
+                    "container": "SST",
+                    "sample_type": "SER",
+                    "collected_at": now,
+                    "precentrifugation_temperature": "RT",
+                    "spun_at": now,
+                    "spin_temperature_c": 20.0,
+                    "spin_force_g": 2000,
+                    "spin_minutes": 10,
+                    "spin_braking": True,
+                    "postcentrifugation_temperature": "RT",
+                    "frozen_at": now,
+                    "storage_temperature_c": -80,
+                    "sprec_code": "SER-SST-A-B-N-B-D",
+                    "sprec_others": "{}",
+                    "notes": "",
+                    "created_at": now,
+                }
+            )
             for n in range(1, ALIQUOTS_PER_VISIT + 1):
                 code = barcodes.new_aliquot_barcode(rng.randrange)
                 while code in seen:
@@ -102,33 +136,75 @@ def build(total: int, rng: random.Random) -> list[str]:
                 seen.add(code)
                 codes.append(code)
                 aliquot_id += 1
-                digest = event_hash(barcode=code, seq=1, kind="REGISTERED", at=now,
-                                    actor="bench", from_location=None, to_location=None,
-                                    reason=None, details="{}", prev_hash=GENESIS_HASH)
-                aliquot_rows.append({
-                    "id": aliquot_id, "barcode": code, "specimen_id": v + 1, "sample_type": "SER",
-                    "series_number": n, "series_total": ALIQUOTS_PER_VISIT,
-                    "initial_volume_ul": 500, "volume_ul": 500, "status": "registered",
-                    "freeze_thaw_count": 0, "registered_at": now, "custody_head": digest,
-                    "custody_count": 1})
-                event_rows.append({"aliquot_id": aliquot_id, "seq": 1, "kind": "REGISTERED",
-                                   "at": now, "actor_name": "bench", "details": "{}",
-                                   "prev_hash": GENESIS_HASH, "hash": digest})
+                digest = event_hash(
+                    barcode=code,
+                    seq=1,
+                    kind="REGISTERED",
+                    at=now,
+                    actor="bench",
+                    from_location=None,
+                    to_location=None,
+                    reason=None,
+                    details="{}",
+                    prev_hash=GENESIS_HASH,
+                )
+                aliquot_rows.append(
+                    {
+                        "id": aliquot_id,
+                        "barcode": code,
+                        "specimen_id": v + 1,
+                        "sample_type": "SER",
+                        "series_number": n,
+                        "series_total": ALIQUOTS_PER_VISIT,
+                        "initial_volume_ul": 500,
+                        "volume_ul": 500,
+                        "status": "registered",
+                        "freeze_thaw_count": 0,
+                        "registered_at": now,
+                        "custody_head": digest,
+                        "custody_count": 1,
+                    }
+                )
+                event_rows.append(
+                    {
+                        "aliquot_id": aliquot_id,
+                        "seq": 1,
+                        "kind": "REGISTERED",
+                        "at": now,
+                        "actor_name": "bench",
+                        "details": "{}",
+                        "prev_hash": GENESIS_HASH,
+                        "hash": digest,
+                    }
+                )
         db.session.execute(sa.insert(Visit), visit_rows)
         db.session.execute(sa.insert(Specimen), specimen_rows)
         db.session.execute(sa.insert(Aliquot), aliquot_rows)
-        db.session.execute(sa.text(
-            "INSERT INTO custody_event (aliquot_id, seq, kind, at, actor_name, details, "
-            "prev_hash, hash) VALUES (:aliquot_id, :seq, :kind, :at, :actor_name, :details, "
-            ":prev_hash, :hash)"), [{**row, "at": row["at"].replace(tzinfo=None)
-                                     if db.engine.dialect.name == "sqlite" else row["at"]}
-                                    for row in event_rows])
+        db.session.execute(
+            sa.text(
+                "INSERT INTO custody_event (aliquot_id, seq, kind, at, actor_name, details, "
+                "prev_hash, hash) VALUES (:aliquot_id, :seq, :kind, :at, :actor_name, :details, "
+                ":prev_hash, :hash)"
+            ),
+            [
+                {
+                    **row,
+                    "at": row["at"].replace(tzinfo=None)
+                    if db.engine.dialect.name == "sqlite"
+                    else row["at"],
+                }
+                for row in event_rows
+            ],
+        )
         db.session.commit()
     if db.engine.dialect.name == "postgresql":
         for table in ("visit", "specimen", "aliquot"):
-            db.session.execute(sa.text(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT max(id) FROM {table}))"))
+            db.session.execute(
+                sa.text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                )
+            )
         db.session.commit()
     return codes
 
@@ -230,8 +306,13 @@ def main() -> None:
         parser.error("--million builds two databases: run it on SQLite")
     rng = random.Random(20261129)
     small, visit = run(args.aliquots, args.database_url, rng)
-    result = {"database": "postgresql" if args.database_url else "sqlite", **small,
-              "target_ratio": 3.0, "register_visit_ms": visit, "register_visit_target_ms": 50}
+    result = {
+        "database": "postgresql" if args.database_url else "sqlite",
+        **small,
+        "target_ratio": 3.0,
+        "register_visit_ms": visit,
+        "register_visit_target_ms": 50,
+    }
     if args.million:
         large, _ = run(1_000_000, None, rng)
         result["million"] = large

@@ -10,7 +10,7 @@ from flask import Flask, g, has_request_context, request
 from flask_login import current_user
 
 from biobank.config import DEFAULT_SECRET_KEY, Defaults, default_database_uri, from_environment
-from biobank.extensions import api, babel, csrf, db, login_manager, migrate
+from biobank.extensions import api, csrf, db, login_manager, migrate
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -29,7 +29,8 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # A server that restarts leaves dead connections in the pool.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-            "pool_pre_ping": True, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+            "pool_pre_ping": True,
+            **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
         }
     if app.config["BIOBANK_ENV"] == "production" and app.config["SECRET_KEY"] == DEFAULT_SECRET_KEY:
         raise RuntimeError(

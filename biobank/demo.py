@@ -55,7 +55,9 @@ class DemoParticipant:
 
 PARTICIPANTS = [
     DemoParticipant("LIM-001", "LIM", "G1", "de_novo", date(2026, 3, 2), ("BL", "M2")),
-    DemoParticipant("LIM-002", "LIM", "G2", "relapsed", date(2026, 3, 16), ("BL", "M2", "M4", "M6")),
+    DemoParticipant(
+        "LIM-002", "LIM", "G2", "relapsed", date(2026, 3, 16), ("BL", "M2", "M4", "M6")
+    ),
     DemoParticipant("LIM-003", "LIM", "G2", "de_novo", date(2026, 5, 4), ("BL", "M2", "M4"), 3.0),
     DemoParticipant("PAR-001", "PAR", "G1", "de_novo", date(2026, 4, 6), ("BL", "M2")),
     DemoParticipant("PAR-002", "PAR", "G2", "refractory", date(2026, 4, 20), ("BL", "M2", "M4")),
@@ -83,13 +85,21 @@ def load_demo_data(actor) -> int:
     nominal = {d.code: d.nominal_day for d in protocol.visit_definitions}
     count = 0
     for p in PARTICIPANTS:
-        study.register_participant(p.code, p.site, p.arm, p.disease, p.included,
-                                   p.included - timedelta(days=3), actor=actor)
+        study.register_participant(
+            p.code,
+            p.site,
+            p.arm,
+            p.disease,
+            p.included,
+            p.included - timedelta(days=3),
+            actor=actor,
+        )
         for visit_code in p.visits:
             day = p.included + timedelta(days=nominal[visit_code])
             tubes = _demo_tubes(day, p.delay_hours)
-            count += len(samples.register_collection(p.code, visit_code, tubes,
-                                                      actor=actor).aliquots)
+            count += len(
+                samples.register_collection(p.code, visit_code, tubes, actor=actor).aliquots
+            )
     return count
 
 
@@ -100,8 +110,12 @@ def _demo_tubes(day: date, delay_hours: float) -> list[TubeEntry]:
     frozen = spun + timedelta(minutes=40)
     spin = SpinEntry(temperature_c=20.0, force_g=2000, minutes=10)
     return [
-        TubeEntry("SST", collected, spun, spin, frozen, received_at=collected + timedelta(minutes=30)),
-        TubeEntry("EDTA", collected, spun, spin, frozen, received_at=collected + timedelta(minutes=30)),
+        TubeEntry(
+            "SST", collected, spun, spin, frozen, received_at=collected + timedelta(minutes=30)
+        ),
+        TubeEntry(
+            "EDTA", collected, spun, spin, frozen, received_at=collected + timedelta(minutes=30)
+        ),
     ]
 
 
@@ -132,8 +146,10 @@ def setup():
     from biobank.study.cli import shipped_or_configured_protocol
 
     if db.session.execute(db.select(User.id).limit(1)).first():
-        click.echo("Database already set up; demo accounts were printed when it was created "
-                   "(reset a password with: flask --app wsgi user password NAME).")
+        click.echo(
+            "Database already set up; demo accounts were printed when it was created "
+            "(reset a password with: flask --app wsgi user password NAME)."
+        )
         return
     load_protocol_if_missing(shipped_or_configured_protocol())
     ensure_demo_sites(actor=None)  # before the accounts: one is bound to a centre

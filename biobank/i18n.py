@@ -11,7 +11,6 @@ from flask_login import current_user
 
 from biobank.extensions import babel
 
-
 # Stored values shown to users: written here so the catalogues can translate them.
 VALUE_LABELS = {
     "role": {

@@ -14,11 +14,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
+from hypothesis import settings
 from flask_migrate import upgrade
 
 from biobank import create_app
 from biobank.extensions import db as _db
 from tests import factories
+
+# Shared, noisy machines: a slow example is not a failure; correctness is what is tested.
+settings.register_profile("biobank", deadline=None, print_blob=True)
+settings.load_profile("biobank")
 
 TEST_DATABASE_URL = os.environ.get("BIOBANK_TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"

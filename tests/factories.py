@@ -41,31 +41,46 @@ def token(user) -> str:
     return auth.issue_token(user.username)
 
 
-def participant(site: str = "LIM", arm: str = "G2", *, code: str | None = None,
-                included_on: date = date(2026, 1, 5), actor=None):
+def participant(
+    site: str = "LIM",
+    arm: str = "G2",
+    *,
+    code: str | None = None,
+    included_on: date = date(2026, 1, 5),
+    actor=None,
+):
     code = code or f"{site}-{next(_participants):03d}"
-    return study.register_participant(code, site, arm, "de_novo", included_on,
-                                      included_on - timedelta(days=2), actor=actor)
+    return study.register_participant(
+        code, site, arm, "de_novo", included_on, included_on - timedelta(days=2), actor=actor
+    )
 
 
-def tube(tube_type: str = "SST", *, collected_at: datetime | None = None, delay_hours=1.0,
-         **changes) -> TubeEntry:
+def tube(
+    tube_type: str = "SST", *, collected_at: datetime | None = None, delay_hours=1.0, **changes
+) -> TubeEntry:
     collected = collected_at or datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
     spun = collected + timedelta(hours=delay_hours)
-    values = dict(
-        tube_type=tube_type,
-        collected_at=collected,
-        received_at=collected + timedelta(minutes=20),
-        spun_at=spun,
-        spin=SpinEntry(temperature_c=20.0, force_g=2000, minutes=10),
-        frozen_at=spun + timedelta(minutes=30),
+    return TubeEntry(
+        **{
+            "tube_type": tube_type,
+            "collected_at": collected,
+            "received_at": collected + timedelta(minutes=20),
+            "spun_at": spun,
+            "spin": SpinEntry(temperature_c=20.0, force_g=2000, minutes=10),
+            "frozen_at": spun + timedelta(minutes=30),
+            **changes,
+        }
     )
-    values.update(changes)
-    return TubeEntry(**values)
 
 
-def visit(participant_code: str, visit_code: str = "BL", *, on: datetime | None = None,
-          tube_types=("SST", "EDTA"), actor=None):
+def visit(
+    participant_code: str,
+    visit_code: str = "BL",
+    *,
+    on: datetime | None = None,
+    tube_types=("SST", "EDTA"),
+    actor=None,
+):
     """Register a visit with its planned tubes; returns the Registration."""
     tubes = [tube(t, collected_at=on) for t in tube_types]
     return samples.register_collection(participant_code, visit_code, tubes, actor=actor)

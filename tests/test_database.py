@@ -67,26 +67,30 @@ def aliquot(db, sites):
 )
 def test_the_database_refuses_impossible_aliquot_values(db, aliquot, assignment):
     with pytest.raises(sa.exc.IntegrityError):
-        db.session.execute(sa.text(f"UPDATE aliquot SET {assignment} WHERE id = :i"),
-                           {"i": aliquot.id})
+        db.session.execute(
+            sa.text(f"UPDATE aliquot SET {assignment} WHERE id = :i"), {"i": aliquot.id}
+        )
     db.session.rollback()
 
 
 def test_the_database_refuses_a_duplicate_barcode(db, aliquot):
     other = db.session.execute(sa.select(Aliquot).where(Aliquot.id != aliquot.id)).scalars().first()
     with pytest.raises(sa.exc.IntegrityError):
-        db.session.execute(sa.update(Aliquot).where(Aliquot.id == other.id)
-                           .values(barcode=aliquot.barcode))
+        db.session.execute(
+            sa.update(Aliquot).where(Aliquot.id == other.id).values(barcode=aliquot.barcode)
+        )
     db.session.rollback()
 
 
 def test_the_database_refuses_a_second_visit_with_the_same_code(db, aliquot):
     with pytest.raises(sa.exc.IntegrityError):
-        db.session.execute(sa.text(
-            "INSERT INTO visit (participant_id, visit_code, visit_definition_id, collected_on, "
-            "study_day, out_of_window, created_at) SELECT participant_id, visit_code, "
-            "visit_definition_id, collected_on, study_day, out_of_window, created_at FROM visit"
-        ))
+        db.session.execute(
+            sa.text(
+                "INSERT INTO visit (participant_id, visit_code, visit_definition_id, collected_on, "
+                "study_day, out_of_window, created_at) SELECT participant_id, visit_code, "
+                "visit_definition_id, collected_on, study_day, out_of_window, created_at FROM visit"
+            )
+        )
     db.session.rollback()
 
 

@@ -63,4 +63,6 @@ def list_users():
     """List the accounts."""
     for user in services.list_users():
         site = user.site.code if user.site else "-"
-        click.echo(f"{user.username:24} {user.role:12} {site:8} {'active' if user.active else 'off'}")
+        click.echo(
+            f"{user.username:24} {user.role:12} {site:8} {'active' if user.active else 'off'}"
+        )

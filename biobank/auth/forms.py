@@ -12,7 +12,9 @@ class LoginForm(FlaskForm):
 
 
 class LanguageForm(FlaskForm):
-    lang = SelectField(_l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("fr", "Français")])
+    lang = SelectField(
+        _l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("fr", "Français")]
+    )
     next = HiddenField()
 
 

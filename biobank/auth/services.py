@@ -117,7 +117,13 @@ def issue_token(username: str, *, actor=None) -> str:
 # Built once: every request runs one of these, and building a statement costs more
 # Python than the indexed lookup itself.
 _PRINCIPAL = sa.select(
-    User.id, User.username, User.role, User.site_id, Site.code, Site.timezone, User.locale,
+    User.id,
+    User.username,
+    User.role,
+    User.site_id,
+    Site.code,
+    Site.timezone,
+    User.locale,
     User.active,
 ).outerjoin(Site, Site.id == User.site_id)
 _PRINCIPAL_BY_ID = _PRINCIPAL.where(User.id == sa.bindparam("user_id"))

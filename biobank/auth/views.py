@@ -19,8 +19,12 @@ bp = Blueprint("auth", __name__, template_folder="templates")
 def _safe_next(target: str | None) -> str:
     # Only a path on this site: an absolute URL here would make the login page an open
     # redirect for phishing.
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")) \
-            and not urlsplit(target).netloc:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith(("//", "/\\"))
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("auth.home")
 

@@ -13,14 +13,20 @@ custody_cli = AppGroup("custody", help="The tamper-evident chain of custody.")
 
 
 @custody_cli.command("verify")
-@click.option("--digest", "digest_file", type=click.Path(dir_okay=False, writable=True),
-              help="Also write the Merkle digest of all chain heads to this file.")
+@click.option(
+    "--digest",
+    "digest_file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the Merkle digest of all chain heads to this file.",
+)
 def verify(digest_file):
     """Recompute every aliquot's chain; exit 1 naming the first broken event."""
     report = services.verify()
     click.echo(f"checked {report.aliquots} aliquots, {report.events} events")
     if not report.intact:
-        click.echo(f"BROKEN: {report.broken_chains} chain(s); first: {report.first_break}", err=True)
+        click.echo(
+            f"BROKEN: {report.broken_chains} chain(s); first: {report.first_break}", err=True
+        )
         raise SystemExit(1)
     click.echo("every chain is intact")
     if digest_file:

@@ -56,5 +56,7 @@ def aliquot_custody(barcode):
 @blp.response(200, schemas.AliquotSchema)
 def correct_volume(data, barcode):
     """Correct the volume left; the reason and the old value stay in the custody log."""
-    aliquot = services.correct_volume(barcode, data["volume_ul"], data["reason"], actor=current_user)
+    aliquot = services.correct_volume(
+        barcode, data["volume_ul"], data["reason"], actor=current_user
+    )
     return services.scan_aliquot(aliquot.barcode, actor=current_user)

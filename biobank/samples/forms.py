@@ -49,39 +49,58 @@ class TubeForm(Form):
     tube_barcode = StringField(_l("Primary tube barcode (optional)"), validators=[Optional()])
     collected_at = _when(_l("Blood drawn at"))
     received_at = _when(_l("Received in the laboratory at"))
-    precentrifugation_temperature = SelectField(_l("Kept before centrifugation at"),
-                                                choices=TEMPERATURE_CHOICES)
+    precentrifugation_temperature = SelectField(
+        _l("Kept before centrifugation at"), choices=TEMPERATURE_CHOICES
+    )
     spun_at = _when(_l("Centrifugation started at"))
-    spin_force_g = IntegerField(_l("Force (g)"), default=2000,
-                                validators=[Optional(), NumberRange(min=1, max=100000)])
-    spin_minutes = IntegerField(_l("Duration (min)"), default=10,
-                                validators=[Optional(), NumberRange(min=1, max=240)])
-    spin_temperature_c = DecimalField(_l("Centrifuge temperature (°C)"), default=20,
-                                      validators=[Optional(), NumberRange(min=-20, max=45)])
+    spin_force_g = IntegerField(
+        _l("Force (g)"), default=2000, validators=[Optional(), NumberRange(min=1, max=100000)]
+    )
+    spin_minutes = IntegerField(
+        _l("Duration (min)"), default=10, validators=[Optional(), NumberRange(min=1, max=240)]
+    )
+    spin_temperature_c = DecimalField(
+        _l("Centrifuge temperature (°C)"),
+        default=20,
+        validators=[Optional(), NumberRange(min=-20, max=45)],
+    )
     spin_braking = BooleanField(_l("Brake on"), default=True)
     second_spin = BooleanField(_l("Second centrifugation"), default=False)
     second_spin_force_g = IntegerField(_l("Force (g)"), validators=[Optional()])
     second_spin_minutes = IntegerField(_l("Duration (min)"), validators=[Optional()])
-    second_spin_temperature_c = DecimalField(_l("Centrifuge temperature (°C)"),
-                                             validators=[Optional()])
-    postcentrifugation_temperature = SelectField(_l("Kept after centrifugation at"),
-                                                 choices=TEMPERATURE_CHOICES)
+    second_spin_temperature_c = DecimalField(
+        _l("Centrifuge temperature (°C)"), validators=[Optional()]
+    )
+    postcentrifugation_temperature = SelectField(
+        _l("Kept after centrifugation at"), choices=TEMPERATURE_CHOICES
+    )
     frozen_at = _when(_l("Aliquots frozen at"))
     storage_temperature_c = SelectField(_l("Long-term storage"), choices=STORAGE_CHOICES)
-    aliquots = IntegerField(_l("Number of aliquots"),
-                            validators=[Optional(), NumberRange(min=1, max=50)])
-    volume_ul = IntegerField(_l("Volume per aliquot (µL)"),
-                             validators=[Optional(), NumberRange(min=1, max=10000)])
+    aliquots = IntegerField(
+        _l("Number of aliquots"), validators=[Optional(), NumberRange(min=1, max=50)]
+    )
+    volume_ul = IntegerField(
+        _l("Volume per aliquot (µL)"), validators=[Optional(), NumberRange(min=1, max=10000)]
+    )
 
-    REQUIRED_WHEN_COLLECTED = ("collected_at", "spun_at", "frozen_at", "spin_force_g",
-                               "spin_minutes", "spin_temperature_c")
-    REQUIRED_WHEN_SECOND_SPIN = ("second_spin_force_g", "second_spin_minutes",
-                                 "second_spin_temperature_c")
+    REQUIRED_WHEN_COLLECTED = (
+        "collected_at",
+        "spun_at",
+        "frozen_at",
+        "spin_force_g",
+        "spin_minutes",
+        "spin_temperature_c",
+    )
+    REQUIRED_WHEN_SECOND_SPIN = (
+        "second_spin_force_g",
+        "second_spin_minutes",
+        "second_spin_temperature_c",
+    )
 
     def validate(self, extra_validators=None):
+        if not self.collected.data:  # a tube not collected: nothing of it is read
+            return True
         ok = super().validate(extra_validators)
-        if not self.collected.data:
-            return ok
         required = list(self.REQUIRED_WHEN_COLLECTED)
         if self.second_spin.data:
             required += self.REQUIRED_WHEN_SECOND_SPIN

@@ -107,8 +107,3 @@ class Aliquot(CustodyChained, db.Model):
     @property
     def series_label(self) -> str:
         return f"{self.series_number}/{self.series_total}"
-
-    @property
-    def location(self) -> str | None:
-        """Where the tube is, in words; storage positions arrive with the storage domain."""
-        return None

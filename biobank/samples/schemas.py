@@ -93,8 +93,9 @@ class TubeSchema(Schema):
 class RegistrationRequestSchema(Schema):
     participant = fields.String(required=True, metadata={"example": "LIM-001"})
     visit = fields.String(required=True, metadata={"example": "M2"})
-    tubes = fields.List(fields.Nested(TubeSchema), required=True,
-                        validate=validate.Length(min=1, max=10))
+    tubes = fields.List(
+        fields.Nested(TubeSchema), required=True, validate=validate.Length(min=1, max=10)
+    )
 
 
 class RegisteredAliquotSchema(Schema):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -92,15 +93,19 @@ def register_collection(
     participant = study.get_participant(participant_code, actor=actor)
     if participant.consent_status != "given":
         raise Conflict(
-            _l("Biobank consent of %(p)s is withdrawn: no new sample may be banked.",
-               p=participant.code),
+            _l(
+                "Biobank consent of %(p)s is withdrawn: no new sample may be banked.",
+                p=participant.code,
+            ),
             code="consent.withdrawn",
         )
     seen = set()
     for tube in tubes:
         if tube.tube_type in seen:
-            raise Invalid(_l("Tube type %(t)s is entered twice.", t=tube.tube_type),
-                          fields={f"{tube.tube_type}.tube_type": ""})
+            raise Invalid(
+                _l("Tube type %(t)s is entered twice.", t=tube.tube_type),
+                fields={f"{tube.tube_type}.tube_type": ""},
+            )
         seen.add(tube.tube_type)
         _check_times(tube)
     tz = ZoneInfo(participant.site.timezone)
@@ -114,36 +119,53 @@ def register_collection(
 
 def _check_times(tube: TubeEntry) -> None:
     prefix = tube.tube_type
-    steps = [("collected_at", tube.collected_at), ("received_at", tube.received_at),
-             ("spun_at", tube.spun_at), ("frozen_at", tube.frozen_at)]
+    steps = [
+        ("collected_at", tube.collected_at),
+        ("received_at", tube.received_at),
+        ("spun_at", tube.spun_at),
+        ("frozen_at", tube.frozen_at),
+    ]
     present = [(name, moment) for name, moment in steps if moment is not None]
     for name, moment in present:
         if moment.tzinfo is None:
-            raise Invalid(_l("Tube %(tube)s: %(f)s has no time zone.", tube=prefix,
-                             f=TIME_FIELDS[name]), fields={f"{prefix}.{name}": ""})
+            raise Invalid(
+                _l("Tube %(tube)s: %(f)s has no time zone.", tube=prefix, f=TIME_FIELDS[name]),
+                fields={f"{prefix}.{name}": ""},
+            )
         if moment > utcnow() + CLOCK_SKEW:
-            raise Invalid(_l("Tube %(tube)s: %(f)s is in the future.", tube=prefix,
-                             f=TIME_FIELDS[name]),
-                          fields={f"{prefix}.{name}": moment.isoformat()})
-    for (first, t1), (second, t2) in zip(present, present[1:], strict=False):
+            raise Invalid(
+                _l("Tube %(tube)s: %(f)s is in the future.", tube=prefix, f=TIME_FIELDS[name]),
+                fields={f"{prefix}.{name}": moment.isoformat()},
+            )
+    for (first, t1), (second, t2) in pairwise(present):
         if t2 < t1:
             raise Invalid(
-                _l("Tube %(tube)s: %(second)s is before %(first)s. Check the times.",
-                   first=TIME_FIELDS[first], second=TIME_FIELDS[second], tube=prefix),
+                _l(
+                    "Tube %(tube)s: %(second)s is before %(first)s. Check the times.",
+                    first=TIME_FIELDS[first],
+                    second=TIME_FIELDS[second],
+                    tube=prefix,
+                ),
                 fields={f"{prefix}.{second}": t2.isoformat()},
             )
     for name, spin in (("spin", tube.spin), ("second_spin", tube.second_spin)):
         if spin is None:
             continue
         if not (1 <= spin.force_g <= 100_000):
-            raise Invalid(_l("Centrifugal force must be between 1 and 100000 g."),
-                          fields={f"{prefix}.{name}_force_g": str(spin.force_g)})
+            raise Invalid(
+                _l("Centrifugal force must be between 1 and 100000 g."),
+                fields={f"{prefix}.{name}_force_g": str(spin.force_g)},
+            )
         if not (1 <= spin.minutes <= 240):
-            raise Invalid(_l("Centrifugation must last 1 to 240 minutes."),
-                          fields={f"{prefix}.{name}_minutes": str(spin.minutes)})
+            raise Invalid(
+                _l("Centrifugation must last 1 to 240 minutes."),
+                fields={f"{prefix}.{name}_minutes": str(spin.minutes)},
+            )
         if not (-20 <= spin.temperature_c <= 45):
-            raise Invalid(_l("Centrifuge temperature must be between -20 and 45 °C."),
-                          fields={f"{prefix}.{name}_temperature_c": str(spin.temperature_c)})
+            raise Invalid(
+                _l("Centrifuge temperature must be between -20 and 45 °C."),
+                fields={f"{prefix}.{name}_temperature_c": str(spin.temperature_c)},
+            )
 
 
 def _register_tube(visit: Visit, tube: TubeEntry, actor) -> Specimen:
@@ -155,16 +177,24 @@ def _register_tube(visit: Visit, tube: TubeEntry, actor) -> Specimen:
     prefix = tube.tube_type
     if count is None or volume is None:
         raise Invalid(
-            _l("The protocol plans no %(t)s tube at visit %(v)s: enter the number and volume "
-               "of aliquots.", t=tube.tube_type, v=visit.visit_code),
+            _l(
+                "The protocol plans no %(t)s tube at visit %(v)s: enter the number and volume "
+                "of aliquots.",
+                t=tube.tube_type,
+                v=visit.visit_code,
+            ),
             fields={f"{prefix}.aliquots": ""},
         )
     if not (1 <= count <= MAX_ALIQUOTS_PER_TUBE):
-        raise Invalid(_l("Number of aliquots must be 1 to %(n)d.", n=MAX_ALIQUOTS_PER_TUBE),
-                      fields={f"{prefix}.aliquots": str(count)})
+        raise Invalid(
+            _l("Number of aliquots must be 1 to %(n)d.", n=MAX_ALIQUOTS_PER_TUBE),
+            fields={f"{prefix}.aliquots": str(count)},
+        )
     if not (1 <= volume <= MAX_ALIQUOT_VOLUME_UL):
-        raise Invalid(_l("Aliquot volume must be 1 to %(n)d µL.", n=MAX_ALIQUOT_VOLUME_UL),
-                      fields={f"{prefix}.volume_ul": str(volume)})
+        raise Invalid(
+            _l("Aliquot volume must be 1 to %(n)d µL.", n=MAX_ALIQUOT_VOLUME_UL),
+            fields={f"{prefix}.volume_ul": str(volume)},
+        )
     _refuse_duplicate(visit, tube)
 
     sample_type = kind.sample_type
@@ -223,8 +253,12 @@ def _register_tube(visit: Visit, tube: TubeEntry, actor) -> Specimen:
             custody.EventKind.REGISTERED,
             actor,
             at=specimen.created_at,
-            details={"specimen": specimen.id, "sprec": specimen.sprec_code,
-                     "volume_ul": volume, "series": aliquot.series_label},
+            details={
+                "specimen": specimen.id,
+                "sprec": specimen.sprec_code,
+                "volume_ul": volume,
+                "series": aliquot.series_label,
+            },
         )
     return specimen
 
@@ -251,8 +285,10 @@ def _sprec_code(tube: TubeEntry, container: str, sample_type: str) -> sprec.Spre
             )
         )
     except ValueError as err:  # times in an order no processing can have
-        raise Invalid(_l("Tube %(tube)s: %(detail)s", tube=tube.tube_type, detail=str(err)),
-                      fields={f"{tube.tube_type}.frozen_at": ""}) from err
+        raise Invalid(
+            _l("Tube %(tube)s: %(detail)s", tube=tube.tube_type, detail=str(err)),
+            fields={f"{tube.tube_type}.frozen_at": ""},
+        ) from err
 
 
 def _refuse_duplicate(visit: Visit, tube: TubeEntry) -> None:
@@ -262,9 +298,12 @@ def _refuse_duplicate(visit: Visit, tube: TubeEntry) -> None:
     if visit.id is not None and db.session.execute(query).first():
         raise _duplicate_error(visit, tube)
     barcode = (tube.tube_barcode or "").strip()
-    if barcode and db.session.execute(
-        db.select(Specimen.id).where(Specimen.tube_barcode == barcode)
-    ).first():
+    if (
+        barcode
+        and db.session.execute(
+            db.select(Specimen.id).where(Specimen.tube_barcode == barcode)
+        ).first()
+    ):
         raise Conflict(
             _l("Primary tube %(b)s is already registered.", b=barcode),
             code="specimen.duplicate",
@@ -274,9 +313,13 @@ def _refuse_duplicate(visit: Visit, tube: TubeEntry) -> None:
 
 def _duplicate_error(visit: Visit, tube: TubeEntry) -> Conflict:
     return Conflict(
-        _l("The %(t)s tube of visit %(v)s of %(p)s is already registered. Nothing was "
-           "written: scan its aliquots to find them.",
-           t=tube.tube_type, v=visit.visit_code, p=visit.participant.code),
+        _l(
+            "The %(t)s tube of visit %(v)s of %(p)s is already registered. Nothing was "
+            "written: scan its aliquots to find them.",
+            t=tube.tube_type,
+            v=visit.visit_code,
+            p=visit.participant.code,
+        ),
         code="specimen.duplicate",
         fields={f"{tube.tube_type}.tube_type": tube.tube_type},
     )
@@ -288,9 +331,11 @@ def _new_barcodes(count: int) -> list[str]:
     for _ in range(8):
         while len(codes) < count:
             codes.add(barcodes.new_aliquot_barcode())
-        taken = set(db.session.execute(
-            db.select(Aliquot.barcode).where(Aliquot.barcode.in_(codes))
-        ).scalars())
+        taken = set(
+            db.session.execute(
+                db.select(Aliquot.barcode).where(Aliquot.barcode.in_(codes))
+            ).scalars()
+        )
         if not taken:
             return sorted(codes)
         codes -= taken
@@ -332,11 +377,24 @@ class AliquotSummary:
 
 _SUMMARY = (
     sa.select(
-        Aliquot.id, Aliquot.barcode, Aliquot.status, Aliquot.volume_ul,
-        Aliquot.initial_volume_ul, Aliquot.sample_type, Aliquot.series_number,
-        Aliquot.series_total, Aliquot.freeze_thaw_count, Aliquot.registered_at,
-        Aliquot.custody_count, Specimen.tube_type, Specimen.sprec_code, Specimen.collected_at,
-        Visit.visit_code, Visit.collected_on, Participant.code, Participant.consent_status,
+        Aliquot.id,
+        Aliquot.barcode,
+        Aliquot.status,
+        Aliquot.volume_ul,
+        Aliquot.initial_volume_ul,
+        Aliquot.sample_type,
+        Aliquot.series_number,
+        Aliquot.series_total,
+        Aliquot.freeze_thaw_count,
+        Aliquot.registered_at,
+        Aliquot.custody_count,
+        Specimen.tube_type,
+        Specimen.sprec_code,
+        Specimen.collected_at,
+        Visit.visit_code,
+        Visit.collected_on,
+        Participant.code,
+        Participant.consent_status,
         Site.code,
     )
     .join(Aliquot.specimen)
@@ -375,8 +433,11 @@ def _valid_code(raw_code: str) -> str:
 
 
 def _not_found(code: str) -> NotFound:
-    return NotFound(_l("No aliquot with barcode %(code)s.", code=code),
-                    code="aliquot.not_found", fields={"barcode": code})
+    return NotFound(
+        _l("No aliquot with barcode %(code)s.", code=code),
+        code="aliquot.not_found",
+        fields={"barcode": code},
+    )
 
 
 def scan_aliquot(raw_code: str, *, actor) -> AliquotSummary:
@@ -402,7 +463,10 @@ def find_aliquot(raw_code: str, *, actor) -> Aliquot:
     """The aliquot row itself, for the services that change it and the detail page."""
     code = _valid_code(raw_code)
     query = _site_scope(
-        db.select(Aliquot).join(Aliquot.specimen).join(Specimen.visit).join(Visit.participant)
+        db.select(Aliquot)
+        .join(Aliquot.specimen)
+        .join(Specimen.visit)
+        .join(Visit.participant)
         .where(Aliquot.barcode == code),
         actor,
     )
@@ -414,9 +478,7 @@ def find_aliquot(raw_code: str, *, actor) -> Aliquot:
 
 def list_aliquots(*, actor, limit: int = 100, offset: int = 0) -> Page:
     query = _site_scope(_SUMMARY, actor)
-    total = db.session.execute(
-        sa.select(sa.func.count()).select_from(query.subquery())
-    ).scalar()
+    total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
     rows = db.session.execute(query.order_by(Aliquot.id).limit(limit).offset(offset))
     return Page(_summaries(rows), total)
 
@@ -427,9 +489,13 @@ def visit_aliquots(participant_code: str, visit_code: str, *, actor) -> Registra
     visit = next((v for v in participant.visits if v.visit_code == visit_code), None)
     if visit is None:
         raise NotFound(_l("%(p)s has no visit %(v)s.", p=participant.code, v=visit_code))
-    specimens = db.session.execute(
-        db.select(Specimen).where(Specimen.visit_id == visit.id).order_by(Specimen.tube_type)
-    ).scalars().all()
+    specimens = (
+        db.session.execute(
+            db.select(Specimen).where(Specimen.visit_id == visit.id).order_by(Specimen.tube_type)
+        )
+        .scalars()
+        .all()
+    )
     return Registration(visit, list(specimens))
 
 
@@ -444,6 +510,11 @@ def correct_volume(raw_code: str, volume_ul: int, reason: str, *, actor) -> Aliq
         )
     before = aliquot.volume_ul
     aliquot.volume_ul = volume_ul
-    custody.record(aliquot, custody.EventKind.VOLUME_CORRECTED, actor, reason=reason,
-                   details={"from_ul": before, "to_ul": volume_ul})
+    custody.record(
+        aliquot,
+        custody.EventKind.VOLUME_CORRECTED,
+        actor,
+        reason=reason,
+        details={"from_ul": before, "to_ul": volume_ul},
+    )
     return aliquot

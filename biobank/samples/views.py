@@ -39,18 +39,24 @@ def scan():
         else:
             events = custody.history(aliquot.id, limit=RECENT_EVENTS, newest_first=True)
     status = error.status if error else 200
-    return render_template("samples/scan.html", code=code, aliquot=aliquot, error=error,
-                           events=events), status
+    return render_template(
+        "samples/scan.html", code=code, aliquot=aliquot, error=error, events=events
+    ), status
 
 
 @bp.route("/aliquots/<barcode>")
 @requires(Permission.VIEW_SAMPLES)
 def aliquot(barcode):
-    found = services.find_aliquot(barcode, actor=current_user)
+    summary = services.scan_aliquot(barcode, actor=current_user)
+    specimen = services.find_aliquot(barcode, actor=current_user).specimen
     return render_template(
-        "samples/aliquot.html", aliquot=found, events=custody.history(found.id),
-        sprec_elements=sprec.describe(found.specimen.sprec_code,
-                                      others=json.loads(found.specimen.sprec_others)),
+        "samples/aliquot.html",
+        aliquot=summary,
+        specimen=specimen,
+        events=custody.history(summary.id),
+        sprec_elements=sprec.describe(
+            specimen.sprec_code, others=json.loads(specimen.sprec_others)
+        ),
     )
 
 
@@ -81,24 +87,33 @@ def _tube_entries(form: RegistrationForm, tz: ZoneInfo) -> list[TubeEntry]:
             continue
         second = None
         if tube.second_spin.data:
-            second = SpinEntry(float(tube.second_spin_temperature_c.data),
-                               tube.second_spin_force_g.data, tube.second_spin_minutes.data)
-        entries.append(TubeEntry(
-            tube_type=tube.tube_type.data,
-            tube_barcode=tube.tube_barcode.data,
-            collected_at=at(tube.collected_at.data),
-            received_at=at(tube.received_at.data),
-            precentrifugation_temperature=tube.precentrifugation_temperature.data,
-            spun_at=at(tube.spun_at.data),
-            spin=SpinEntry(float(tube.spin_temperature_c.data), tube.spin_force_g.data,
-                           tube.spin_minutes.data, tube.spin_braking.data),
-            second_spin=second,
-            postcentrifugation_temperature=tube.postcentrifugation_temperature.data,
-            frozen_at=at(tube.frozen_at.data),
-            storage_temperature_c=int(tube.storage_temperature_c.data),
-            aliquots=tube.aliquots.data,
-            volume_ul=tube.volume_ul.data,
-        ))
+            second = SpinEntry(
+                float(tube.second_spin_temperature_c.data),
+                tube.second_spin_force_g.data,
+                tube.second_spin_minutes.data,
+            )
+        entries.append(
+            TubeEntry(
+                tube_type=tube.tube_type.data,
+                tube_barcode=tube.tube_barcode.data,
+                collected_at=at(tube.collected_at.data),
+                received_at=at(tube.received_at.data),
+                precentrifugation_temperature=tube.precentrifugation_temperature.data,
+                spun_at=at(tube.spun_at.data),
+                spin=SpinEntry(
+                    float(tube.spin_temperature_c.data),
+                    tube.spin_force_g.data,
+                    tube.spin_minutes.data,
+                    tube.spin_braking.data,
+                ),
+                second_spin=second,
+                postcentrifugation_temperature=tube.postcentrifugation_temperature.data,
+                frozen_at=at(tube.frozen_at.data),
+                storage_temperature_c=int(tube.storage_temperature_c.data),
+                aliquots=tube.aliquots.data,
+                volume_ul=tube.volume_ul.data,
+            )
+        )
     return entries
 
 
@@ -125,28 +140,47 @@ def register(code):
     if form.validate_on_submit():
         tubes = _tube_entries(form, ZoneInfo(participant.site.timezone))
         try:
-            result = services.register_collection(participant.code, form.visit.data, tubes,
-                                                  actor=current_user)
+            result = services.register_collection(
+                participant.code, form.visit.data, tubes, actor=current_user
+            )
         except DomainError as err:
             index = {t.tube_type.data: str(i) for i, t in enumerate(form.tubes)}
             show_error(form, err, {key: _form_key(key, index) for key in err.fields})
             status = err.status
         else:
-            flash(ngettext("Visit %(v)s of %(p)s registered: %(num)d aliquot.",
-                           "Visit %(v)s of %(p)s registered: %(num)d aliquots.",
-                           len(result.aliquots), v=result.visit.visit_code, p=participant.code),
-                  "success")
+            flash(
+                ngettext(
+                    "Visit %(v)s of %(p)s registered: %(num)d aliquot.",
+                    "Visit %(v)s of %(p)s registered: %(num)d aliquots.",
+                    len(result.aliquots),
+                    v=result.visit.visit_code,
+                    p=participant.code,
+                ),
+                "success",
+            )
             if result.visit.out_of_window:
-                flash(_("This visit was collected outside its protocol window (study day "
-                        "%(d)d); it is flagged.", d=result.visit.study_day), "warning")
-            return redirect(url_for("samples.visit", code=participant.code,
-                                    visit_code=result.visit.visit_code))
+                flash(
+                    _(
+                        "This visit was collected outside its protocol window (study day "
+                        "%(d)d); it is flagged.",
+                        d=result.visit.study_day,
+                    ),
+                    "warning",
+                )
+            return redirect(
+                url_for("samples.visit", code=participant.code, visit_code=result.visit.visit_code)
+            )
     elif form.is_submitted():
         status = 400
     plans = {d.code: d.sample_plans for d in protocol.visit_definitions}
     tube_types = {t.code: t for t in protocol.tube_types}
-    return render_template("samples/register.html", form=form, participant=participant,
-                           plans=plans, tube_types=tube_types), status
+    return render_template(
+        "samples/register.html",
+        form=form,
+        participant=participant,
+        plans=plans,
+        tube_types=tube_types,
+    ), status
 
 
 def _form_key(service_key: str, index: dict[str, str]) -> str:

@@ -19,8 +19,11 @@ blp = Blueprint("study_api", __name__, description="Sites, participants, visits,
 def list_participants(args):
     """Participants the caller may see (a centre's users see their centre's only)."""
     return services.list_participants(
-        actor=current_user, site_code=args.get("site"), arm_code=args.get("arm"),
-        limit=args["limit"], offset=args["offset"],
+        actor=current_user,
+        site_code=args.get("site"),
+        arm_code=args.get("arm"),
+        limit=args["limit"],
+        offset=args["offset"],
     )
 
 
@@ -31,8 +34,13 @@ def list_participants(args):
 def create_participant(data):
     """Enrol a participant under a pseudonymised study code."""
     return services.register_participant(
-        data["code"], data["site"], data["arm"], data["disease_status"],
-        data["included_on"], data["consent_given_on"], actor=current_user,
+        data["code"],
+        data["site"],
+        data["arm"],
+        data["disease_status"],
+        data["included_on"],
+        data["consent_given_on"],
+        actor=current_user,
     )
 
 

@@ -34,8 +34,10 @@ def load(file):
         raise click.ClickException(f"{path}: {err}") from err
     result = services.load_protocol(spec, source.decode("utf-8"))
     state = "loaded" if result.created else "already loaded, nothing changed"
-    click.echo(f"{spec.study_code} protocol version {spec.version} {state} "
-               f"({len(spec.arms)} arms, {len(spec.visits)} visits, sha256 {spec.content_hash[:12]})")
+    click.echo(
+        f"{spec.study_code} protocol version {spec.version} {state} "
+        f"({len(spec.arms)} arms, {len(spec.visits)} visits, sha256 {spec.content_hash[:12]})"
+    )
 
 
 @protocol_cli.command("show")
@@ -45,11 +47,14 @@ def show():
     click.echo(f"{protocol.study_code} v{protocol.version}: {protocol.title}")
     for definition in protocol.visit_definitions:
         arms = ",".join(a.code for a in definition.arms)
-        plan = "; ".join(f"{p.tube_type} {p.aliquots}×{p.volume_ul} µL"
-                         for p in definition.sample_plans)
-        click.echo(f"  {definition.code:5} day {definition.nominal_day:4} "
-                   f"(-{definition.window_before_days}/+{definition.window_after_days}) "
-                   f"[{arms}] {plan}")
+        plan = "; ".join(
+            f"{p.tube_type} {p.aliquots}×{p.volume_ul} µL" for p in definition.sample_plans
+        )
+        click.echo(
+            f"  {definition.code:5} day {definition.nominal_day:4} "
+            f"(-{definition.window_before_days}/+{definition.window_after_days}) "
+            f"[{arms}] {plan}"
+        )
 
 
 @site_cli.command("create")
@@ -67,4 +72,6 @@ def create_site(code, name, timezone, central):
 @site_cli.command("list")
 def list_sites():
     for site in services.list_sites():
-        click.echo(f"{site.code:8} {site.name} ({site.timezone}){' central' if site.is_central else ''}")
+        click.echo(
+            f"{site.code:8} {site.name} ({site.timezone}){' central' if site.is_central else ''}"
+        )

@@ -12,8 +12,11 @@ DISEASE_CHOICES = [
 
 
 class ParticipantForm(FlaskForm):
-    code = StringField(_l("Study code"), validators=[DataRequired(), Length(max=32)],
-                       description=_l("Pseudonymised code such as LIM-001. Never a name."))
+    code = StringField(
+        _l("Study code"),
+        validators=[DataRequired(), Length(max=32)],
+        description=_l("Pseudonymised code such as LIM-001. Never a name."),
+    )
     site = SelectField(_l("Centre"), validators=[DataRequired()])
     arm = SelectField(_l("Arm"), validators=[DataRequired()])
     disease_status = SelectField(_l("Disease status"), choices=DISEASE_CHOICES)
@@ -28,6 +31,7 @@ class WithdrawConsentForm(FlaskForm):
 class SiteForm(FlaskForm):
     code = StringField(_l("Code"), validators=[DataRequired(), Length(max=16)])
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    timezone = StringField(_l("Time zone"), default="Europe/Paris",
-                           validators=[DataRequired(), Length(max=64)])
+    timezone = StringField(
+        _l("Time zone"), default="Europe/Paris", validators=[DataRequired(), Length(max=64)]
+    )
     is_central = BooleanField(_l("Central biobank"))

@@ -99,13 +99,19 @@ def load_protocol(spec: ProtocolSpec, source: str, *, actor=None) -> ProtocolLoa
         source=source,
     )
     db.session.add(protocol)
-    arms = {a.code: Arm(protocol=protocol, code=a.code, name=a.name, description=a.description)
-            for a in spec.arms}
+    arms = {
+        a.code: Arm(protocol=protocol, code=a.code, name=a.name, description=a.description)
+        for a in spec.arms
+    }
     db.session.add_all(arms.values())
     for tube in spec.tube_types:
         protocol.tube_types.append(
-            TubeType(code=tube.code, label=tube.label, container=tube.container,
-                     sample_type=tube.sample_type)
+            TubeType(
+                code=tube.code,
+                label=tube.label,
+                container=tube.container,
+                sample_type=tube.sample_type,
+            )
         )
     for visit in spec.visits:
         definition = VisitDefinition(
@@ -157,8 +163,11 @@ def visit_definition(protocol: Protocol, arm_code: str, visit_code: str) -> Visi
         if definition.code == visit_code:
             if not definition.applies_to(arm_code):
                 raise Invalid(
-                    _l("Visit %(visit)s is not in the schedule of arm %(arm)s.",
-                       visit=visit_code, arm=arm_code),
+                    _l(
+                        "Visit %(visit)s is not in the schedule of arm %(arm)s.",
+                        visit=visit_code,
+                        arm=arm_code,
+                    ),
                     fields={"visit": visit_code},
                 )
             return definition
@@ -195,8 +204,10 @@ def register_participant(
     code = (code or "").strip().upper()
     if not PARTICIPANT_CODE.match(code):
         raise Invalid(
-            _l("The study code must look like LIM-001: centre letters, a dash, a number. "
-               "Never a name or a date of birth."),
+            _l(
+                "The study code must look like LIM-001: centre letters, a dash, a number. "
+                "Never a name or a date of birth."
+            ),
             fields={"code": code},
         )
     site = get_site(site_code)
@@ -204,17 +215,24 @@ def register_participant(
     protocol = current_protocol()
     if arm_code not in {arm.code for arm in protocol.arms}:
         known = ", ".join(arm.code for arm in protocol.arms)
-        raise Invalid(_l("Unknown arm %(arm)s (known: %(known)s).", arm=arm_code, known=known),
-                      fields={"arm": arm_code})
+        raise Invalid(
+            _l("Unknown arm %(arm)s (known: %(known)s).", arm=arm_code, known=known),
+            fields={"arm": arm_code},
+        )
     if disease_status not in DISEASE_STATUSES:
-        raise Invalid(_l("Unknown disease status %(s)s.", s=disease_status),
-                      fields={"disease_status": disease_status})
+        raise Invalid(
+            _l("Unknown disease status %(s)s.", s=disease_status),
+            fields={"disease_status": disease_status},
+        )
     if consent_given_on > included_on:
-        raise Invalid(_l("Biobank consent must be given on or before inclusion."),
-                      fields={"consent_given_on": str(consent_given_on)})
+        raise Invalid(
+            _l("Biobank consent must be given on or before inclusion."),
+            fields={"consent_given_on": str(consent_given_on)},
+        )
     if db.session.execute(db.select(Participant.id).where(Participant.code == code)).first():
-        raise Conflict(_l("Participant %(code)s is already registered.", code=code),
-                       fields={"code": code})
+        raise Conflict(
+            _l("Participant %(code)s is already registered.", code=code), fields={"code": code}
+        )
     participant = Participant(
         study_code=protocol.study_code,
         code=code,
@@ -230,8 +248,9 @@ def register_participant(
     try:
         db.session.flush()
     except sa.exc.IntegrityError as err:  # the same code registered at the same moment
-        raise Conflict(_l("Participant %(code)s is already registered.", code=code),
-                       fields={"code": code}) from err
+        raise Conflict(
+            _l("Participant %(code)s is already registered.", code=code), fields={"code": code}
+        ) from err
     return participant
 
 
@@ -248,9 +267,11 @@ def list_participants(*, actor, site_code=None, arm_code=None, limit=100, offset
     if arm_code:
         query = query.where(Participant.arm_code == arm_code)
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
-    items = db.session.execute(
-        query.order_by(Participant.code).limit(limit).offset(offset)
-    ).scalars().all()
+    items = (
+        db.session.execute(query.order_by(Participant.code).limit(limit).offset(offset))
+        .scalars()
+        .all()
+    )
     return Page(items, total)
 
 
@@ -269,8 +290,9 @@ def withdraw_consent(code: str, withdrawn_on: date, *, actor) -> Participant:
     if participant.consent_status == "withdrawn":
         raise Conflict(_l("Consent of %(code)s is already withdrawn.", code=code))
     if withdrawn_on < participant.consent_given_on:
-        raise Invalid(_l("Withdrawal cannot precede consent."),
-                      fields={"withdrawn_on": str(withdrawn_on)})
+        raise Invalid(
+            _l("Withdrawal cannot precede consent."), fields={"withdrawn_on": str(withdrawn_on)}
+        )
     participant.consent_status = "withdrawn"
     participant.consent_withdrawn_on = withdrawn_on
     db.session.flush()
@@ -287,20 +309,26 @@ def open_visit(participant: Participant, visit_code: str, collected_on: date, *,
     exists and must be banked; the deviation is for the statisticians to weigh.
     """
     existing = db.session.execute(
-        db.select(Visit).where(Visit.participant_id == participant.id,
-                               Visit.visit_code == visit_code)
+        db.select(Visit).where(
+            Visit.participant_id == participant.id, Visit.visit_code == visit_code
+        )
     ).scalar()
     if existing is not None:
         if existing.collected_on != collected_on:
             raise Conflict(
-                _l("Visit %(visit)s of %(p)s was collected on %(d)s; a tube of another day "
-                   "cannot join it.", visit=visit_code, p=participant.code,
-                   d=existing.collected_on.isoformat()),
+                _l(
+                    "Visit %(visit)s of %(p)s was collected on %(d)s; a tube of another day "
+                    "cannot join it.",
+                    visit=visit_code,
+                    p=participant.code,
+                    d=existing.collected_on.isoformat(),
+                ),
                 fields={"collected_at": ""},
             )
         return existing
-    definition = visit_definition(current_protocol(participant.study_code),
-                                  participant.arm_code, visit_code)
+    definition = visit_definition(
+        current_protocol(participant.study_code), participant.arm_code, visit_code
+    )
     study_day = (collected_on - participant.included_on).days
     low = definition.nominal_day - definition.window_before_days
     high = definition.nominal_day + definition.window_after_days
@@ -319,9 +347,12 @@ def open_visit(participant: Participant, visit_code: str, collected_on: date, *,
         db.session.flush()
     except sa.exc.IntegrityError as err:  # the same visit registered at the same moment
         raise Conflict(
-            _l("Visit %(visit)s of %(p)s was registered by someone else at the same moment. "
-               "Nothing was written: open the participant's page to see it.",
-               visit=visit_code, p=participant_code),
+            _l(
+                "Visit %(visit)s of %(p)s was registered by someone else at the same moment. "
+                "Nothing was written: open the participant's page to see it.",
+                visit=visit_code,
+                p=participant_code,
+            ),
             code="visit.concurrent",
         ) from err
     return visit

@@ -28,8 +28,14 @@ def participants():
         actor=current_user, site_code=site, arm_code=arm, limit=PAGE, offset=(page - 1) * PAGE
     )
     return render_template(
-        "study/participants.html", result=result, page=page, page_size=PAGE,
-        sites=services.list_sites(), protocol=services.current_protocol(), site=site, arm=arm,
+        "study/participants.html",
+        result=result,
+        page=page,
+        page_size=PAGE,
+        sites=services.list_sites(),
+        protocol=services.current_protocol(),
+        site=site,
+        arm=arm,
     )
 
 
@@ -48,8 +54,13 @@ def new_participant():
     if form.validate_on_submit():
         try:
             participant = services.register_participant(
-                form.code.data, form.site.data, form.arm.data, form.disease_status.data,
-                form.included_on.data, form.consent_given_on.data, actor=current_user,
+                form.code.data,
+                form.site.data,
+                form.arm.data,
+                form.disease_status.data,
+                form.included_on.data,
+                form.consent_given_on.data,
+                actor=current_user,
             )
         except DomainError as err:
             show_error(form, err)
@@ -68,7 +79,10 @@ def participant(code):
     schedule = [d for d in protocol.visit_definitions if d.applies_to(found.arm_code)]
     done = {v.visit_code: v for v in found.visits}
     return render_template(
-        "study/participant.html", participant=found, schedule=schedule, done=done,
+        "study/participant.html",
+        participant=found,
+        schedule=schedule,
+        done=done,
         withdraw_form=WithdrawConsentForm(),
     )
 
@@ -97,8 +111,13 @@ def create_site():
     form = SiteForm()
     if form.validate_on_submit():
         try:
-            site = services.create_site(form.code.data, form.name.data, timezone=form.timezone.data,
-                                        is_central=form.is_central.data, actor=current_user)
+            site = services.create_site(
+                form.code.data,
+                form.name.data,
+                timezone=form.timezone.data,
+                is_central=form.is_central.data,
+                actor=current_user,
+            )
         except DomainError as err:
             show_error(form, err)
             status = err.status

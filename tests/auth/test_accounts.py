@@ -42,8 +42,9 @@ def test_an_inactive_account_cannot_log_in(db, make_user):
         ("x", "technician", PASSWORD, "NOWHERE", NotFound, "site"),
     ],
 )
-def test_bad_account_data_is_refused_naming_the_field(db, sites, name, role, password, site,
-                                                      error, field):
+def test_bad_account_data_is_refused_naming_the_field(
+    db, sites, name, role, password, site, error, field
+):
     with pytest.raises(error) as refused:
         auth.create_user(name, role, password, site_code=site)
     assert field in refused.value.fields
@@ -101,8 +102,9 @@ def test_logout_ends_the_session(login_as):
 
 
 def test_forms_are_refused_without_their_csrf_token(database_url, sites):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                      "SECRET_KEY": "csrf-test"})
+    app = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "csrf-test"}
+    )
     with app.app_context():
         client = app.test_client()
         response = client.post("/login", data={"username": "x", "password": "y"})
@@ -114,14 +116,16 @@ def test_api_writes_with_a_session_cookie_need_the_csrf_token(database_url, db, 
     """A page on another site could otherwise make a logged-in browser post to the API."""
     username = make_user("technician").username
     db.session.commit()  # and no read after it: the other app must get the SQLite lock
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                      "SECRET_KEY": "csrf-test"})
+    app = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "csrf-test"}
+    )
     with app.app_context():
         client = app.test_client()
         page = client.get("/login").get_data(as_text=True)
         token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-        client.post("/login", data={"username": username, "password": PASSWORD,
-                                    "csrf_token": token})
+        client.post(
+            "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
+        )
         response = client.post("/api/v1/specimens", json={})
         assert response.status_code == 400
         assert response.get_json()["error"]["code"] == "csrf"
@@ -129,16 +133,37 @@ def test_api_writes_with_a_session_cookie_need_the_csrf_token(database_url, db, 
 
 def test_the_app_refuses_to_start_in_production_with_the_default_key(database_url):
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
-        create_app({"SQLALCHEMY_DATABASE_URI": database_url, "BIOBANK_ENV": "production",
-                    "SECRET_KEY": "dev-only-not-secret"})
-    create_app({"SQLALCHEMY_DATABASE_URI": database_url, "BIOBANK_ENV": "production",
-                "SECRET_KEY": "a real secret from the environment"})
+        create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": database_url,
+                "BIOBANK_ENV": "production",
+                "SECRET_KEY": "dev-only-not-secret",
+            }
+        )
+    create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "BIOBANK_ENV": "production",
+            "SECRET_KEY": "a real secret from the environment",
+        }
+    )
 
 
 def test_user_commands_create_an_account_and_a_working_token(app, sites):
     runner = app.test_cli_runner()
-    created = runner.invoke(args=["user", "create", "bench1", "--role", "technician",
-                                  "--password", PASSWORD, "--site", "LIM"])
+    created = runner.invoke(
+        args=[
+            "user",
+            "create",
+            "bench1",
+            "--role",
+            "technician",
+            "--password",
+            PASSWORD,
+            "--site",
+            "LIM",
+        ]
+    )
     assert created.exit_code == 0, created.output
     issued = runner.invoke(args=["user", "token", "bench1"])
     assert issued.exit_code == 0, issued.output
@@ -156,8 +181,18 @@ def test_user_create_without_password_prints_a_generated_one(app, sites):
 
 def test_user_create_with_an_unknown_site_fails_and_creates_nobody(app, db, sites):
     result = app.test_cli_runner().invoke(
-        args=["user", "create", "x", "--role", "technician", "--password", PASSWORD,
-              "--site", "NOPE"])
+        args=[
+            "user",
+            "create",
+            "x",
+            "--role",
+            "technician",
+            "--password",
+            PASSWORD,
+            "--site",
+            "NOPE",
+        ]
+    )
     assert result.exit_code == 1
     assert "NOPE" in result.output
     with pytest.raises(NotFound):

@@ -46,8 +46,9 @@ def triggers_off(db, aliquots):
 
 def event_of(db, aliquot, seq):
     return db.session.execute(
-        sa.select(CustodyEvent).where(CustodyEvent.aliquot_id == aliquot.id,
-                                      CustodyEvent.seq == seq)
+        sa.select(CustodyEvent).where(
+            CustodyEvent.aliquot_id == aliquot.id, CustodyEvent.seq == seq
+        )
     ).scalar_one()
 
 
@@ -61,8 +62,9 @@ def test_an_untouched_log_verifies(aliquots):
 def test_the_database_refuses_to_update_or_delete_an_event(db, aliquots):
     event = event_of(db, aliquots[0], 1)
     with pytest.raises(sa.exc.DatabaseError, match="append-only"):
-        db.session.execute(sa.text("UPDATE custody_event SET reason = 'x' WHERE id = :i"),
-                           {"i": event.id})
+        db.session.execute(
+            sa.text("UPDATE custody_event SET reason = 'x' WHERE id = :i"), {"i": event.id}
+        )
     db.session.rollback()
     with pytest.raises(sa.exc.DatabaseError, match="append-only"):
         db.session.execute(sa.text("DELETE FROM custody_event WHERE id = :i"), {"i": event.id})
@@ -71,8 +73,10 @@ def test_the_database_refuses_to_update_or_delete_an_event(db, aliquots):
 
 def test_an_edited_event_is_found(db, aliquots, triggers_off):
     target = event_of(db, aliquots[1], 2)
-    db.session.execute(sa.text("UPDATE custody_event SET reason = 'nothing to see' WHERE id = :i"),
-                       {"i": target.id})
+    db.session.execute(
+        sa.text("UPDATE custody_event SET reason = 'nothing to see' WHERE id = :i"),
+        {"i": target.id},
+    )
     db.session.commit()
     report = custody.verify()
     assert not report.intact
@@ -83,15 +87,19 @@ def test_an_edited_event_is_found(db, aliquots, triggers_off):
 
 def test_an_edited_time_is_found(db, aliquots, triggers_off):
     target = event_of(db, aliquots[0], 1)
-    db.session.execute(sa.update(CustodyEvent).where(CustodyEvent.id == target.id)
-                       .values(at=target.at.replace(year=2020)))
+    db.session.execute(
+        sa.update(CustodyEvent)
+        .where(CustodyEvent.id == target.id)
+        .values(at=target.at.replace(year=2020))
+    )
     db.session.commit()
     assert custody.verify().first_break.seq == 1
 
 
 def test_a_deleted_middle_event_is_found(db, aliquots, triggers_off):
-    db.session.execute(sa.text("DELETE FROM custody_event WHERE id = :i"),
-                       {"i": event_of(db, aliquots[2], 2).id})
+    db.session.execute(
+        sa.text("DELETE FROM custody_event WHERE id = :i"), {"i": event_of(db, aliquots[2], 2).id}
+    )
     db.session.commit()
     report = custody.verify()
     assert report.first_break.barcode == aliquots[2].barcode
@@ -99,8 +107,9 @@ def test_a_deleted_middle_event_is_found(db, aliquots, triggers_off):
 
 
 def test_a_deleted_newest_event_is_found_through_the_aliquot_head(db, aliquots, triggers_off):
-    db.session.execute(sa.text("DELETE FROM custody_event WHERE id = :i"),
-                       {"i": event_of(db, aliquots[0], 3).id})
+    db.session.execute(
+        sa.text("DELETE FROM custody_event WHERE id = :i"), {"i": event_of(db, aliquots[0], 3).id}
+    )
     db.session.commit()
     report = custody.verify()
     assert report.first_break.barcode == aliquots[0].barcode
@@ -108,8 +117,9 @@ def test_a_deleted_newest_event_is_found_through_the_aliquot_head(db, aliquots, 
 
 
 def test_an_aliquot_whose_events_are_all_deleted_is_found(db, aliquots, triggers_off):
-    db.session.execute(sa.text("DELETE FROM custody_event WHERE aliquot_id = :a"),
-                       {"a": aliquots[5].id})
+    db.session.execute(
+        sa.text("DELETE FROM custody_event WHERE aliquot_id = :a"), {"a": aliquots[5].id}
+    )
     db.session.commit()
     assert custody.verify().first_break.barcode == aliquots[5].barcode
 
@@ -132,13 +142,15 @@ def test_a_whole_rewritten_chain_is_found_by_the_digest(db, aliquots, request):
     aliquot = aliquots[3]
     event = event_of(db, aliquot, 1)
     forged_details = json.dumps({"forged": True}, separators=(",", ":"))
-    db.session.execute(sa.update(CustodyEvent).where(CustodyEvent.id == event.id)
-                       .values(details=forged_details))
+    db.session.execute(
+        sa.update(CustodyEvent).where(CustodyEvent.id == event.id).values(details=forged_details)
+    )
     db.session.commit()
     db.session.refresh(event)
     new_hash = custody._hash_of(aliquot.barcode, event)
-    db.session.execute(sa.update(CustodyEvent).where(CustodyEvent.id == event.id)
-                       .values(hash=new_hash))
+    db.session.execute(
+        sa.update(CustodyEvent).where(CustodyEvent.id == event.id).values(hash=new_hash)
+    )
     aliquot.custody_head = new_hash
     db.session.commit()
 
@@ -175,8 +187,10 @@ def test_verify_command_exits_non_zero_naming_the_broken_event(app, db, aliquots
     assert "every chain is intact" in ok.output
     request.getfixturevalue("triggers_off")
 
-    db.session.execute(sa.text("UPDATE custody_event SET actor_name = 'mallory' WHERE id = :i"),
-                       {"i": event_of(db, aliquots[4], 1).id})
+    db.session.execute(
+        sa.text("UPDATE custody_event SET actor_name = 'mallory' WHERE id = :i"),
+        {"i": event_of(db, aliquots[4], 1).id},
+    )
     db.session.commit()
     broken = runner.invoke(args=["custody", "verify"])
     assert broken.exit_code == 1

@@ -23,8 +23,12 @@ def technician(api_as, sites):
 
 
 def register(client, **changes):
-    body = {"participant": "LIM-001", "visit": "BL",
-            "tubes": [TUBE, {**TUBE, "tube_type": "EDTA"}], **changes}
+    body = {
+        "participant": "LIM-001",
+        "visit": "BL",
+        "tubes": [TUBE, {**TUBE, "tube_type": "EDTA"}],
+        **changes,
+    }
     return client.post("/api/v1/specimens", json=body)
 
 
@@ -122,8 +126,10 @@ def test_a_page_size_out_of_range_is_a_400(technician):
 
 def test_custody_history_lists_events_with_their_hashes(technician):
     barcode = register(technician).get_json()["specimens"][0]["aliquots"][0]["barcode"]
-    technician.post(f"/api/v1/aliquots/{barcode}/volume-corrections",
-                    json={"volume_ul": 480, "reason": "weighed"})
+    technician.post(
+        f"/api/v1/aliquots/{barcode}/volume-corrections",
+        json={"volume_ul": 480, "reason": "weighed"},
+    )
     items = technician.get(f"/api/v1/aliquots/{barcode}/custody").get_json()["items"]
     assert [e["kind"] for e in items] == ["REGISTERED", "VOLUME_CORRECTED"]
     assert items[0]["actor"] == technician.user.username
@@ -147,8 +153,14 @@ def test_a_centre_user_gets_404_for_another_centres_participant(technician, api_
 
 def test_participants_can_be_enrolled_through_the_api(api_as, sites):
     client = api_as("technician")
-    body = {"code": "lim-004", "site": "LIM", "arm": "G2", "disease_status": "relapsed",
-            "included_on": "2026-02-01", "consent_given_on": "2026-01-28"}
+    body = {
+        "code": "lim-004",
+        "site": "LIM",
+        "arm": "G2",
+        "disease_status": "relapsed",
+        "included_on": "2026-02-01",
+        "consent_given_on": "2026-01-28",
+    }
     created = client.post("/api/v1/participants", json=body)
     assert created.status_code == 201, created.get_json()
     assert created.get_json()["code"] == "LIM-004"
@@ -160,7 +172,12 @@ def test_participants_can_be_enrolled_through_the_api(api_as, sites):
 def test_the_openapi_document_describes_the_routes(client):
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
-    for path in ("/api/v1/participants", "/api/v1/specimens", "/api/v1/aliquots",
-                 "/api/v1/aliquots/{barcode}", "/api/v1/aliquots/{barcode}/custody"):
+    for path in (
+        "/api/v1/participants",
+        "/api/v1/specimens",
+        "/api/v1/aliquots",
+        "/api/v1/aliquots/{barcode}",
+        "/api/v1/aliquots/{barcode}/custody",
+    ):
         assert path in spec["paths"], path
     assert "RegistrationRequest" in spec["components"]["schemas"]

@@ -112,8 +112,9 @@ def test_a_tube_type_missing_at_first_can_join_its_visit_later(db, participant):
 def test_a_failure_on_the_second_tube_leaves_nothing_of_the_first(db, participant):
     bad = factories.tube("EDTA", tube_barcode="HOSP-1")
     factories.visit("LIM-001", "M2", tube_types=("SST",))  # HOSP-1 is still free
-    samples.register_collection("LIM-001", "M4", [factories.tube("SST", tube_barcode="HOSP-1")],
-                                actor=None)
+    samples.register_collection(
+        "LIM-001", "M4", [factories.tube("SST", tube_barcode="HOSP-1")], actor=None
+    )
     db.session.commit()
     before = (count(db, Aliquot), count(db, Visit))
     with pytest.raises(Conflict, match="HOSP-1"):
@@ -128,18 +129,22 @@ def test_a_failure_on_the_second_tube_leaves_nothing_of_the_first(db, participan
         ({"spun_at": datetime(2026, 1, 5, 8, 0, tzinfo=UTC)}, "SST.spun_at"),
         ({"frozen_at": datetime(2026, 1, 5, 8, 0, tzinfo=UTC)}, "SST.frozen_at"),
         ({"received_at": datetime(2026, 1, 5, 7, 0, tzinfo=UTC)}, "SST.received_at"),
-        ({"collected_at": datetime.now(UTC) + timedelta(days=1),
-          "spun_at": datetime.now(UTC) + timedelta(days=1, hours=1),
-          "frozen_at": datetime.now(UTC) + timedelta(days=1, hours=2),
-          "received_at": None}, "SST.collected_at"),
+        (
+            {
+                "collected_at": datetime.now(UTC) + timedelta(days=1),
+                "spun_at": datetime.now(UTC) + timedelta(days=1, hours=1),
+                "frozen_at": datetime.now(UTC) + timedelta(days=1, hours=2),
+                "received_at": None,
+            },
+            "SST.collected_at",
+        ),
         ({"aliquots": 0}, "SST.aliquots"),
         ({"volume_ul": 0}, "SST.volume_ul"),
     ],
 )
 def test_impossible_entries_are_refused_naming_the_field(db, participant, change, field):
     with pytest.raises(Invalid) as refused:
-        samples.register_collection("LIM-001", "BL", [factories.tube("SST", **change)],
-                                    actor=None)
+        samples.register_collection("LIM-001", "BL", [factories.tube("SST", **change)], actor=None)
     assert field in refused.value.fields
     db.session.rollback()
     assert count(db, Aliquot) == 0 and count(db, Visit) == 0
@@ -148,8 +153,9 @@ def test_impossible_entries_are_refused_naming_the_field(db, participant, change
 def test_a_visit_outside_its_window_is_accepted_and_flagged(db, participant):
     # Included on 5 January; M2 is day 56 ± 7: day 80 is outside.
     late = datetime(2026, 1, 5, 9, 0, tzinfo=UTC) + timedelta(days=80)
-    result = samples.register_collection("LIM-001", "M2", [factories.tube("SST", collected_at=late)],
-                                         actor=None)
+    result = samples.register_collection(
+        "LIM-001", "M2", [factories.tube("SST", collected_at=late)], actor=None
+    )
     assert result.visit.out_of_window
     assert result.visit.study_day == 80
 
@@ -184,8 +190,13 @@ def test_the_plan_in_force_at_registration_stays_with_the_aliquots(db, participa
     study.load_protocol(parse_protocol(source), source)
     m2 = factories.visit("LIM-001", "M2")
 
-    old = db.session.execute(sa.select(Aliquot).join(Specimen).join(Visit)
-                             .where(Visit.visit_code == "BL")).scalars().all()
+    old = (
+        db.session.execute(
+            sa.select(Aliquot).join(Specimen).join(Visit).where(Visit.visit_code == "BL")
+        )
+        .scalars()
+        .all()
+    )
     assert {a.volume_ul for a in old} == {500}
     assert {a.volume_ul for a in m2.aliquots} == {250}
 

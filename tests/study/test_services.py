@@ -23,11 +23,19 @@ def test_loading_the_same_protocol_twice_changes_nothing(db, protocol):
 
 def test_the_shipped_protocol_has_both_arms_and_their_schedules(protocol):
     schedule = {d.code: [a.code for a in d.arms] for d in protocol.visit_definitions}
-    assert schedule == {"BL": ["G1", "G2"], "M2": ["G1", "G2"], "M4": ["G2"], "M6": ["G2"],
-                        "EOI": ["G2"], "EOM": ["G2"]}
+    assert schedule == {
+        "BL": ["G1", "G2"],
+        "M2": ["G1", "G2"],
+        "M4": ["G2"],
+        "M6": ["G2"],
+        "EOI": ["G2"],
+        "EOM": ["G2"],
+    }
     for definition in protocol.visit_definitions:
         assert {(p.tube_type, p.aliquots, p.volume_ul) for p in definition.sample_plans} == {
-            ("SST", 5, 500), ("EDTA", 5, 500)}
+            ("SST", 5, 500),
+            ("EDTA", 5, 500),
+        }
 
 
 def test_a_new_protocol_version_applies_to_later_visits_only(db, sites):
@@ -64,8 +72,9 @@ def test_an_unknown_arm_is_refused_with_the_known_ones(db, sites):
 
 def test_consent_after_inclusion_is_refused(db, sites):
     with pytest.raises(Invalid) as refused:
-        study.register_participant("LIM-050", "LIM", "G1", "de_novo", date(2026, 1, 1),
-                                   date(2026, 1, 2), actor=None)
+        study.register_participant(
+            "LIM-050", "LIM", "G1", "de_novo", date(2026, 1, 1), date(2026, 1, 2), actor=None
+        )
     assert "consent_given_on" in refused.value.fields
 
 
@@ -102,15 +111,21 @@ def test_a_withdrawal_without_date_is_refused_by_the_database(db, sites):
     participant = factories.participant("LIM", code="LIM-001")
     db.session.commit()
     with pytest.raises(sa.exc.IntegrityError):
-        db.session.execute(sa.update(Participant).where(Participant.id == participant.id)
-                           .values(consent_status="withdrawn"))
+        db.session.execute(
+            sa.update(Participant)
+            .where(Participant.id == participant.id)
+            .values(consent_status="withdrawn")
+        )
     db.session.rollback()
 
 
 @pytest.mark.parametrize(
     ("code", "timezone", "field"),
-    [("lim", "Europe/Paris", None), ("L", "Europe/Paris", "code"),
-     ("NEW", "Mars/Olympus", "timezone")],
+    [
+        ("lim", "Europe/Paris", None),
+        ("L", "Europe/Paris", "code"),
+        ("NEW", "Mars/Olympus", "timezone"),
+    ],
 )
 def test_sites_are_validated(db, protocol, code, timezone, field):
     if field is None:
@@ -123,8 +138,9 @@ def test_sites_are_validated(db, protocol, code, timezone, field):
 
 def test_protocol_load_command_names_the_bad_key_and_loads_nothing(app, db, tmp_path):
     bad = tmp_path / "protocol.toml"
-    bad.write_text(default_protocol_path().read_text().replace("volume_ul = 500",
-                                                               "volume_ul = -5", 1))
+    bad.write_text(
+        default_protocol_path().read_text().replace("volume_ul = 500", "volume_ul = -5", 1)
+    )
     result = app.test_cli_runner().invoke(args=["protocol", "load", str(bad)])
     assert result.exit_code == 1
     assert "volume_ul" in result.output and "visits[0]" in result.output
