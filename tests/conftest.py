@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
-from hypothesis import settings
 from flask_migrate import upgrade
+from hypothesis import settings
 
 from biobank import create_app
 from biobank.extensions import db as _db

@@ -20,3 +20,14 @@ class LanguageForm(FlaskForm):
 
 class LogoutForm(FlaskForm):
     pass
+
+
+class UserForm(FlaskForm):
+    username = StringField(_l("User name"), validators=[DataRequired(), Length(max=64)])
+    role = SelectField(_l("Role"))
+    site = SelectField(
+        _l("Centre"), description=_l("Empty: the central biobank, sees every centre.")
+    )
+    password = PasswordField(
+        _l("Password"), validators=[DataRequired()], description=_l("At least 10 characters.")
+    )

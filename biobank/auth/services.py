@@ -83,6 +83,16 @@ def list_users() -> list[User]:
     return db.session.execute(db.select(User).order_by(User.username)).scalars().all()
 
 
+def set_active(username: str, active: bool, *, actor) -> User:
+    """Switch an account off (or on again); its tokens stop working with it."""
+    user = get_user(username)
+    if not active and actor is not None and user.id == actor.id:
+        raise Invalid(_l("You cannot switch off your own account."))
+    user.active = active
+    db.session.flush()
+    return user
+
+
 def set_password(username: str, password: str, *, actor=None) -> User:
     user = get_user(username)
     if len(password or "") < MIN_PASSWORD_LENGTH:

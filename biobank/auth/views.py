@@ -7,11 +7,16 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
+from wtforms.fields.choices import SelectChoice
 
 from biobank.auth import services
 from biobank.auth.access import public, requires
-from biobank.auth.forms import LanguageForm, LoginForm, LogoutForm
-from biobank.auth.roles import Permission
+from biobank.auth.forms import LanguageForm, LoginForm, LogoutForm, UserForm
+from biobank.auth.roles import Permission, Role
+from biobank.errors import DomainError
+from biobank.i18n import label
+from biobank.study.services import list_sites
+from biobank.web import show_error
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -68,3 +73,73 @@ def language():
 @requires(Permission.SIGNED_IN)
 def home():
     return render_template("auth/home.html")
+
+
+def _user_form() -> UserForm:
+    form = UserForm()
+    form.role.choices = [SelectChoice(r.value, label(r.value, "role")) for r in Role]
+    form.site.choices = [SelectChoice("", "—")] + [
+        SelectChoice(s.code, f"{s.code} — {s.name}") for s in list_sites()
+    ]
+    return form
+
+
+@bp.route("/users")
+@requires(Permission.ADMINISTER)
+def users():
+    return render_template(
+        "auth/users.html", users=services.list_users(), form=_user_form(), token=None
+    )
+
+
+@bp.route("/users", methods=["POST"])
+@requires(Permission.ADMINISTER)
+def create_user():
+    form = _user_form()
+    status = 400
+    if form.validate_on_submit():
+        try:
+            user = services.create_user(
+                form.username.data,
+                form.role.data,
+                form.password.data,
+                site_code=form.site.data or None,
+                actor=current_user,
+            )
+        except DomainError as err:
+            show_error(form, err)
+            status = err.status
+        else:
+            flash(_("Account %(name)s created.", name=user.username), "success")
+            return redirect(url_for("auth.users"))
+    return render_template(
+        "auth/users.html", users=services.list_users(), form=form, token=None
+    ), status
+
+
+@bp.route("/users/<username>/token", methods=["POST"])
+@requires(Permission.ADMINISTER)
+def issue_token(username):
+    token = services.issue_token(username, actor=current_user)
+    # Shown on this page once; only its SHA-256 is kept.
+    return render_template(
+        "auth/users.html",
+        users=services.list_users(),
+        form=_user_form(),
+        token=token,
+        token_user=username,
+    )
+
+
+@bp.route("/users/<username>/active", methods=["POST"])
+@requires(Permission.ADMINISTER)
+def set_active(username):
+    active = request.form.get("active") == "1"
+    services.set_active(username, active, actor=current_user)
+    flash(
+        _("Account %(name)s switched on.", name=username)
+        if active
+        else _("Account %(name)s switched off.", name=username),
+        "success",
+    )
+    return redirect(url_for("auth.users"))

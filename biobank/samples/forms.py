@@ -62,6 +62,7 @@ class TubeForm(Form):
     spin_temperature_c = DecimalField(
         _l("Centrifuge temperature (°C)"),
         default=20,
+        places=1,
         validators=[Optional(), NumberRange(min=-20, max=45)],
     )
     spin_braking = BooleanField(_l("Brake on"), default=True)

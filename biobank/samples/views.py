@@ -117,12 +117,20 @@ def _tube_entries(form: RegistrationForm, tz: ZoneInfo) -> list[TubeEntry]:
     return entries
 
 
+def _plan_text(definition) -> str:
+    return ", ".join(
+        f"{p.tube_type} {p.aliquots} × {p.volume_ul} µL" for p in definition.sample_plans
+    )
+
+
 def _registration_form(participant, protocol) -> RegistrationForm:
     schedule = [d for d in protocol.visit_definitions if d.applies_to(participant.arm_code)]
     done = {v.visit_code for v in participant.visits}
     form = RegistrationForm()
     form.visit.choices = [
-        SelectChoice(d.code, f"{d.code} — {d.name}") for d in schedule if d.code not in done
+        SelectChoice(d.code, f"{d.code} — {d.name} · {_plan_text(d)}")
+        for d in schedule
+        if d.code not in done
     ]
     if not form.tubes.entries:  # a GET: one section per tube type of the protocol
         for tube in protocol.tube_types:
@@ -172,14 +180,9 @@ def register(code):
             )
     elif form.is_submitted():
         status = 400
-    plans = {d.code: d.sample_plans for d in protocol.visit_definitions}
     tube_types = {t.code: t for t in protocol.tube_types}
     return render_template(
-        "samples/register.html",
-        form=form,
-        participant=participant,
-        plans=plans,
-        tube_types=tube_types,
+        "samples/register.html", form=form, participant=participant, tube_types=tube_types
     ), status
 
 

@@ -47,7 +47,7 @@ class Protocol(db.Model):
     loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     arms: Mapped[list[Arm]] = relationship(order_by="Arm.code", back_populates="protocol")
-    tube_types: Mapped[list[TubeType]] = relationship(order_by="TubeType.code")
+    tube_types: Mapped[list[TubeType]] = relationship(order_by="TubeType.id")  # file order
     visit_definitions: Mapped[list[VisitDefinition]] = relationship(
         order_by="VisitDefinition.order", back_populates="protocol"
     )

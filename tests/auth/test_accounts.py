@@ -197,3 +197,39 @@ def test_user_create_with_an_unknown_site_fails_and_creates_nobody(app, db, site
     assert "NOPE" in result.output
     with pytest.raises(NotFound):
         auth.get_user("x")
+
+
+def test_an_admin_creates_an_account_from_the_accounts_page(login_as):
+    admin = login_as("admin")
+    response = admin.post(
+        "/users",
+        data={"username": "nurse.lim", "role": "technician", "site": "LIM", "password": PASSWORD},
+    )
+    assert response.status_code == 302
+    assert "nurse.lim" in admin.get("/users").get_data(as_text=True)
+    assert auth.get_user("nurse.lim").site.code == "LIM"
+
+
+def test_a_token_issued_on_the_accounts_page_is_shown_once_and_works(app, login_as, make_user):
+    admin = login_as("admin")
+    user = make_user("technician")
+    page = admin.post(f"/users/{user.username}/token").get_data(as_text=True)
+    token = page.split('class="mono token" readonly value="')[1].split('"')[0]
+    me = app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.get_json()["username"] == user.username
+    assert token not in admin.get("/users").get_data(as_text=True)
+
+
+def test_a_switched_off_account_can_neither_log_in_nor_use_its_token(app, login_as, api_as):
+    admin = login_as("admin")
+    client = api_as("technician")
+    admin.post(f"/users/{client.user.username}/active", data={"active": "0"})
+    assert client.get("/api/v1/me").status_code == 401
+    assert auth.authenticate(client.user.username, PASSWORD) is None
+
+
+def test_an_admin_cannot_switch_off_their_own_account(login_as):
+    admin = login_as("admin")
+    response = admin.post(f"/users/{admin.user.username}/active", data={"active": "0"})
+    assert response.status_code == 400
+    assert admin.get("/users").status_code == 200

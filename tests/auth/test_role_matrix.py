@@ -34,11 +34,18 @@ def test_the_permission_table_is_the_design_matrix():
 
 
 @pytest.fixture
-def world(db, sites):
+def world(db, make_user):
+    """Something for every URL parameter to name."""
     factories.participant("LIM", code="LIM-001")
     aliquot = factories.visit("LIM-001", "BL").aliquots[0]
+    target = make_user("technician", name="target")
     db.session.commit()
-    return {"code": "LIM-001", "visit_code": "BL", "barcode": aliquot.barcode}
+    return {
+        "code": "LIM-001",
+        "visit_code": "BL",
+        "barcode": aliquot.barcode,
+        "username": target.username,
+    }
 
 
 def routes(app):
