@@ -9,8 +9,11 @@ import sqlalchemy as sa
 from flask import Flask, g, has_request_context, request
 from flask_login import current_user
 
+from biobank.cli import register_commands
 from biobank.config import DEFAULT_SECRET_KEY, Defaults, default_database_uri, from_environment
+from biobank.errors import register_error_handlers
 from biobank.extensions import api, csrf, db, login_manager, migrate
+from biobank.i18n import init_babel
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -44,17 +47,11 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     _init_login(app)
     csrf.init_app(app)
-    from biobank.i18n import init_babel
-
     init_babel(app)
     api.init_app(app)
     _register_blueprints(app)
-    from biobank.errors import register_error_handlers
-
     register_error_handlers(app)
     _unit_of_work(app)
-    from biobank.cli import register_commands
-
     register_commands(app)
     return app
 

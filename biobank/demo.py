@@ -23,6 +23,7 @@ from biobank.extensions import db
 from biobank.samples import services as samples
 from biobank.samples.services import SpinEntry, TubeEntry
 from biobank.study import services as study
+from biobank.study.cli import shipped_or_configured_protocol
 from biobank.study.protocol import parse_protocol
 
 demo_cli = AppGroup("demo", help="Demonstration data.")
@@ -132,8 +133,6 @@ def create_demo_accounts() -> list[tuple[str, str, str]]:
 @unit_of_work
 def load():
     """Add the demo sites, participants, visits and aliquots."""
-    from biobank.study.cli import shipped_or_configured_protocol
-
     load_protocol_if_missing(shipped_or_configured_protocol())
     count = load_demo_data(actor=None)
     click.echo(f"demo data loaded: {len(PARTICIPANTS)} participants, {count} aliquots")
@@ -143,8 +142,6 @@ def load():
 @unit_of_work
 def setup():
     """On a new database: protocol, demo accounts and demo data. Otherwise nothing."""
-    from biobank.study.cli import shipped_or_configured_protocol
-
     if db.session.execute(db.select(User.id).limit(1)).first():
         click.echo(
             "Database already set up; demo accounts were printed when it was created "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort, g, request
+from flask import abort, g, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -65,6 +65,4 @@ def unauthorized():
         return error_response(
             401, "unauthorized", _l("Log in, or send Authorization: Bearer <token>.")
         )
-    from flask import redirect, url_for
-
     return redirect(url_for("auth.login", next=request.full_path))
