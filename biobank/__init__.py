@@ -81,7 +81,11 @@ def _tune_sqlite(app: Flask) -> None:
         # would. Page and API reads (GET) never write, so they start deferred and do not
         # queue behind writers (WAL lets readers run beside one writer).
         read_only = has_request_context() and request.method in SAFE_METHODS
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # Straight to the driver: every request pays this, SQLAlchemy's statement
+        # machinery would cost more than the BEGIN itself.
+        connection.connection.driver_connection.execute(
+            "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        )
 
 
 def _init_login(app: Flask) -> None:
