@@ -14,10 +14,10 @@ from biobank.config import DEFAULT_SECRET_KEY, Defaults, default_database_uri, f
 from biobank.errors import register_error_handlers
 from biobank.extensions import api, csrf, db, login_manager, migrate
 from biobank.i18n import init_babel
+from biobank.web import request_writes
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -80,12 +80,10 @@ def _tune_sqlite(app: Flask) -> None:
         # writer got there first, instead of waiting its turn as PostgreSQL's row locks
         # would. Page and API reads (GET) never write, so they start deferred and do not
         # queue behind writers (WAL lets readers run beside one writer).
-        read_only = has_request_context() and request.method in SAFE_METHODS
+        read_only = has_request_context() and not request_writes()
         # Straight to the driver: every request pays this, SQLAlchemy's statement
         # machinery would cost more than the BEGIN itself.
-        connection.connection.driver_connection.execute(
-            "BEGIN" if read_only else "BEGIN IMMEDIATE"
-        )
+        connection.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _init_login(app: Flask) -> None:
@@ -99,14 +97,16 @@ def _init_login(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from biobank.auth.api import blp as auth_api
     from biobank.auth.views import bp as auth_views
+    from biobank.printing.api import blp as printing_api
+    from biobank.printing.views import bp as printing_views
     from biobank.samples.api import blp as samples_api
     from biobank.samples.views import bp as samples_views
     from biobank.study.api import blp as study_api
     from biobank.study.views import bp as study_views
 
-    for blueprint in (auth_views, study_views, samples_views):
+    for blueprint in (auth_views, study_views, samples_views, printing_views):
         app.register_blueprint(blueprint)
-    for blueprint in (auth_api, study_api, samples_api):
+    for blueprint in (auth_api, study_api, samples_api, printing_api):
         # The API is protected by bearer tokens; a browser session using it is checked
         # for CSRF in _unit_of_work's before_request instead.
         csrf.exempt(blueprint)
@@ -131,7 +131,7 @@ def _unit_of_work(app: Flask) -> None:
     @app.after_request
     def commit(response):
         # Reads have nothing to commit: the session's end at teardown closes them.
-        if request.method in SAFE_METHODS:
+        if not request_writes():
             return response
         if response.status_code < 400:
             db.session.commit()

@@ -34,7 +34,9 @@ def register_commands(app: Flask) -> None:
     from biobank.auth.cli import user_cli
     from biobank.custody.cli import custody_cli
     from biobank.demo import demo_cli
+    from biobank.printing.cli import printer_cli, template_cli
     from biobank.study.cli import protocol_cli, site_cli
 
-    for group in (user_cli, protocol_cli, site_cli, custody_cli, demo_cli):
+    groups = (user_cli, protocol_cli, site_cli, custody_cli, printer_cli, template_cli, demo_cli)
+    for group in groups:
         app.cli.add_command(group)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 
 from flask import Flask, current_app, has_request_context, request, session
@@ -99,6 +100,12 @@ def _when(value, fmt="medium"):
     return str(value)
 
 
+def _details(text: str) -> str:
+    """A custody event's details, readable: "template: cryo-38x13 · format: pdf"."""
+    values = json.loads(text or "{}")
+    return " · ".join(f"{key}: {value}" for key, value in values.items() if value is not None)
+
+
 def _number(value):
     return "" if value is None else format_decimal(value)
 
@@ -108,5 +115,6 @@ def init_babel(app: Flask) -> None:
     app.jinja_env.filters["when"] = _when
     app.jinja_env.filters["number"] = _number
     app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["details"] = _details
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.add_extension("jinja2.ext.i18n")

@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
-from flask import flash
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, request
 
 from biobank.errors import DomainError
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def writes(view):
+    """Mark a GET route that writes (printing a label records a custody event), so that
+    its request runs as a writing transaction and is committed."""
+    view.writes = True
+    return view
+
+
+def request_writes() -> bool:
+    """Whether the current request may write: any unsafe method, or a route marked so."""
+    if request.method not in SAFE_METHODS:
+        return True
+    view = current_app.view_functions.get(request.endpoint)
+    return bool(getattr(view, "writes", False))
+
+
+def local_path(target: str | None, default: str) -> str:
+    """``target`` if it is a path on this site, else ``default``: a full URL taken from a
+    form would let a link send the user to another site after logging in or printing."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith(("//", "/\\"))
+        and not urlsplit(target).netloc
+    ):
+        return target
+    return default
 
 
 def show_error(form, err: DomainError, field_names: dict[str, str] | None = None) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
@@ -16,22 +14,9 @@ from biobank.auth.roles import Permission, Role
 from biobank.errors import DomainError
 from biobank.i18n import label
 from biobank.study.services import list_sites
-from biobank.web import show_error
+from biobank.web import local_path, show_error
 
 bp = Blueprint("auth", __name__, template_folder="templates")
-
-
-def _safe_next(target: str | None) -> str:
-    # Only a path on this site: an absolute URL here would make the login page an open
-    # redirect for phishing.
-    if (
-        target
-        and target.startswith("/")
-        and not target.startswith(("//", "/\\"))
-        and not urlsplit(target).netloc
-    ):
-        return target
-    return url_for("auth.home")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -46,7 +31,7 @@ def login():
             login_user(services.principal(user.id))
             if user.locale:
                 session["lang"] = user.locale
-            return redirect(_safe_next(form.next.data))
+            return redirect(local_path(form.next.data, url_for("auth.home")))
     return render_template("auth/login.html", form=form)
 
 
@@ -66,7 +51,7 @@ def language():
         session["lang"] = form.lang.data
         if current_user.is_authenticated:
             services.set_locale(current_user.id, form.lang.data)
-    return redirect(_safe_next(form.next.data))
+    return redirect(local_path(form.next.data, url_for("auth.home")))
 
 
 @bp.route("/")

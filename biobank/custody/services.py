@@ -113,6 +113,18 @@ def history(aliquot_id: int, *, limit: int | None = None, newest_first: bool = F
     return db.session.execute(query).scalars().all()
 
 
+def aliquots_with_event(aliquot_ids: list[int], kind: EventKind | str) -> set[int]:
+    """Which of these aliquots already have an event of ``kind`` (one query)."""
+    if not aliquot_ids:
+        return set()
+    query = (
+        sa.select(CustodyEvent.aliquot_id)
+        .distinct()
+        .where(CustodyEvent.aliquot_id.in_(aliquot_ids), CustodyEvent.kind == EventKind(kind).value)
+    )
+    return set(db.session.execute(query).scalars())
+
+
 @dataclass(frozen=True)
 class Break:
     barcode: str

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import contains_eager
 
 from biobank.custody import services as custody
 from biobank.custody.hashing import canonical_json
@@ -474,6 +475,31 @@ def find_aliquot(raw_code: str, *, actor) -> Aliquot:
     if aliquot is None:
         raise _not_found(code)
     return aliquot
+
+
+def find_aliquots(raw_codes: list[str], *, actor) -> list[Aliquot]:
+    """The aliquots these codes name, in the order given, with their specimen, visit and
+    participant loaded in the same query. All or nothing: one bad or unknown code and the
+    error names it."""
+    codes = [_valid_code(raw) for raw in raw_codes]
+    query = _site_scope(
+        db.select(Aliquot)
+        .join(Aliquot.specimen)
+        .join(Specimen.visit)
+        .join(Visit.participant)
+        .options(contains_eager(Aliquot.specimen, Specimen.visit, Visit.participant))
+        .where(Aliquot.barcode.in_(codes)),
+        actor,
+    )
+    found = {a.barcode: a for a in db.session.execute(query).unique().scalars()}
+    missing = [code for code in codes if code not in found]
+    if missing:
+        raise NotFound(
+            _l("No aliquot with barcode %(codes)s.", codes=", ".join(missing)),
+            code="aliquot.not_found",
+            fields={"barcodes": ", ".join(missing)},
+        )
+    return [found[code] for code in dict.fromkeys(codes)]
 
 
 def list_aliquots(*, actor, limit: int = 100, offset: int = 0) -> Page:

@@ -1,0 +1,60 @@
+"""JSON shapes of label templates, printers and print requests."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from biobank.printing.services import FORMATS, MAX_LABELS_PER_JOB
+
+
+class TemplateSchema(Schema):
+    name = fields.String()
+    kind = fields.String(metadata={"description": "label or sheet"})
+    description = fields.String()
+    width_mm = fields.Float()
+    height_mm = fields.Float()
+    dpis = fields.List(fields.Integer())
+    labels_per_page = fields.Integer()
+    shipped = fields.Boolean()
+
+
+class TemplateListSchema(Schema):
+    items = fields.List(fields.Nested(TemplateSchema))
+
+
+class LabelArgs(Schema):
+    template = fields.String(load_default="cryo-38x13")
+    format = fields.String(load_default="pdf", validate=validate.OneOf(FORMATS))
+    dpi = fields.Integer(load_default=None, validate=validate.OneOf([203, 300, 600]))
+    reason = fields.String(load_default=None, metadata={"description": "why, for a reprint"})
+
+
+class PrintRequestSchema(Schema):
+    barcodes = fields.List(
+        fields.String(), required=True, validate=validate.Length(min=1, max=MAX_LABELS_PER_JOB)
+    )
+    template = fields.String(load_default="cryo-38x13")
+    format = fields.String(load_default="pdf", validate=validate.OneOf(FORMATS))
+    dpi = fields.Integer(load_default=None, validate=validate.OneOf([203, 300, 600]))
+    printer = fields.String(
+        load_default=None, metadata={"description": "send the ZPL to this printer"}
+    )
+    reason = fields.String(load_default=None, metadata={"description": "why, for reprints"})
+
+
+class PrinterSchema(Schema):
+    name = fields.String()
+    host = fields.String()
+    port = fields.Integer()
+    dpi = fields.Integer()
+    location = fields.String()
+
+
+class BoxLabelSchema(Schema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    name = fields.String(load_default="", validate=validate.Length(max=100))
+    contents = fields.String(load_default="", validate=validate.Length(max=200))
+    format = fields.String(load_default="pdf", validate=validate.OneOf(FORMATS))
+    dpi = fields.Integer(load_default=None, validate=validate.OneOf([203, 300, 600]))
+    printer = fields.String(load_default=None)
+    copies = fields.Integer(load_default=1, validate=validate.Range(min=1, max=20))

@@ -1,0 +1,155 @@
+"""Label routes: the API scripts use, and the pages' print form."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from tests import factories
+
+
+@pytest.fixture
+def barcodes(db, sites):
+    factories.participant("LIM", code="LIM-001")
+    codes = [a.barcode for a in factories.visit("LIM-001", "BL").aliquots]
+    db.session.commit()
+    return codes
+
+
+def custody_kinds(client, barcode):
+    items = client.get(f"/api/v1/aliquots/{barcode}/custody").get_json()["items"]
+    return [e["kind"] for e in items]
+
+
+def test_label_templates_are_listed_by_name(api_as):
+    items = api_as("researcher").get("/api/v1/label-templates").get_json()["items"]
+    names = {t["name"]: t for t in items}
+    assert {"cryo-38x13", "cryo-cap", "box-50x25", "sheet-a4", "sheet-letter"} <= set(names)
+    assert names["sheet-a4"]["kind"] == "sheet" and names["sheet-a4"]["labels_per_page"] == 100
+    assert names["cryo-38x13"]["width_mm"] == 38.0 and 203 in names["cryo-38x13"]["dpis"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mime", "magic"),
+    [
+        ("png", "image/png", b"\x89PNG"),
+        ("pdf", "application/pdf", b"%PDF"),
+        ("zpl", "application/zpl", b"^XA"),
+    ],
+)
+def test_one_label_in_each_format(api_as, barcodes, fmt, mime, magic):
+    client = api_as("technician")
+    response = client.get(
+        f"/api/v1/aliquots/{barcodes[0]}/label?template=cryo-38x13&format={fmt}&dpi=300"
+    )
+    assert response.status_code == 200
+    assert response.mimetype == mime and response.data.startswith(magic)
+    printed = custody_kinds(client, barcodes[0]).count("LABEL_PRINTED")
+    assert printed == (0 if fmt == "png" else 1)  # a preview is not a print
+
+
+def test_a_reprint_through_the_api_needs_a_reason(api_as, barcodes):
+    client = api_as("technician")
+    url = f"/api/v1/aliquots/{barcodes[0]}/label?format=zpl"
+    assert client.get(url).status_code == 200
+    refused = client.get(url)
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["code"] == "label.reprint_reason"
+    assert client.get(url + "&reason=smudged").status_code == 200
+    assert custody_kinds(client, barcodes[0]).count("LABEL_PRINTED") == 2
+
+
+def test_a_batch_gives_one_pdf_sheet_or_one_zpl_stream(api_as, barcodes):
+    client = api_as("technician")
+    sheet = client.post(
+        "/api/v1/labels", json={"barcodes": barcodes, "template": "sheet-a4", "format": "pdf"}
+    )
+    assert sheet.status_code == 200 and sheet.data.count(b"/MediaBox") == 1
+    assert sheet.headers["X-Label-Count"] == "10"
+    stream = client.post(
+        "/api/v1/labels", json={"barcodes": barcodes[:4], "format": "zpl", "reason": "second run"}
+    )
+    assert stream.status_code == 200 and stream.data.count(b"^XA") == 4
+    assert "attachment" in stream.headers["Content-Disposition"]
+
+
+def test_a_batch_with_an_unknown_template_is_a_404_listing_the_known(api_as, barcodes):
+    response = api_as("technician").post(
+        "/api/v1/labels", json={"barcodes": barcodes[:1], "template": "cryo-99"}
+    )
+    assert response.status_code == 404
+    assert "cryo-38x13" in response.get_json()["error"]["message"]
+
+
+def test_the_print_form_returns_the_pdf_and_records_it(login_as, barcodes):
+    client = login_as("technician")
+    page = client.get("/participants/LIM-001/visits/BL/labels")
+    assert page.status_code == 200 and page.get_data(as_text=True).count('name="barcodes"') == 10
+    response = client.post(
+        "/print",
+        data={"barcodes": barcodes[:3], "template": "cryo-38x13", "output": "pdf", "next": "/scan"},
+    )
+    assert response.mimetype == "application/pdf"
+    assert response.data.count(b"/MediaBox") == 3
+
+
+def test_the_print_form_reports_a_refusal_and_goes_back(login_as, barcodes):
+    client = login_as("technician")
+    form = {
+        "barcodes": barcodes[:1],
+        "template": "cryo-38x13",
+        "output": "zpl",
+        "next": f"/aliquots/{barcodes[0]}/labels",
+    }
+    client.post("/print", data=form)
+    again = client.post("/print", data=form, follow_redirects=True)
+    assert again.request.path == f"/aliquots/{barcodes[0]}/labels"
+    assert "say why you reprint" in again.get_data(as_text=True)
+
+
+def test_printers_are_added_by_an_administrator(login_as):
+    admin = login_as("admin")
+    response = admin.post(
+        "/printers", data={"name": "Zebra 1", "host": "10.0.0.5", "port": "9100", "dpi": "300"}
+    )
+    assert response.status_code == 302
+    assert "Zebra 1" in admin.get("/printers").get_data(as_text=True)
+    bad = admin.post(
+        "/printers", data={"name": "Zebra 2", "host": "x", "port": "99999", "dpi": "300"}
+    )
+    assert bad.status_code == 400
+
+
+def test_a_box_label_scans_back_to_the_box_barcode(api_as):
+    client = api_as("technician")
+    response = client.post(
+        "/api/v1/labels/box",
+        json={
+            "code": "BX-0012",
+            "name": "POEMS serum 12",
+            "contents": "LIM BL-M6",
+            "format": "png",
+        },
+    )
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(response.data)))
+    assert [(r.text, r.format.name) for r in found] == [("BX-0012", "Code128")]
+    copies = client.post(
+        "/api/v1/labels/box", json={"code": "BX-0012", "format": "zpl", "copies": 2}
+    )
+    assert copies.data.count(b"^XA") == 2
+
+
+def test_the_box_label_page_prints_a_pdf(login_as):
+    client = login_as("technician")
+    assert client.get("/box-labels").status_code == 200
+    response = client.post(
+        "/box-labels",
+        data={"code": "BX-0001", "name": "Serum 1", "contents": "", "copies": "1", "output": "pdf"},
+    )
+    assert response.mimetype == "application/pdf" and response.data.count(b"/MediaBox") == 1
+    empty = client.post("/box-labels", data={"code": "", "copies": "1", "output": "pdf"})
+    assert empty.status_code == 400

@@ -1,0 +1,209 @@
+"""Printing labels: what is rendered, that it scans, and what the custody log records."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from PIL import Image
+
+from biobank.custody import services as custody
+from biobank.errors import Conflict, Invalid, NotFound
+from biobank.printing import services as printing
+from biobank.samples import barcodes
+from biobank.samples import services as samples
+from labels import load_template
+from tests import factories
+
+
+@pytest.fixture
+def visit(db, sites):
+    factories.participant("LIM", code="LIM-001")
+    registration = factories.visit("LIM-001", "BL")
+    db.session.commit()
+    return [a.barcode for a in registration.aliquots]
+
+
+@pytest.fixture
+def technician(make_user):
+    return make_user("technician")
+
+
+def pdf_pages(content: bytes) -> list[tuple[float, float]]:
+    boxes = re.findall(rb"/MediaBox \[0 0 ([\d.]+) ([\d.]+)\]", content)
+    return [(float(w), float(h)) for w, h in boxes]
+
+
+def aliquot(barcode):
+    return samples.find_aliquots([barcode], actor=None)[0]
+
+
+def label_events(barcode: str):
+    return [e for e in custody.history(aliquot(barcode).id) if e.kind == "LABEL_PRINTED"]
+
+
+def test_a_visit_prints_as_one_pdf_page_per_cryovial_label(visit, technician):
+    rendered = printing.print_labels(visit, "cryo-38x13", "pdf", actor=technician)
+    pages = pdf_pages(rendered.content)
+    assert rendered.mimetype == "application/pdf" and rendered.labels == 10
+    assert len(pages) == 10
+    assert pages[0] == pytest.approx((107.717, 36.85), abs=0.01)  # 38 × 13 mm
+
+
+def test_a_visit_prints_on_one_a4_sheet(visit, technician):
+    rendered = printing.print_labels(visit, "sheet-a4", "pdf", actor=technician)
+    assert pdf_pages(rendered.content) == [pytest.approx((595.276, 841.89), abs=0.01)]
+
+
+def test_every_print_is_a_custody_event_with_template_format_and_count(visit, technician):
+    printing.print_labels(visit[:3], "cryo-38x13", "zpl", dpi=203, actor=technician)
+    for barcode in visit[:3]:
+        [event] = label_events(barcode)
+        details = json.loads(event.details)
+        assert event.actor_name == technician.username
+        assert details == {
+            "template": "cryo-38x13",
+            "format": "zpl",
+            "dpi": 203,
+            "count": 1,
+            "job_labels": 3,
+            "reprint": False,
+            "printer": None,
+        }
+    assert label_events(visit[3]) == []
+    assert custody.verify().intact
+
+
+def test_a_reprint_must_say_why_and_then_shows_who_and_why(visit, technician):
+    printing.print_labels(visit[:1], "cryo-38x13", "pdf", actor=technician)
+    with pytest.raises(Invalid, match="printed before") as refused:
+        printing.print_labels(visit[:2], "cryo-38x13", "pdf", actor=technician)
+    assert refused.value.fields == {"reason": ""}
+    assert visit[0] in str(refused.value.message) and visit[1] not in str(refused.value.message)
+    assert len(label_events(visit[1])) == 0  # nothing of the refused job was recorded
+
+    printing.print_labels(visit[:2], "cryo-38x13", "pdf", reason="label torn", actor=technician)
+    _first, again = label_events(visit[0])
+    assert again.reason == "label torn" and json.loads(again.details)["reprint"] is True
+    [only] = label_events(visit[1])
+    assert only.reason is None
+
+
+def test_a_png_preview_records_nothing(visit, technician):
+    rendered = printing.preview(visit[0], "cryo-38x13", actor=technician)
+    assert rendered.mimetype == "image/png"
+    assert label_events(visit[0]) == []
+
+
+@pytest.mark.parametrize(
+    ("template", "symbology"), [("cryo-38x13", "Code128"), ("cryo-cap", "DataMatrix")]
+)
+def test_the_application_labels_scan_back_to_the_aliquot_barcode(
+    visit, technician, template, symbology
+):
+    for dpi in (203, 300, 600):
+        png = printing.preview(visit[0], template, dpi=dpi, actor=technician).content
+        image = Image.open(io.BytesIO(png))
+        found = [(r.text, r.format.name) for r in zxingcpp.read_barcodes(image)]
+        assert (visit[0], symbology) in found, (template, dpi, found)
+
+
+def test_the_label_carries_the_participant_visit_series_and_date(visit):
+    data = printing.label_data(aliquot(visit[6]))
+    assert data.code == visit[6]
+    assert data.fields == {
+        "participant": "LIM-001",
+        "visit": "BL",
+        "sample_type": "PL1",
+        "series": "2/5",
+        "date": "2026-01-05",
+    }
+
+
+def test_zpl_is_the_same_bytes_every_time(visit, technician):
+    first = printing.print_labels(visit[:2], "cryo-38x13", "zpl", actor=technician).content
+    again = printing.print_labels(
+        visit[:2], "cryo-38x13", "zpl", reason="test", actor=technician
+    ).content
+    assert first == again and first.count(b"^XA") == 2
+
+
+@pytest.mark.parametrize(
+    ("template", "fmt", "dpi", "field"),
+    [
+        ("nope", "pdf", None, "template"),
+        ("sheet-a4", "zpl", None, "format"),
+        ("cryo-38x13", "pdf", 150, "dpi"),
+        ("cryo-38x13", "tiff", None, "format"),
+    ],
+)
+def test_impossible_print_requests_name_the_field(visit, technician, template, fmt, dpi, field):
+    with pytest.raises((Invalid, NotFound)) as refused:
+        printing.print_labels(visit[:1], template, fmt, dpi=dpi, actor=technician)
+    assert field in refused.value.fields
+
+
+def test_an_unknown_barcode_fails_the_whole_job(visit, technician):
+    unknown = "ZZZZZZZZ" + barcodes.check_character("ZZZZZZZZ")
+    with pytest.raises(NotFound, match=unknown):
+        printing.print_labels([visit[0], unknown], "cryo-38x13", "pdf", actor=technician)
+    assert label_events(visit[0]) == []
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_printer_that_does_not_answer_is_an_error_and_nothing_is_recorded(visit, technician):
+    printing.add_printer("Bench Zebra", "127.0.0.1", port=free_port(), actor=None)
+    with pytest.raises(Conflict, match="does not answer"):
+        printing.print_labels(
+            visit[:2], "cryo-38x13", "zpl", printer="Bench Zebra", actor=technician
+        )
+    assert label_events(visit[0]) == []
+
+
+def test_a_printer_receives_the_zpl_and_the_print_is_recorded(visit, technician):
+    received = bytearray()
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def listen():
+        connection, _ = server.accept()
+        with connection:
+            while chunk := connection.recv(65536):
+                received.extend(chunk)
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    printing.add_printer("Bench Zebra", "127.0.0.1", port=port, dpi=300, actor=None)
+    rendered = printing.print_labels(
+        visit, "cryo-38x13", "pdf", printer="Bench Zebra", actor=technician
+    )
+    thread.join(timeout=5)
+    server.close()
+    assert rendered.format == "zpl"  # a printer takes ZPL whatever the form said
+    assert bytes(received) == rendered.content and received.count(b"^XA") == 10
+    details = json.loads(label_events(visit[0])[0].details)
+    assert details["printer"] == "Bench Zebra" and details["dpi"] == 300
+
+
+def test_an_administrators_template_is_validated_and_then_usable(visit, technician):
+    shipped = Path(load_template("cryo-38x13").source).read_text()
+    with pytest.raises(Conflict, match="shipped"):
+        printing.save_template(shipped, actor=None)
+    mine = shipped.replace('name = "cryo-38x13"', 'name = "cryo-lab"')
+    printing.save_template(mine, actor=None)
+    assert "cryo-lab" in [t.name for t in printing.list_templates()]
+    assert printing.print_labels(visit[:1], "cryo-lab", "pdf", actor=technician).labels == 1
+    with pytest.raises(Invalid) as refused:
+        printing.save_template(mine.replace("width_mm = 38.0", "width_mm = -1"), actor=None)
+    assert "width_mm" in str(refused.value.message)
