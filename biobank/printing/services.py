@@ -39,7 +39,14 @@ class TemplateInfo:
     height_mm: float
     dpis: tuple[int, ...]
     shipped: bool
+    fields: tuple[str, ...]
     labels_per_page: int = 1
+
+    @property
+    def for_aliquots(self) -> bool:
+        """Whether it is an aliquot's label: box labels are the ones printing a box's
+        name or contents."""
+        return not {"name", "contents"} & set(self.fields)
 
 
 @dataclass(frozen=True)
@@ -63,24 +70,20 @@ def _custom_templates() -> list[LabelTemplate]:
 
 def _info(layout, shipped: bool) -> TemplateInfo:
     if isinstance(layout, labels.Sheet):
+        size = (layout.page_width_mm, layout.page_height_mm)
         return TemplateInfo(
             layout.name,
             "sheet",
             layout.description,
-            layout.page_width_mm,
-            layout.page_height_mm,
+            *size,
             layout.dpis,
             shipped,
+            layout.label.field_names,
             layout.labels_per_page,
         )
+    size = (layout.width_mm, layout.height_mm)
     return TemplateInfo(
-        layout.name,
-        "label",
-        layout.description,
-        layout.width_mm,
-        layout.height_mm,
-        layout.dpis,
-        shipped,
+        layout.name, "label", layout.description, *size, layout.dpis, shipped, layout.field_names
     )
 
 
@@ -228,8 +231,7 @@ def print_labels(
     layout = get_template(template)
     if printer is not None:
         target = get_printer(printer)
-        dpi = dpi or target.dpi
-        fmt = "zpl"
+        dpi, fmt = _printer_dpi(target, dpi), "zpl"
     dpi = _check_request(layout, fmt, dpi, len(barcodes))
     aliquots = samples.find_aliquots(barcodes, actor=actor)
     content = _render(layout, [label_data(a) for a in aliquots], fmt, dpi)
@@ -287,7 +289,7 @@ def box_label(
     layout = get_template(BOX_TEMPLATE)
     if printer is not None:
         target = get_printer(printer)
-        dpi, fmt = dpi or target.dpi, "zpl"
+        dpi, fmt = _printer_dpi(target, dpi), "zpl"
     dpi = _check_request(layout, fmt, dpi, copies)
     data = [labels.LabelData(code, {"name": name.strip(), "contents": contents.strip()})] * copies
     content = _render(layout, data, fmt, dpi)
@@ -331,6 +333,16 @@ def add_printer(
     db.session.add(printer)
     db.session.flush()
     return printer
+
+
+def _printer_dpi(printer: Printer, asked: int | None) -> int:
+    """A printer prints at its own resolution: ZPL made for another is the wrong size."""
+    if asked and asked != printer.dpi:
+        raise Invalid(
+            _l("Printer %(name)s prints at %(dpi)d dpi.", name=printer.name, dpi=printer.dpi),
+            fields={"dpi": str(asked)},
+        )
+    return printer.dpi
 
 
 def send_to_printer(printer: Printer, zpl: bytes) -> None:

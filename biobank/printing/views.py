@@ -20,6 +20,7 @@ from biobank.web import local_path, show_error
 
 bp = Blueprint("printing", __name__, template_folder="templates")
 PRINTER_PREFIX = "printer:"
+DEFAULT_TEMPLATE = "cryo-38x13"
 
 
 def _outputs() -> list[SelectChoice]:
@@ -43,8 +44,12 @@ def _print_form(barcodes: list[str], next_url: str) -> PrintForm:
     if not form.is_submitted():
         form.barcodes.data = barcodes
     form.template.choices = [
-        SelectChoice(t.name, f"{t.name} — {t.description}") for t in services.list_templates()
+        SelectChoice(t.name, f"{t.name} — {t.description}")
+        for t in services.list_templates()
+        if t.for_aliquots
     ]
+    if not form.is_submitted():
+        form.template.data = DEFAULT_TEMPLATE
     form.output.choices = _outputs()
     return form
 

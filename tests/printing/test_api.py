@@ -153,3 +153,9 @@ def test_the_box_label_page_prints_a_pdf(login_as):
     assert response.mimetype == "application/pdf" and response.data.count(b"/MediaBox") == 1
     empty = client.post("/box-labels", data={"code": "", "copies": "1", "output": "pdf"})
     assert empty.status_code == 400
+
+
+def test_the_print_page_offers_the_cryovial_label_first_and_no_box_label(login_as, barcodes):
+    page = login_as("technician").get(f"/aliquots/{barcodes[0]}/labels").get_data(as_text=True)
+    assert '<option selected value="cryo-38x13">' in page or 'value="cryo-38x13" selected' in page
+    assert 'value="box-50x25"' not in page

@@ -207,3 +207,18 @@ def test_an_administrators_template_is_validated_and_then_usable(visit, technici
     with pytest.raises(Invalid) as refused:
         printing.save_template(mine.replace("width_mm = 38.0", "width_mm = -1"), actor=None)
     assert "width_mm" in str(refused.value.message)
+
+
+def test_a_printer_prints_at_its_own_resolution(visit, technician):
+    printing.add_printer("Bench Zebra", "127.0.0.1", port=free_port(), dpi=203, actor=None)
+    with pytest.raises(Invalid, match="203 dpi") as refused:
+        printing.print_labels(
+            visit[:1], "cryo-38x13", "zpl", dpi=600, printer="Bench Zebra", actor=technician
+        )
+    assert refused.value.fields == {"dpi": "600"}
+
+
+def test_box_templates_are_not_offered_for_aliquots(db):
+    offered = {t.name for t in printing.list_templates() if t.for_aliquots}
+    assert {"cryo-38x13", "cryo-cap", "sheet-a4", "sheet-letter"} <= offered
+    assert "box-50x25" not in offered
