@@ -50,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_babel(app)
     api.init_app(app)
     _register_blueprints(app)
+    _connect_domains()
     register_error_handlers(app)
     _unit_of_work(app)
     register_commands(app)
@@ -101,16 +102,25 @@ def _register_blueprints(app: Flask) -> None:
     from biobank.printing.views import bp as printing_views
     from biobank.samples.api import blp as samples_api
     from biobank.samples.views import bp as samples_views
+    from biobank.storage.api import blp as storage_api
     from biobank.study.api import blp as study_api
     from biobank.study.views import bp as study_views
 
     for blueprint in (auth_views, study_views, samples_views, printing_views):
         app.register_blueprint(blueprint)
-    for blueprint in (auth_api, study_api, samples_api, printing_api):
+    for blueprint in (auth_api, study_api, samples_api, storage_api, printing_api):
         # The API is protected by bearer tokens; a browser session using it is checked
         # for CSRF in _unit_of_work's before_request instead.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint, url_prefix="/api/v1")
+
+
+def _connect_domains() -> None:
+    # A scan (samples) shows where the tube is, which storage, a domain above it, knows.
+    from biobank.samples.services import set_locator
+    from biobank.storage.services import locations
+
+    set_locator(locations)
 
 
 def _unit_of_work(app: Flask) -> None:

@@ -22,6 +22,7 @@ from biobank.cli import unit_of_work
 from biobank.extensions import db
 from biobank.samples import services as samples
 from biobank.samples.services import SpinEntry, TubeEntry
+from biobank.storage import services as storage
 from biobank.study import services as study
 from biobank.study.cli import shipped_or_configured_protocol
 from biobank.study.protocol import parse_protocol
@@ -104,6 +105,65 @@ def load_demo_data(actor) -> int:
     return count
 
 
+DEMO_STORED = 100
+BOX_TYPES = [  # (name, rows, cols)
+    ("81-place 2-inch cryobox (9 × 9)", 9, 9),
+    ("100-place 2-inch cryobox (10 × 10)", 10, 10),
+    ("96-tube 2D rack (8 × 12)", 8, 12),
+]
+
+
+def load_demo_storage(actor) -> int:
+    """Room 114 of the central biobank: two −80 °C freezers, each with 2 shelves × 2 racks
+    × 3 boxes, and the first demo aliquots stored in them, part-filling the first box of
+    each freezer. Returns the number of aliquots stored."""
+    for name, rows, cols in BOX_TYPES:
+        storage.create_container_type(name, "box", rows=rows, cols=cols, actor=actor)
+    storage.create_container("room", "Room 114", site="BIO", barcode="RM-0114", actor=actor)
+    boxes: list[str] = []
+    for f in (1, 2):
+        freezer = storage.create_container(
+            "freezer",
+            f"Freezer −80 °C n°{f}",
+            parent="RM-0114",
+            barcode=f"FR-000{f}",
+            temperature_class="-80",
+            set_point_c=-80,
+            actor=actor,
+        )
+        for s in (1, 2):
+            shelf = storage.create_container(
+                "shelf", f"Shelf {s}", parent=freezer.barcode, barcode=f"SH-{f}{s}", actor=actor
+            )
+            for r in (1, 2):
+                rack = storage.create_container(
+                    "rack",
+                    f"Rack {s}{'AB'[r - 1]}",
+                    parent=shelf.barcode,
+                    barcode=f"RK-{f}{s}{r}",
+                    actor=actor,
+                )
+                for b in (1, 2, 3):
+                    box = storage.create_container(
+                        "box",
+                        f"POEMS box {f}{s}{r}{b}",
+                        parent=rack.barcode,
+                        barcode=f"BX-{f}{s}{r}{b}",
+                        type_name=BOX_TYPES[0][0],
+                        actor=actor,
+                    )
+                    boxes.append(box.barcode)
+    # Each specimen's aliquots split between the two freezers (a failure of one never
+    # takes a whole time point): 1st, 3rd, 5th in freezer 1; 2nd and 4th in freezer 2.
+    # The last visits stay registered, waiting to be stored.
+    stored = 0
+    for aliquot in samples.list_aliquots(actor=actor, limit=DEMO_STORED).items:
+        box = "BX-1111" if aliquot.series_number % 2 else "BX-2111"
+        storage.store(aliquot.barcode, box, actor=actor)
+        stored += 1
+    return stored
+
+
 def _demo_tubes(day: date, delay_hours: float) -> list[TubeEntry]:
     tz = ZoneInfo("Europe/Paris")
     collected = datetime(day.year, day.month, day.day, 8, 30, tzinfo=tz)
@@ -135,7 +195,10 @@ def load():
     """Add the demo sites, participants, visits and aliquots."""
     load_protocol_if_missing(shipped_or_configured_protocol())
     count = load_demo_data(actor=None)
-    click.echo(f"demo data loaded: {len(PARTICIPANTS)} participants, {count} aliquots")
+    stored = load_demo_storage(actor=None)
+    click.echo(
+        f"demo data loaded: {len(PARTICIPANTS)} participants, {count} aliquots, {stored} stored"
+    )
 
 
 @demo_cli.command("setup")
@@ -152,7 +215,11 @@ def setup():
     ensure_demo_sites(actor=None)  # before the accounts: one is bound to a centre
     accounts = create_demo_accounts()
     count = load_demo_data(actor=None)
-    click.echo(f"Demo data: {len(PARTICIPANTS)} participants, {count} aliquots.")
+    stored = load_demo_storage(actor=None)
+    click.echo(
+        f"Demo data: {len(PARTICIPANTS)} participants, {count} aliquots "
+        f"({stored} stored in the central biobank's freezers)."
+    )
     click.echo("Demo logins (shown once, write them down):")
     for name, role, password in accounts:
         click.echo(f"  {name:12} {role:11} password: {password}")

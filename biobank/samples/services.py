@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -369,7 +370,7 @@ class AliquotSummary:
     participant: str
     consent_status: str
     site: str
-    location: str | None = None  # storage positions come with the storage domain
+    location: str | None = None  # filled in by storage (see set_locator)
 
     @property
     def series_label(self) -> str:
@@ -410,8 +411,21 @@ _SUMMARY_BY_BARCODE_AT_SITE = _SUMMARY_BY_BARCODE.where(
 )
 
 
+# Storage sits above samples and knows where a tube is; it tells the scans through this
+# function (aliquot ids → location in words), set when the application is built.
+Locator = Callable[[list[int]], dict[int, str]]
+_locate: Locator | None = None
+
+
+def set_locator(locate: Locator | None) -> None:
+    global _locate
+    _locate = locate
+
+
 def _summaries(rows) -> list[AliquotSummary]:
-    return [AliquotSummary(*row) for row in rows]
+    found = [AliquotSummary(*row) for row in rows]
+    where = _locate([a.id for a in found]) if _locate and found else {}
+    return [replace(a, location=where.get(a.id)) for a in found]
 
 
 def _site_scope(query, actor):
@@ -457,7 +471,7 @@ def scan_aliquot(raw_code: str, *, actor) -> AliquotSummary:
         row = connection.execute(_SUMMARY_BY_BARCODE, {"barcode": code}).first()
     if row is None:
         raise _not_found(code)
-    return AliquotSummary(*row)
+    return _summaries([row])[0]
 
 
 def find_aliquot(raw_code: str, *, actor) -> Aliquot:

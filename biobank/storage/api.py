@@ -1,0 +1,87 @@
+"""/api/v1/containers, /api/v1/boxes, /api/v1/aliquots/<barcode>/position."""
+
+from __future__ import annotations
+
+from flask_login import current_user
+from flask_smorest import Blueprint
+
+from biobank.auth.access import requires
+from biobank.auth.roles import Permission
+from biobank.samples import services as samples
+from biobank.samples.schemas import AliquotSchema
+from biobank.storage import schemas, services
+
+blp = Blueprint("storage_api", __name__, description="Freezers, racks, boxes and positions.")
+
+
+@blp.route("/containers")
+@requires(Permission.VIEW_SAMPLES)
+@blp.arguments(schemas.ContainerArgs, location="query")
+@blp.response(200, schemas.ContainerPageSchema)
+def list_containers(args):
+    """Containers (with ``kind=box``: their grid and free positions)."""
+    return services.list_containers(
+        kind=args["kind"], actor=current_user, limit=args["limit"], offset=args["offset"]
+    )
+
+
+@blp.route("/containers", methods=["POST"])
+@requires(Permission.CONFIGURE)
+@blp.arguments(schemas.NewContainerSchema)
+@blp.response(201, schemas.ContainerSchema)
+def create_container(data):
+    """Add a room, freezer, tank, shelf, rack or box."""
+    return services.create_container(
+        data["kind"],
+        data["name"],
+        parent=data["parent"],
+        type_name=data["type"],
+        barcode=data["barcode"],
+        site=data["site"],
+        temperature_class=data["temperature_class"],
+        set_point_c=data["set_point_c"],
+        actor=current_user,
+    )
+
+
+@blp.route("/boxes/<barcode>")
+@requires(Permission.VIEW_SAMPLES)
+@blp.response(200, schemas.BoxMapSchema)
+def box(barcode):
+    """A box and what each of its positions holds."""
+    return services.box_map(barcode, actor=current_user)
+
+
+@blp.route("/aliquots/<barcode>/position", methods=["PUT"])
+@requires(Permission.HANDLE)
+@blp.arguments(schemas.PositionRequestSchema)
+@blp.response(200, schemas.StoredSchema)
+def put_position(data, barcode):
+    """Store the aliquot, or move it, to a box position (409 when the position is taken)."""
+    return services.store(barcode, data["box"], data["position"], move=True, actor=current_user)
+
+
+@blp.route("/aliquots/<barcode>/position", methods=["DELETE"])
+@requires(Permission.HANDLE)
+@blp.arguments(schemas.CheckOutSchema)
+@blp.response(200, AliquotSchema)
+def delete_position(data, barcode):
+    """Check the aliquot out of storage, saying why (its position is kept for its return)."""
+    services.check_out(barcode, data["reason"], destination=data["destination"], actor=current_user)
+    return samples.scan_aliquot(barcode, actor=current_user)
+
+
+@blp.route("/aliquots/<barcode>/return", methods=["POST"])
+@requires(Permission.HANDLE)
+@blp.arguments(schemas.ReturnSchema)
+@blp.response(200, schemas.StoredSchema)
+def return_aliquot(data, barcode):
+    """Put a checked-out aliquot back, with the volume left and whether it was thawed."""
+    return services.return_aliquot(
+        barcode,
+        data["volume_ul"],
+        thawed=data["thawed"],
+        box=data["box"],
+        position=data["position"],
+        actor=current_user,
+    )

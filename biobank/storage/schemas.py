@@ -1,0 +1,93 @@
+"""JSON shapes of containers, boxes and storage requests."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from biobank.schemas import PageArgs
+from biobank.storage.models import CONTAINER_KINDS, TEMPERATURE_CLASSES
+
+
+class ContainerArgs(PageArgs):
+    kind = fields.String(load_default=None, validate=validate.OneOf(CONTAINER_KINDS))
+
+
+class BoxSummarySchema(Schema):
+    barcode = fields.String()
+    name = fields.String()
+    rows = fields.Integer()
+    cols = fields.Integer()
+    free = fields.Integer()
+
+
+class ContainerPageSchema(Schema):
+    items = fields.List(fields.Nested(BoxSummarySchema))
+    total = fields.Integer()
+
+
+class NewContainerSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(CONTAINER_KINDS))
+    name = fields.String(required=True)
+    parent = fields.String(load_default=None, metadata={"description": "parent's barcode"})
+    type = fields.String(load_default=None, metadata={"description": "container type name"})
+    barcode = fields.String(load_default=None)
+    site = fields.String(load_default=None, metadata={"description": "for a room: its site"})
+    temperature_class = fields.String(
+        load_default=None, validate=validate.OneOf(TEMPERATURE_CLASSES)
+    )
+    set_point_c = fields.Float(load_default=None)
+
+
+class ContainerSchema(Schema):
+    barcode = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    type = fields.Function(lambda c: c.type.name if c.type else None)
+    parent = fields.Function(lambda c: c.parent.barcode if c.parent else None)
+    temperature_class = fields.String(allow_none=True)
+
+
+class WellSchema(Schema):
+    position = fields.String()
+    barcode = fields.String(allow_none=True)
+    status = fields.String(allow_none=True)
+    participant = fields.String(allow_none=True)
+    visit = fields.String(allow_none=True)
+    sample_type = fields.String(allow_none=True)
+
+
+class BoxMapSchema(Schema):
+    barcode = fields.Function(lambda m: m.box.barcode)
+    name = fields.Function(lambda m: m.box.name)
+    rows = fields.Function(lambda m: m.grid.rows)
+    cols = fields.Function(lambda m: m.grid.cols)
+    location = fields.String()
+    free = fields.Integer()
+    positions = fields.List(fields.Nested(WellSchema), attribute="wells")
+
+
+class PositionRequestSchema(Schema):
+    box = fields.String(required=True)
+    position = fields.String(
+        load_default=None, metadata={"description": "e.g. B4; none: next free"}
+    )
+
+
+class StoredSchema(Schema):
+    barcode = fields.Function(lambda s: s.aliquot.barcode)
+    box = fields.Function(lambda s: s.box.barcode)
+    position = fields.String()
+    location = fields.String()
+    moved_from = fields.String(allow_none=True)
+
+
+class CheckOutSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1))
+    destination = fields.String(load_default="")
+
+
+class ReturnSchema(Schema):
+    volume_ul = fields.Integer(required=True, validate=validate.Range(min=0))
+    thawed = fields.Boolean(required=True)
+    box = fields.String(load_default=None)
+    position = fields.String(load_default=None)

@@ -1,0 +1,640 @@
+"""Freezer inventory: containers, positions, storing, moving, checking out and returning.
+
+Every change to where an aliquot is writes its custody event (STORED, MOVED, CHECKED_OUT,
+RETURNED) in the same transaction. One aliquot per position and one position per aliquot
+are unique constraints of stored_position: two technicians storing into the same place at
+the same moment cannot both succeed, whatever the timing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from biobank.custody import services as custody
+from biobank.custody.services import EventKind
+from biobank.errors import Conflict, Forbidden, Invalid, NotFound
+from biobank.extensions import db
+from biobank.samples import services as samples
+from biobank.samples.models import Aliquot, Specimen
+from biobank.storage.models import (
+    CONTAINER_KINDS,
+    PARENT_KINDS,
+    TEMPERATURE_CLASSES,
+    Container,
+    ContainerType,
+    StoredPosition,
+)
+from biobank.storage.positions import Grid, PositionError, grid_for
+from biobank.study import services as study
+from biobank.study.models import Participant, Visit
+
+BARCODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,39}$")
+PREFIXES = {"room": "RM", "freezer": "FR", "tank": "LN", "shelf": "SH", "rack": "RK", "box": "BX"}
+# Statuses an aliquot may be stored in; the others are gone from the bank.
+STORABLE = {"registered", "in_storage", "checked_out", "received"}
+SEPARATOR = " › "
+
+
+# --- container types and containers ------------------------------------------------------
+
+
+def create_container_type(
+    name: str, kind: str, *, rows=None, cols=None, description="", actor
+) -> ContainerType:
+    """Declare a model of container (a new box model needs no code)."""
+    name = (name or "").strip()
+    if not name:
+        raise Invalid(_l("A name is required."), fields={"name": ""})
+    if kind not in CONTAINER_KINDS:
+        raise Invalid(_l("Unknown kind %(k)s.", k=kind), fields={"kind": kind})
+    if kind == "box":
+        try:
+            grid_for(rows or 0, cols or 0)
+        except PositionError as err:
+            raise Invalid(str(err), fields={"rows": str(rows), "cols": str(cols)}) from err
+    elif rows or cols:
+        raise Invalid(_l("Only boxes have a grid of positions."), fields={"rows": str(rows)})
+    if db.session.execute(db.select(ContainerType.id).where(ContainerType.name == name)).first():
+        raise Conflict(_l("Container type %(n)s already exists.", n=name), fields={"name": name})
+    kind_row = ContainerType(
+        name=name,
+        kind=kind,
+        rows=rows if kind == "box" else None,
+        cols=cols if kind == "box" else None,
+        description=description,
+    )
+    db.session.add(kind_row)
+    db.session.flush()
+    return kind_row
+
+
+def list_container_types() -> list[ContainerType]:
+    return (
+        db.session.execute(
+            db.select(ContainerType).order_by(ContainerType.kind, ContainerType.name)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def _visible(query, actor):
+    if actor is not None and actor.site_id is not None:
+        query = query.where(Container.site_id == actor.site_id)
+    return query
+
+
+def get_container(barcode: str, *, actor, kind: str | None = None) -> Container:
+    code = (barcode or "").strip().upper()
+    query = _visible(db.select(Container).where(Container.barcode == code), actor)
+    container = db.session.execute(query).scalar()
+    if container is None or (kind is not None and container.kind != kind):
+        what = kind or "container"
+        raise NotFound(
+            _l("No %(what)s with barcode %(code)s.", what=what, code=code),
+            code="container.not_found",
+            fields={"barcode": code},
+        )
+    return container
+
+
+def _next_barcode(kind: str) -> str:
+    prefix = PREFIXES[kind]
+    count = db.session.execute(
+        sa.select(sa.func.count()).select_from(Container).where(Container.kind == kind)
+    ).scalar()
+    for n in range(count + 1, count + 1000):
+        code = f"{prefix}-{n:04d}"
+        if not db.session.execute(db.select(Container.id).where(Container.barcode == code)).first():
+            return code
+    raise Conflict(_l("Could not find a free barcode; give one."))
+
+
+def create_container(
+    kind: str,
+    name: str,
+    *,
+    parent: str | None = None,
+    type_name=None,
+    barcode: str | None = None,
+    site: str | None = None,
+    temperature_class: str | None = None,
+    set_point_c: float | None = None,
+    slot: int | None = None,
+    actor,
+) -> Container:
+    """Add a room, freezer, tank, shelf, rack or box under ``parent`` (a barcode)."""
+    if kind not in CONTAINER_KINDS:
+        raise Invalid(
+            _l("Unknown kind %(k)s (one of: %(all)s).", k=kind, all=", ".join(CONTAINER_KINDS)),
+            fields={"kind": kind},
+        )
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise Invalid(_l("A name of 1 to 100 characters is required."), fields={"name": ""})
+    parent_row = get_container(parent, actor=actor) if parent else None
+    allowed = PARENT_KINDS[kind]
+    if parent_row is None and allowed:
+        raise Invalid(
+            _l(
+                "A %(kind)s must be placed in a %(parents)s.",
+                kind=kind,
+                parents=" / ".join(allowed),
+            ),
+            fields={"parent": ""},
+        )
+    if parent_row is not None and parent_row.kind not in allowed:
+        raise Invalid(
+            _l("A %(kind)s cannot go into a %(parent)s.", kind=kind, parent=parent_row.kind),
+            fields={"parent": parent_row.barcode},
+        )
+    if parent_row is not None:
+        site_id = parent_row.site_id
+    else:
+        site_id = study.get_site(site).id if site else getattr(actor, "site_id", None)
+        if site_id is None:
+            raise Invalid(_l("Say which site this room belongs to."), fields={"site": ""})
+    if actor is not None and actor.site_id is not None and actor.site_id != site_id:
+        raise Forbidden(_l("You can set up your own centre's storage only."))
+    container_type = None
+    if type_name:
+        container_type = db.session.execute(
+            db.select(ContainerType).where(ContainerType.name == type_name)
+        ).scalar()
+        if container_type is None or container_type.kind != kind:
+            raise Invalid(
+                _l("No %(kind)s type named %(t)s.", kind=kind, t=type_name),
+                fields={"type": type_name},
+            )
+    if kind == "box" and container_type is None:
+        raise Invalid(_l("A box needs its type (its grid of positions)."), fields={"type": ""})
+    if kind in ("freezer", "tank"):
+        if temperature_class not in TEMPERATURE_CLASSES:
+            raise Invalid(
+                _l(
+                    "A %(kind)s needs its temperature class (%(all)s).",
+                    kind=kind,
+                    all=", ".join(TEMPERATURE_CLASSES),
+                ),
+                fields={"temperature_class": str(temperature_class)},
+            )
+    elif temperature_class is not None:
+        raise Invalid(
+            _l("Only freezers and tanks have a temperature class."),
+            fields={"temperature_class": temperature_class},
+        )
+    code = (barcode or "").strip().upper() or _next_barcode(kind)
+    if not BARCODE.match(code):
+        raise Invalid(
+            _l("Container barcodes are 2 to 40 capital letters, digits or dashes."),
+            fields={"barcode": code},
+        )
+    if db.session.execute(db.select(Container.id).where(Container.barcode == code)).first():
+        raise Conflict(_l("Barcode %(code)s is already used.", code=code), fields={"barcode": code})
+    if slot is None:
+        slot = (
+            db.session.execute(
+                sa.select(sa.func.count())
+                .select_from(Container)
+                .where(Container.parent_id == (parent_row.id if parent_row else None))
+            ).scalar()
+            + 1
+        )
+    container = Container(
+        barcode=code,
+        name=name,
+        kind=kind,
+        type=container_type,
+        parent=parent_row,
+        site_id=site_id,
+        slot=slot,
+        temperature_class=temperature_class,
+        set_point_c=set_point_c,
+    )
+    db.session.add(container)
+    db.session.flush()
+    return container
+
+
+# --- where things are --------------------------------------------------------------------
+
+
+def _paths(anchor) -> dict[int, list[Container]]:
+    """Walk up the tree from each anchor row (key, container id) in one recursive query;
+    returns key → containers from the root down."""
+    tree = anchor.cte("tree", recursive=True)
+    parent = sa.orm.aliased(Container)
+    tree = tree.union_all(
+        sa.select(tree.c.key, parent.id, parent.parent_id, tree.c.depth + 1).join(
+            parent, parent.id == tree.c.parent_id
+        )
+    )
+    rows = db.session.execute(
+        sa.select(tree.c.key, tree.c.depth, Container).join(Container, Container.id == tree.c.id)
+    ).all()
+    paths: dict[int, list[tuple[int, Container]]] = {}
+    for key, depth, container in rows:
+        paths.setdefault(key, []).append((depth, container))
+    return {
+        key: [c for _, c in sorted(path, key=lambda item: -item[0])] for key, path in paths.items()
+    }
+
+
+def ancestry(container_ids: Iterable[int]) -> dict[int, list[Container]]:
+    """Each container's path from its root down to itself."""
+    ids = list(set(container_ids))
+    if not ids:
+        return {}
+    return _paths(
+        sa.select(
+            Container.id.label("key"),
+            Container.id,
+            Container.parent_id,
+            sa.literal(0).label("depth"),
+        ).where(Container.id.in_(ids))
+    )
+
+
+def grid_of(box: Container) -> Grid:
+    return grid_for(box.type.rows, box.type.cols)
+
+
+def describe(path: list[Container], row: int | None = None, col: int | None = None) -> str:
+    """ "Freezer −80 n°1 › Shelf 2 › Rack A › Box 12 (BX-0012) › B04"."""
+    parts = [
+        c.name if c.kind != "box" else f"{c.name} ({c.barcode})" for c in path if c.kind != "room"
+    ]
+    if row is not None:
+        parts.append(grid_of(path[-1]).label(row, col))
+    return SEPARATOR.join(parts)
+
+
+def locations(aliquot_ids: Iterable[int]) -> dict[int, str]:
+    """Where each stored aliquot is, in words, in two indexed queries."""
+    stored = db.session.execute(
+        sa.select(
+            StoredPosition.aliquot_id, StoredPosition.box_id, StoredPosition.row, StoredPosition.col
+        ).where(StoredPosition.aliquot_id.in_(list(aliquot_ids)))
+    ).all()
+    if not stored:
+        return {}
+    paths = ancestry(box_id for _, box_id, _, _ in stored)
+    return {aliquot: describe(paths[box], row, col) for aliquot, box, row, col in stored}
+
+
+def temperature_class_of(path: list[Container]) -> str | None:
+    for container in reversed(path):
+        if container.temperature_class:
+            return container.temperature_class
+    return None
+
+
+# --- storing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stored:
+    aliquot: Aliquot
+    box: Container
+    position: str
+    location: str
+    moved_from: str | None
+
+
+def _stored_position(aliquot_id: int) -> StoredPosition | None:
+    return db.session.execute(
+        db.select(StoredPosition).where(StoredPosition.aliquot_id == aliquot_id)
+    ).scalar()
+
+
+def _occupant(box_id: int, row: int, col: int) -> str | None:
+    query = (
+        sa.select(Aliquot.barcode)
+        .join(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
+        .where(
+            StoredPosition.box_id == box_id, StoredPosition.row == row, StoredPosition.col == col
+        )
+    )
+    return db.session.execute(query).scalar()
+
+
+def _occupant_committed(box_id: int, row: int, col: int) -> str | None:
+    """Who holds the place now, read outside this failed transaction."""
+    query = (
+        sa.select(Aliquot.barcode)
+        .join(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
+        .where(
+            StoredPosition.box_id == box_id, StoredPosition.row == row, StoredPosition.col == col
+        )
+    )
+    with db.engine.connect() as connection:
+        return connection.execute(query).scalar()
+
+
+def next_free(box: Container) -> tuple[int, int] | None:
+    """The first free position in the box's fill order, or None when it is full."""
+    taken = {
+        (row, col)
+        for row, col in db.session.execute(
+            sa.select(StoredPosition.row, StoredPosition.col).where(StoredPosition.box_id == box.id)
+        )
+    }
+    return next((cell for cell in grid_of(box).fill_order() if cell not in taken), None)
+
+
+def _storage_class(specimen: Specimen) -> str:
+    return str(specimen.storage_temperature_c)
+
+
+def _check_storable(aliquot: Aliquot, path: list[Container]) -> None:
+    participant = aliquot.specimen.visit.participant
+    if participant.consent_status != "given":
+        raise Conflict(
+            _l(
+                "Biobank consent of %(p)s was withdrawn: %(code)s cannot be stored.",
+                p=participant.code,
+                code=aliquot.barcode,
+            ),
+            code="consent.withdrawn",
+        )
+    if aliquot.status not in STORABLE:
+        raise Conflict(
+            _l(
+                "%(code)s is %(status)s: it cannot be stored.",
+                code=aliquot.barcode,
+                status=aliquot.status,
+            ),
+            code="aliquot.not_storable",
+        )
+    place_class = temperature_class_of(path)
+    needed = _storage_class(aliquot.specimen)
+    if place_class is None or int(place_class) > int(needed):
+        raise Conflict(
+            _l(
+                "%(code)s must be kept at %(needed)s °C or colder; %(box)s is in a %(place)s °C "
+                "freezer.",
+                code=aliquot.barcode,
+                needed=needed,
+                box=path[-1].barcode,
+                place=place_class or "?",
+            ),
+            code="storage.temperature",
+        )
+
+
+def store(
+    barcode: str, box_barcode: str, position: str | None = None, *, move: bool = False, actor
+) -> Stored:
+    """Put an aliquot into a box, at ``position`` or the next free one.
+
+    An aliquot already stored elsewhere is moved only with ``move=True`` (the page asks the
+    technician to confirm). Refused: withdrawn consent, an aliquot no longer in the bank, a
+    freezer warmer than the sample needs, a position already taken.
+    """
+    aliquot = samples.find_aliquot(barcode, actor=actor)
+    box = get_container(box_barcode, actor=actor, kind="box")
+    path = ancestry([box.id])[box.id]
+    _check_storable(aliquot, path)
+    grid = grid_of(box)
+    if position:
+        try:
+            row, col = grid.parse(position)
+        except PositionError as err:
+            raise Invalid(str(err), code="position.invalid", fields={"position": position}) from err
+    else:
+        cell = next_free(box)
+        if cell is None:
+            raise Conflict(
+                _l("Box %(box)s is full.", box=box.barcode),
+                code="box.full",
+                fields={"box": box.barcode},
+            )
+        row, col = cell
+    label = grid.label(row, col)
+    current = _stored_position(aliquot.id)
+    if current is not None and (current.box_id, current.row, current.col) == (box.id, row, col):
+        return Stored(aliquot, box, label, describe(path, row, col), None)
+    holder = _occupant(box.id, row, col)
+    if holder is not None:
+        raise Conflict(
+            _l(
+                "Position %(pos)s of box %(box)s holds %(other)s.",
+                pos=label,
+                box=box.barcode,
+                other=holder,
+            ),
+            code="position.taken",
+            fields={"position": label},
+        )
+    moved_from = None
+    if current is not None:
+        moved_from = locations([aliquot.id])[aliquot.id]
+        if not move:
+            raise Conflict(
+                _l(
+                    "%(code)s is stored at %(where)s. Confirm to move it to %(pos)s of %(box)s.",
+                    code=aliquot.barcode,
+                    where=moved_from,
+                    pos=label,
+                    box=box.barcode,
+                ),
+                code="storage.confirm_move",
+                fields={"barcode": aliquot.barcode},
+            )
+        current.box_id, current.row, current.col = box.id, row, col
+    else:
+        db.session.add(StoredPosition(aliquot_id=aliquot.id, box_id=box.id, row=row, col=col))
+    box_id, box_code = box.id, box.barcode  # a failed flush expires every loaded object
+    try:
+        db.session.flush()
+    except sa.exc.IntegrityError as err:
+        taken_by = _occupant_committed(box_id, row, col) or _l("another tube")
+        raise Conflict(
+            _l(
+                "Position %(pos)s of box %(box)s was just taken by %(other)s.",
+                pos=label,
+                box=box_code,
+                other=taken_by,
+            ),
+            code="position.taken",
+            fields={"position": label},
+        ) from err
+    where = describe(path, row, col)
+    if aliquot.status != "checked_out":
+        aliquot.status = "in_storage"
+    kind = EventKind.MOVED if moved_from else EventKind.STORED
+    custody.record(aliquot, kind, actor, from_location=moved_from, to_location=where)
+    return Stored(aliquot, box, label, where, moved_from)
+
+
+def check_out(barcode: str, reason: str, *, destination: str = "", actor) -> Aliquot:
+    """Take an aliquot out for use; its position is kept for its return."""
+    aliquot = samples.find_aliquot(barcode, actor=actor)
+    reason = custody.require_reason(reason, _l("check an aliquot out"))
+    if aliquot.status != "in_storage":
+        raise Conflict(
+            _l(
+                "%(code)s is not in storage (it is %(status)s).",
+                code=aliquot.barcode,
+                status=aliquot.status,
+            ),
+            code="aliquot.not_in_storage",
+        )
+    where = locations([aliquot.id]).get(aliquot.id)
+    aliquot.status = "checked_out"
+    custody.record(
+        aliquot,
+        EventKind.CHECKED_OUT,
+        actor,
+        from_location=where,
+        to_location=destination.strip() or None,
+        reason=reason,
+    )
+    return aliquot
+
+
+def return_aliquot(
+    barcode: str,
+    volume_ul: int,
+    *,
+    thawed: bool,
+    box: str | None = None,
+    position: str | None = None,
+    actor,
+) -> Stored:
+    """Put a checked-out aliquot back with what is left of it: at its own position unless
+    another is given. A thaw counts one more freeze–thaw cycle."""
+    aliquot = samples.find_aliquot(barcode, actor=actor)
+    if aliquot.status != "checked_out":
+        raise Conflict(
+            _l("%(code)s is not checked out.", code=aliquot.barcode), code="aliquot.not_checked_out"
+        )
+    if not 0 <= volume_ul <= aliquot.volume_ul:
+        raise Invalid(
+            _l("The volume left must be between 0 and %(n)d µL.", n=aliquot.volume_ul),
+            fields={"volume_ul": str(volume_ul)},
+        )
+    before = aliquot.volume_ul
+    aliquot.volume_ul = volume_ul
+    aliquot.freeze_thaw_count += 1 if thawed else 0
+    aliquot.status = "in_storage"
+    current = _stored_position(aliquot.id)
+    if box:
+        placed = store(barcode, box, position, move=True, actor=actor)
+        where = placed.location
+    else:
+        where = locations([aliquot.id])[aliquot.id]
+        placed = Stored(
+            aliquot, current.box, grid_of(current.box).label(current.row, current.col), where, None
+        )
+    custody.record(
+        aliquot,
+        EventKind.RETURNED,
+        actor,
+        to_location=where,
+        details={
+            "volume_ul_before": before,
+            "volume_ul": volume_ul,
+            "thawed": thawed,
+            "freeze_thaw_count": aliquot.freeze_thaw_count,
+        },
+    )
+    return placed
+
+
+# --- boxes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Well:
+    position: str
+    row: int
+    col: int
+    barcode: str | None = None
+    status: str | None = None
+    participant: str | None = None
+    visit: str | None = None
+    sample_type: str | None = None
+
+
+@dataclass(frozen=True)
+class BoxMap:
+    box: Container
+    grid: Grid
+    location: str
+    wells: list[Well]
+
+    @property
+    def free(self) -> int:
+        return sum(1 for well in self.wells if well.barcode is None)
+
+
+def box_map(barcode: str, *, actor) -> BoxMap:
+    """A box's grid with what each position holds, in two queries."""
+    box = get_container(barcode, actor=actor, kind="box")
+    grid = grid_of(box)
+    rows = db.session.execute(
+        sa.select(
+            StoredPosition.row,
+            StoredPosition.col,
+            Aliquot.barcode,
+            Aliquot.status,
+            Participant.code,
+            Visit.visit_code,
+            Aliquot.sample_type,
+        )
+        .join(Aliquot, Aliquot.id == StoredPosition.aliquot_id)
+        .join(Specimen, Specimen.id == Aliquot.specimen_id)
+        .join(Visit, Visit.id == Specimen.visit_id)
+        .join(Participant, Participant.id == Visit.participant_id)
+        .where(StoredPosition.box_id == box.id)
+    )
+    held = {(r, c): rest for r, c, *rest in rows}
+    wells = [Well(grid.label(r, c), r, c, *held.get((r, c), ())) for r, c in grid.fill_order()]
+    return BoxMap(box, grid, describe(ancestry([box.id])[box.id]), wells)
+
+
+@dataclass(frozen=True)
+class BoxSummary:
+    barcode: str
+    name: str
+    rows: int
+    cols: int
+    free: int
+
+
+def list_containers(
+    *, kind: str | None = None, actor, limit: int = 100, offset: int = 0
+) -> study.Page:
+    """Containers (boxes with their free positions), in one query."""
+    occupied = (
+        sa.select(StoredPosition.box_id, sa.func.count().label("n"))
+        .group_by(StoredPosition.box_id)
+        .subquery()
+    )
+    query = _visible(
+        sa.select(
+            Container.barcode,
+            Container.name,
+            ContainerType.rows,
+            ContainerType.cols,
+            sa.func.coalesce(occupied.c.n, 0),
+        )
+        .outerjoin(ContainerType, ContainerType.id == Container.type_id)
+        .outerjoin(occupied, occupied.c.box_id == Container.id),
+        actor,
+    )
+    if kind:
+        query = query.where(Container.kind == kind)
+    total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
+    rows = db.session.execute(query.order_by(Container.barcode).limit(limit).offset(offset))
+    items = [
+        BoxSummary(code, name, r or 0, c or 0, (r or 0) * (c or 0) - used)
+        for code, name, r, c, used in rows
+    ]
+    return study.Page(items, total)
