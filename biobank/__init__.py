@@ -103,10 +103,20 @@ def _register_blueprints(app: Flask) -> None:
     from biobank.samples.api import blp as samples_api
     from biobank.samples.views import bp as samples_views
     from biobank.storage.api import blp as storage_api
+    from biobank.storage.rack_views import bp as rack_views
+    from biobank.storage.views import bp as storage_views
     from biobank.study.api import blp as study_api
     from biobank.study.views import bp as study_views
 
-    for blueprint in (auth_views, study_views, samples_views, printing_views):
+    page_blueprints = (
+        auth_views,
+        study_views,
+        samples_views,
+        storage_views,
+        rack_views,
+        printing_views,
+    )
+    for blueprint in page_blueprints:
         app.register_blueprint(blueprint)
     for blueprint in (auth_api, study_api, samples_api, storage_api, printing_api):
         # The API is protected by bearer tokens; a browser session using it is checked

@@ -35,8 +35,18 @@ def register_commands(app: Flask) -> None:
     from biobank.custody.cli import custody_cli
     from biobank.demo import demo_cli
     from biobank.printing.cli import printer_cli, template_cli
+    from biobank.storage.cli import storage_cli
     from biobank.study.cli import protocol_cli, site_cli
 
-    groups = (user_cli, protocol_cli, site_cli, custody_cli, printer_cli, template_cli, demo_cli)
+    groups = (
+        user_cli,
+        protocol_cli,
+        site_cli,
+        custody_cli,
+        storage_cli,
+        printer_cli,
+        template_cli,
+        demo_cli,
+    )
     for group in groups:
         app.cli.add_command(group)

@@ -606,6 +606,8 @@ class BoxSummary:
     rows: int
     cols: int
     free: int
+    type: str | None = None
+    id: int | None = None
 
 
 def list_containers(
@@ -624,6 +626,8 @@ def list_containers(
             ContainerType.rows,
             ContainerType.cols,
             sa.func.coalesce(occupied.c.n, 0),
+            ContainerType.name,
+            Container.id,
         )
         .outerjoin(ContainerType, ContainerType.id == Container.type_id)
         .outerjoin(occupied, occupied.c.box_id == Container.id),
@@ -634,7 +638,53 @@ def list_containers(
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
     rows = db.session.execute(query.order_by(Container.barcode).limit(limit).offset(offset))
     items = [
-        BoxSummary(code, name, r or 0, c or 0, (r or 0) * (c or 0) - used)
-        for code, name, r, c, used in rows
+        BoxSummary(code, name, r or 0, c or 0, (r or 0) * (c or 0) - used, type_name, id_)
+        for code, name, r, c, used, type_name, id_ in rows
     ]
     return study.Page(items, total)
+
+
+@dataclass(frozen=True)
+class FreezerOverview:
+    freezer: Container
+    boxes: list[tuple[list[Container], BoxSummary]]  # path from the freezer down, summary
+
+    @property
+    def free(self) -> int:
+        return sum(summary.free for _, summary in self.boxes)
+
+    @property
+    def capacity(self) -> int:
+        return sum(summary.rows * summary.cols for _, summary in self.boxes)
+
+
+@dataclass(frozen=True)
+class TypeCapacity:
+    name: str
+    boxes: int
+    free: int
+    capacity: int
+
+
+def overview(*, actor) -> tuple[list[FreezerOverview], list[TypeCapacity]]:
+    """Occupancy per freezer, box by box, and free positions per box type across the bank."""
+    boxes = list_containers(kind="box", actor=actor, limit=100_000).items
+    paths = ancestry(b.id for b in boxes)
+    freezers: dict[int, FreezerOverview] = {}
+    types: dict[str, list[BoxSummary]] = {}
+    for summary in boxes:
+        types.setdefault(summary.type or "", []).append(summary)
+        path = paths[summary.id]
+        holder = next((c for c in path if c.kind in ("freezer", "tank")), None)
+        if holder is not None:
+            entry = freezers.setdefault(holder.id, FreezerOverview(holder, []))
+            entry.boxes.append((path[path.index(holder) + 1 :], summary))
+    for entry in freezers.values():
+        entry.boxes.sort(key=lambda item: [c.slot for c in item[0]])
+    capacity = [
+        TypeCapacity(
+            name, len(of_type), sum(b.free for b in of_type), sum(b.rows * b.cols for b in of_type)
+        )
+        for name, of_type in sorted(types.items())
+    ]
+    return sorted(freezers.values(), key=lambda f: f.freezer.barcode), capacity

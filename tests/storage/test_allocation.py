@@ -96,6 +96,28 @@ def test_the_participants_freezer_comes_first_even_when_ranked_later():
     assert [where(plan)[a] for a in (101, 102, 103, 111, 112)] == [(3, p) for p in range(5, 10)]
 
 
+def test_an_even_split_outranks_the_participants_nearly_full_box():
+    slots = box(1, 1, 1, range(81)) + box(2, 2, 2, range(81)) + box(3, 3, 3, [80], "P-7")
+
+    plan = plan_positions(visit("P-7", sst=10, edta=11), slots)
+
+    assert where(plan) == {
+        101: (1, 0), 102: (1, 1), 103: (1, 2), 111: (1, 3), 112: (1, 4),
+        104: (2, 0), 105: (2, 1), 113: (2, 2), 114: (2, 3), 115: (2, 4),
+    }  # fmt: skip
+
+
+def test_a_block_larger_than_a_box_runs_on_from_the_current_box():
+    needs = [*specimen(1, "P-A", [1]), *specimen(2, "P-B", range(2, 10))]
+
+    plan = plan_positions(needs, box(1, 1, 1, range(6)) + box(2, 1, 2, range(6)))
+
+    assert where(plan) == {
+        1: (1, 0), 2: (1, 1), 3: (1, 2), 4: (1, 3), 5: (1, 4), 6: (1, 5),
+        7: (2, 0), 8: (2, 1), 9: (2, 2),
+    }  # fmt: skip
+
+
 def test_boxes_and_positions_filled_in_order_holes_first():
     needs = [
         *specimen(1, "P-A", [1, 2]),
@@ -217,7 +239,7 @@ CLASSES = ["-80", "-150"]
 
 
 @st.composite
-def scenarios(draw, classes=(CLASSES[0],)):
+def scenarios(draw, classes=(CLASSES[0],), max_specimens=10):
     """Random needs and free slots; boxes of up to 12 positions, some owned, some holed."""
     freezer_count = draw(st.integers(1, 4))
     freezer_classes = {f: draw(st.sampled_from(classes)) for f in range(1, freezer_count + 1)}
@@ -245,7 +267,7 @@ def scenarios(draw, classes=(CLASSES[0],)):
                 st.integers(1, 6),
                 st.sampled_from(classes),
             ),
-            max_size=10,
+            max_size=max_specimens,
         )
     )
     needs, aliquot = [], 0
@@ -289,7 +311,7 @@ def test_each_aliquot_gets_one_given_slot_of_its_class_or_is_unplaced(scenario):
         assert got == min(wanted, room)
 
 
-@given(scenarios())
+@given(scenarios() | scenarios(max_specimens=3))
 def test_specimens_are_split_over_two_freezers_when_two_have_room(scenario):
     needs, slots, _ = scenario
     plan = plan_positions(needs, slots)
