@@ -12,10 +12,13 @@ How the planner decides, in the priority order of ISBER practice:
    floor(n/2), whenever at least two freezers of its temperature class still have room,
    so that one freezer failure never takes a whole time point. Which of the two gets the
    larger half alternates from one odd-sized specimen to the next: one visit's SST 3 + 2
-   and EDTA 2 + 3 leaves five aliquots of the visit in each freezer. A freezer short of
-   room takes what it can and the rest goes to the next freezer with room. All specimens
-   of a participant use the same pair of freezers as long as it has room, so that the
-   participant needs one box in each, not one in every freezer.
+   and EDTA 2 + 3 leaves five aliquots of the visit in each freezer. All specimens of a
+   participant go to the same two freezers (those holding its boxes first, then those
+   with open boxes, then any, in the order of their first box) as long as both can take
+   an even split, so the participant needs one box in each, not one in every freezer;
+   when they cannot, an even split elsewhere wins over keeping the participant's freezers.
+   With too little room anywhere for an even split, each freezer takes what it can, and
+   the plan says so.
 3. Then boxes, inside each freezer. A participant's aliquots for that freezer (all of its
    visits in the plan) form one block, laid down contiguously: first in the boxes already
    holding only this participant (`Slot.box_participant`), then in the open boxes (empty
@@ -81,6 +84,8 @@ class Need:
 
 @dataclass(frozen=True)
 class Placement:
+    """The slot proposed for one aliquot."""
+
     aliquot_id: int
     box_id: int
     position: int
@@ -88,6 +93,8 @@ class Placement:
 
 @dataclass(frozen=True)
 class Plan:
+    """A proposal for the technician to confirm or edit; nothing is stored yet."""
+
     # In the order the technician puts the tubes away: box order, then position.
     placements: tuple[Placement, ...]
     unplaced: tuple[int, ...]  # aliquot ids with no room, ascending
@@ -346,6 +353,7 @@ def _note_split(specimen_id: int, split: dict[int, int], notes: list[str]) -> No
 def plan_positions(
     needs: Sequence[Need],
     slots: Sequence[Slot],
+    *,
     freezer_classes: Mapping[int, str] | None = None,
 ) -> Plan:
     """Propose a free slot for each aliquot in `needs`, following the module's rules.

@@ -9,7 +9,7 @@ from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.samples import services as samples
 from biobank.samples.schemas import AliquotSchema
-from biobank.storage import schemas, services
+from biobank.storage import allocating, schemas, services
 
 blp = Blueprint("storage_api", __name__, description="Freezers, racks, boxes and positions.")
 
@@ -85,3 +85,72 @@ def return_aliquot(data, barcode):
         position=data["position"],
         actor=current_user,
     )
+
+
+@blp.route("/containers/<barcode>/move", methods=["POST"])
+@requires(Permission.HANDLE)
+@blp.arguments(schemas.MoveContainerSchema)
+@blp.response(200, schemas.ContainerSchema)
+def move_container(data, barcode):
+    """Move a box, rack or shelf with everything in it (a MOVED event per aliquot)."""
+    return services.move_container(barcode, data["parent"], actor=current_user)
+
+
+@blp.route("/containers/<barcode>", methods=["DELETE"])
+@requires(Permission.CONFIGURE)
+@blp.response(204)
+def delete_container(barcode):
+    """Remove an empty container (refused while it holds tubes or containers)."""
+    services.delete_container(barcode, actor=current_user)
+
+
+@blp.route("/containers/<barcode>/contents")
+@requires(Permission.VIEW_SAMPLES)
+@blp.response(200, schemas.ContentSchema(many=True))
+def container_contents(barcode):
+    """Everything stored in a container, e.g. a freezer that failed."""
+    return services.contents(barcode, actor=current_user)
+
+
+@blp.route("/containers/<barcode>/excursions", methods=["POST"])
+@requires(Permission.HANDLE)
+@blp.arguments(schemas.ExcursionSchema)
+@blp.response(201, schemas.ExcursionResultSchema)
+def record_excursion(data, barcode):
+    """A temperature excursion: a custody event for every aliquot inside at that time."""
+    count = services.record_excursion(
+        barcode,
+        started_at=data["started_at"],
+        ended_at=data["ended_at"],
+        highest_c=data["highest_c"],
+        note=data["note"],
+        actor=current_user,
+    )
+    return {"container": barcode.strip().upper(), "aliquots": count}
+
+
+@blp.route("/containers/<barcode>/evacuation-plan")
+@requires(Permission.HANDLE)
+@blp.response(200, schemas.AllocationPlanSchema)
+def evacuation_plan(barcode):
+    """Free positions elsewhere for everything in a failing freezer."""
+    return allocating.evacuation(barcode, actor=current_user)
+
+
+@blp.route("/allocations", methods=["POST"])
+@requires(Permission.HANDLE)
+@blp.arguments(schemas.AllocationRequestSchema)
+@blp.response(200, schemas.AllocationPlanSchema)
+def propose_allocation(data):
+    """Proposed positions for a visit's aliquots (nothing is stored yet)."""
+    return allocating.propose_for_visit(data["participant"], data["visit"], actor=current_user)
+
+
+@blp.route("/allocations/apply", methods=["POST"])
+@requires(Permission.HANDLE)
+@blp.arguments(schemas.AllocationApplySchema)
+@blp.response(200, schemas.AllocationResultSchema)
+def apply_allocation(data):
+    """Store a confirmed (or edited) proposal, all or nothing."""
+    placements = [(p["barcode"], p["box"], p["position"]) for p in data["placements"]]
+    return {"stored": allocating.store_all(placements, actor=current_user)}

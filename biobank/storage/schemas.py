@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from biobank.schemas import PageArgs
 from biobank.storage.models import CONTAINER_KINDS, TEMPERATURE_CLASSES
@@ -91,3 +91,65 @@ class ReturnSchema(Schema):
     thawed = fields.Boolean(required=True)
     box = fields.String(load_default=None)
     position = fields.String(load_default=None)
+
+
+class MoveContainerSchema(Schema):
+    parent = fields.String(required=True, metadata={"description": "the new parent's barcode"})
+
+
+class ContentSchema(Schema):
+    barcode = fields.String()
+    participant = fields.String()
+    visit = fields.String()
+    sample_type = fields.String()
+    status = fields.String()
+    location = fields.String()
+
+
+class ExcursionSchema(Schema):
+    started_at = fields.AwareDateTime(required=True)
+    ended_at = fields.AwareDateTime(required=True)
+    highest_c = fields.Float(required=True)
+    note = fields.String(load_default="")
+
+
+class ExcursionResultSchema(Schema):
+    container = fields.String()
+    aliquots = fields.Integer()
+
+
+class ProposalSchema(Schema):
+    barcode = fields.String()
+    box = fields.String()
+    position = fields.String()
+    location = fields.String()
+
+
+class AllocationPlanSchema(Schema):
+    proposals = fields.List(fields.Nested(ProposalSchema))
+    unplaced = fields.List(fields.String())
+    notes = fields.List(fields.String())
+
+
+class AllocationRequestSchema(Schema):
+    participant = fields.String(required=True)
+    visit = fields.String(required=True)
+
+
+class PlacementSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # a proposal can be posted back as it came, location and all
+
+    barcode = fields.String(required=True)
+    box = fields.String(required=True)
+    position = fields.String(required=True)
+
+
+class AllocationApplySchema(Schema):
+    placements = fields.List(
+        fields.Nested(PlacementSchema), required=True, validate=validate.Length(min=1, max=10_000)
+    )
+
+
+class AllocationResultSchema(Schema):
+    stored = fields.Integer()

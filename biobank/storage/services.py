@@ -688,3 +688,177 @@ def overview(*, actor) -> tuple[list[FreezerOverview], list[TypeCapacity]]:
         for name, of_type in sorted(types.items())
     ]
     return sorted(freezers.values(), key=lambda f: f.freezer.barcode), capacity
+
+
+# --- moving and retiring containers -----------------------------------------------------
+
+
+def subtree_ids(container_id: int) -> list[int]:
+    """The container and everything below it, in one recursive query."""
+    tree = sa.select(Container.id).where(Container.id == container_id).cte("below", recursive=True)
+    child = sa.orm.aliased(Container)
+    tree = tree.union_all(sa.select(child.id).join(tree, child.parent_id == tree.c.id))
+    return list(db.session.execute(sa.select(tree.c.id)).scalars())
+
+
+def _aliquots_in(container_ids: list[int]) -> list[Aliquot]:
+    query = (
+        sa.select(Aliquot)
+        .join(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
+        .where(StoredPosition.box_id.in_(container_ids))
+        .order_by(Aliquot.id)
+    )
+    return list(db.session.execute(query).scalars())
+
+
+def move_container(barcode: str, new_parent: str, *, actor) -> Container:
+    """Move a box, a rack or a shelf (with everything in it) under ``new_parent``. Each
+    aliquot inside gets a MOVED custody event with where it was and where it is now."""
+    container = get_container(barcode, actor=actor)
+    parent = get_container(new_parent, actor=actor)
+    below = subtree_ids(container.id)
+    if parent.id in below:
+        raise Invalid(
+            _l(
+                "%(code)s cannot go into %(parent)s, which is inside it.",
+                code=container.barcode,
+                parent=parent.barcode,
+            ),
+            code="container.cycle",
+            fields={"parent": parent.barcode},
+        )
+    if parent.kind not in PARENT_KINDS[container.kind]:
+        raise Invalid(
+            _l("A %(kind)s cannot go into a %(parent)s.", kind=container.kind, parent=parent.kind),
+            fields={"parent": parent.barcode},
+        )
+    if parent.site_id != container.site_id:
+        raise Invalid(
+            _l("Moving between sites is a shipment, not a move."), fields={"parent": parent.barcode}
+        )
+    inside = _aliquots_in(below)
+    target_class = temperature_class_of(ancestry([parent.id])[parent.id])
+    for aliquot in inside:
+        if target_class is None or int(target_class) > int(_storage_class(aliquot.specimen)):
+            raise Conflict(
+                _l(
+                    "%(code)s holds samples to keep at %(needed)s °C or colder; "
+                    "%(parent)s is warmer.",
+                    code=container.barcode,
+                    needed=_storage_class(aliquot.specimen),
+                    parent=parent.barcode,
+                ),
+                code="storage.temperature",
+            )
+    before = locations([a.id for a in inside])
+    container.parent = parent
+    container.slot = _next_slot(parent.id)
+    db.session.flush()
+    after = locations([a.id for a in inside])
+    for aliquot in inside:
+        custody.record(
+            aliquot,
+            EventKind.MOVED,
+            actor,
+            from_location=before[aliquot.id],
+            to_location=after[aliquot.id],
+            details={"container": container.barcode},
+        )
+    return container
+
+
+def _next_slot(parent_id: int | None) -> int:
+    return (
+        db.session.execute(
+            sa.select(sa.func.count())
+            .select_from(Container)
+            .where(Container.parent_id == parent_id)
+        ).scalar()
+        + 1
+    )
+
+
+def delete_container(barcode: str, *, actor) -> None:
+    """Remove an empty container; one that holds tubes or other containers is refused."""
+    container = get_container(barcode, actor=actor)
+    if db.session.execute(
+        sa.select(Container.id).where(Container.parent_id == container.id).limit(1)
+    ).first():
+        raise Conflict(
+            _l("%(code)s still contains other containers.", code=container.barcode),
+            code="container.not_empty",
+        )
+    if db.session.execute(
+        sa.select(StoredPosition.id).where(StoredPosition.box_id == container.id).limit(1)
+    ).first():
+        raise Conflict(
+            _l("Box %(code)s still holds tubes.", code=container.barcode),
+            code="container.not_empty",
+        )
+    db.session.delete(container)
+    db.session.flush()
+
+
+# --- freezer failure ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Content:
+    barcode: str
+    participant: str
+    visit: str
+    sample_type: str
+    status: str
+    location: str
+
+
+def contents(barcode: str, *, actor) -> list[Content]:
+    """Everything stored in a container (a whole freezer), with where it is."""
+    container = get_container(barcode, actor=actor)
+    below = subtree_ids(container.id)
+    rows = db.session.execute(
+        sa.select(
+            Aliquot.id,
+            Aliquot.barcode,
+            Participant.code,
+            Visit.visit_code,
+            Aliquot.sample_type,
+            Aliquot.status,
+        )
+        .join(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
+        .join(Specimen, Specimen.id == Aliquot.specimen_id)
+        .join(Visit, Visit.id == Specimen.visit_id)
+        .join(Participant, Participant.id == Visit.participant_id)
+        .where(StoredPosition.box_id.in_(below))
+    ).all()
+    where = locations([row[0] for row in rows])
+    found = [Content(code, p, v, t, status, where[id_]) for id_, code, p, v, t, status in rows]
+    return sorted(found, key=lambda c: c.location)
+
+
+def record_excursion(
+    barcode: str, *, started_at, ended_at, highest_c: float, note: str = "", actor
+) -> int:
+    """A temperature excursion of a freezer: a custody event for every aliquot inside it.
+    Returns how many aliquots were concerned."""
+    container = get_container(barcode, actor=actor)
+    if ended_at < started_at:
+        raise Invalid(_l("The excursion ends before it starts."), fields={"ended_at": ""})
+    inside = _aliquots_in(subtree_ids(container.id))
+    where = locations([a.id for a in inside])
+    for aliquot in inside:
+        custody.record(
+            aliquot,
+            EventKind.TEMPERATURE_EXCURSION,
+            actor,
+            at=ended_at,
+            from_location=where[aliquot.id],
+            reason=note.strip() or None,
+            details={
+                "container": container.barcode,
+                "started_at": started_at.isoformat(),
+                "ended_at": ended_at.isoformat(),
+                "highest_c": highest_c,
+            },
+        )
+    return len(inside)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.errors import DomainError
-from biobank.storage import services
+from biobank.storage import allocating, services
 from biobank.storage.positions import PositionError
 
 bp = Blueprint("storage", __name__, template_folder="templates")
@@ -96,3 +97,30 @@ def store_scanned():
             "success",
         )
     return redirect(url_for("storage.scan_to_store", last=stored.aliquot.barcode, **back))
+
+
+@bp.route("/participants/<code>/visits/<visit_code>/allocation")
+@requires(Permission.HANDLE)
+def allocation(code, visit_code):
+    """Proposed positions for a visit's aliquots, to confirm or edit."""
+    plan = allocating.propose_for_visit(code, visit_code, actor=current_user)
+    return render_template("storage/allocation.html", plan=plan, code=code, visit_code=visit_code)
+
+
+@bp.route("/participants/<code>/visits/<visit_code>/allocation", methods=["POST"])
+@requires(Permission.HANDLE)
+def store_allocation(code, visit_code):
+    rows = zip(
+        request.form.getlist("barcode"),
+        request.form.getlist("box"),
+        request.form.getlist("position"),
+        strict=False,
+    )
+    placements = [(b, box, pos) for b, box, pos in rows if b and box]
+    try:
+        count = allocating.store_all(placements, actor=current_user)
+    except DomainError as err:
+        flash(str(err.message), "error")
+        return redirect(url_for("storage.allocation", code=code, visit_code=visit_code))
+    flash(ngettext("%(num)d aliquot stored.", "%(num)d aliquots stored.", count), "success")
+    return redirect(url_for("samples.visit", code=code, visit_code=visit_code))

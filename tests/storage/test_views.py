@@ -53,7 +53,7 @@ def test_an_unknown_box_is_said_plainly(bench):
 def test_the_box_map_shows_each_tube_and_finds_one(bench, tubes):
     scan(bench, tubes[0])
     text = bench.get(f"/boxes/BX-0001?find={tubes[0]}").get_data(as_text=True)
-    assert text.count('data-position=') == 81
+    assert text.count("data-position=") == 81
     assert f'data-barcode="{tubes[0]}"' in text and "well-found" in text
     assert "LIM-001" in text and "80 free positions" in text
 
