@@ -9,6 +9,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.custody.hashing import canonical_json, event_hash, head_leaf, merkle_root
 from biobank.custody.models import GENESIS_HASH, CustodyEvent
@@ -87,6 +88,71 @@ def record(
             code="custody.concurrent_change",
         ) from err
     return event
+
+
+def record_many(changes, kind: EventKind | str, actor) -> int:
+    """Append one event to each of many chains in a fixed number of statements.
+
+    ``changes`` is a list of (aliquot, fields) where fields are record()'s keyword
+    arguments (from_location, to_location, reason, details, at). Same guarantees as
+    record(): same transaction, and a concurrent append to any of the chains makes the
+    whole batch fail with Conflict.
+    """
+    kind = EventKind(kind)
+    rows, heads, now = [], [], utcnow()
+    actor_id = getattr(actor, "id", None)
+    actor_name = getattr(actor, "username", None) or SYSTEM_ACTOR
+    for aliquot, fields in changes:
+        event = CustodyEvent(
+            aliquot_id=aliquot.id,
+            seq=aliquot.custody_count + 1,
+            kind=kind.value,
+            at=fields.get("at") or now,
+            actor_id=actor_id,
+            actor_name=actor_name,
+            from_location=fields.get("from_location"),
+            to_location=fields.get("to_location"),
+            reason=fields.get("reason") or None,
+            details=canonical_json(fields.get("details") or {}),
+            prev_hash=aliquot.custody_head,
+        )
+        event.hash = _hash_of(aliquot.barcode, event)
+        rows.append({column: getattr(event, column) for column in _EVENT_COLUMNS})
+        heads.append({"id": aliquot.id, "custody_head": event.hash, "custody_count": event.seq})
+    if not rows:
+        return 0
+    try:
+        db.session.execute(sa.insert(CustodyEvent), rows)
+    except sa.exc.IntegrityError as err:
+        raise Conflict(
+            _l(
+                "Some of these aliquots were changed by someone else at the same "
+                "moment. Nothing was written; try again."
+            ),
+            code="custody.concurrent_change",
+        ) from err
+    # One executemany UPDATE by primary key, then the loaded rows told what they now hold.
+    db.session.execute(sa.update(_chained_model()), heads)
+    for (aliquot, _), head in zip(changes, heads, strict=True):
+        set_committed_value(aliquot, "custody_head", head["custody_head"])
+        set_committed_value(aliquot, "custody_count", head["custody_count"])
+    return len(rows)
+
+
+_EVENT_COLUMNS = (
+    "aliquot_id",
+    "seq",
+    "kind",
+    "at",
+    "actor_id",
+    "actor_name",
+    "from_location",
+    "to_location",
+    "reason",
+    "details",
+    "prev_hash",
+    "hash",
+)
 
 
 def _hash_of(barcode: str, event) -> str:

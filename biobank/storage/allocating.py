@@ -159,6 +159,4 @@ def store_all(placements: list[tuple[str, str, str]], *, actor) -> int:
     nothing."""
     if not placements:
         raise Invalid(_l("Nothing to store."), fields={"placements": ""})
-    for barcode, box, position in placements:
-        services.store(barcode, box, position, actor=actor)
-    return len(placements)
+    return services.store_many(placements, actor=actor)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.custody import services as custody
 from biobank.custody.services import EventKind
@@ -470,6 +471,109 @@ def store(
     kind = EventKind.MOVED if moved_from else EventKind.STORED
     custody.record(aliquot, kind, actor, from_location=moved_from, to_location=where)
     return Stored(aliquot, box, label, where, moved_from)
+
+
+def store_many(placements: list[tuple[str, str, str | None]], *, actor) -> int:
+    """Store many aliquots at once — (barcode, box, position or None for the next free) —
+    in a fixed number of queries, all or nothing, with the same rules as store(). Aliquots
+    already stored are refused here: moves go one by one, with their confirmation."""
+    if not placements:
+        return 0
+    aliquots = samples.find_aliquots([p[0] for p in placements], actor=actor)
+    codes = {(box or "").strip().upper() for _, box, _ in placements}
+    boxes = {
+        b.barcode: b
+        for b in db.session.execute(
+            _visible(
+                db.select(Container).where(Container.barcode.in_(codes), Container.kind == "box"),
+                actor,
+            )
+        ).scalars()
+    }
+    missing = sorted(codes - set(boxes))
+    if missing:
+        raise NotFound(
+            _l("No box with barcode %(code)s.", code=", ".join(missing)),
+            code="container.not_found",
+            fields={"box": ", ".join(missing)},
+        )
+    paths = ancestry(b.id for b in boxes.values())
+    already = (
+        db.session.execute(
+            sa.select(StoredPosition.aliquot_id).where(
+                StoredPosition.aliquot_id.in_([a.id for a in aliquots])
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if already is not None:
+        code = next(a.barcode for a in aliquots if a.id == already)
+        raise Conflict(
+            _l("%(code)s is already stored; move it on its own.", code=code),
+            code="storage.confirm_move",
+            fields={"barcode": code},
+        )
+    taken = {
+        (box_id, row, col)
+        for box_id, row, col in db.session.execute(
+            sa.select(StoredPosition.box_id, StoredPosition.row, StoredPosition.col).where(
+                StoredPosition.box_id.in_([b.id for b in boxes.values()])
+            )
+        )
+    }
+    rows, events = [], []
+    for aliquot, (_, box_code, position) in zip(aliquots, placements, strict=True):
+        box = boxes[box_code.strip().upper()]
+        path = paths[box.id]
+        _check_storable(aliquot, path)
+        grid = grid_of(box)
+        try:
+            row, col = grid.parse(position) if position else _first_free(grid, box.id, taken)
+        except PositionError as err:
+            raise Invalid(
+                str(err), code="position.invalid", fields={"position": position or ""}
+            ) from err
+        if (box.id, row, col) in taken:
+            raise Conflict(
+                _l(
+                    "Position %(pos)s of box %(box)s is taken.",
+                    pos=grid.label(row, col),
+                    box=box.barcode,
+                ),
+                code="position.taken",
+                fields={"position": grid.label(row, col)},
+            )
+        taken.add((box.id, row, col))
+        rows.append({"aliquot_id": aliquot.id, "box_id": box.id, "row": row, "col": col})
+        events.append((aliquot, {"to_location": describe(path, row, col)}))
+    try:
+        db.session.execute(sa.insert(StoredPosition), rows)
+    except sa.exc.IntegrityError as err:
+        raise Conflict(
+            _l(
+                "Some of these positions were just taken by someone else. Nothing "
+                "was stored; propose again."
+            ),
+            code="position.taken",
+        ) from err
+    # One UPDATE for all, then the loaded rows told their new status.
+    db.session.execute(
+        sa.update(Aliquot)
+        .where(Aliquot.id.in_([a.id for a in aliquots]))
+        .values(status="in_storage")
+        .execution_options(synchronize_session=False)
+    )
+    for aliquot in aliquots:
+        set_committed_value(aliquot, "status", "in_storage")
+    return custody.record_many(events, EventKind.STORED, actor)
+
+
+def _first_free(grid: Grid, box_id: int, taken: set) -> tuple[int, int]:
+    for row, col in grid.fill_order():
+        if (box_id, row, col) not in taken:
+            return row, col
+    raise Conflict(_l("A box is full."), code="box.full")
 
 
 def check_out(barcode: str, reason: str, *, destination: str = "", actor) -> Aliquot:
