@@ -27,7 +27,9 @@ CATEGORY_NAMES = {
 @storage_cli.command("rack-scan")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--box", "box", metavar="BARCODE", help="The box, when the file names no rack.")
-@click.option("--apply", "apply_", is_flag=True, help="Record the moved tubes where they were read.")
+@click.option(
+    "--apply", "apply_", is_flag=True, help="Record the moved tubes where they were read."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the preview as JSON.")
 @unit_of_work
 def rack_scan(file: Path, box: str | None, apply_: bool, as_json: bool):

@@ -88,6 +88,8 @@ __all__ = [
 CATEGORIES = ("matched", "moved", "missing", "unexpected", "unknown", "no_read", "errors")
 
 Position = tuple[int, int]
+# Errors named in the message refusing to apply; the preview lists them all.
+SHOWN_ERRORS = 5
 
 
 # --- the preview -------------------------------------------------------------------------
@@ -410,7 +412,7 @@ def _held(box: Container) -> dict[Position, _Held]:
 
 
 def _too_warm(place_class: str | None, needs_c: int) -> bool:
-    # The rule of services._check_storable, evaluated on plain values for the whole rack.
+    # The rule of services.check_storable, evaluated on plain values for the whole rack.
     return place_class is None or int(place_class) > int(needs_c)
 
 
@@ -633,7 +635,7 @@ def apply_rack(data: bytes, *, box: str | None = None, actor) -> RackPreview:
     """
     preview = preview_rack(data, box=box, actor=actor)
     if preview.errors:
-        listed = "; ".join(
+        each = [
             str(
                 _l(
                     "line %(line)d, %(pos)s: %(problem)s",
@@ -643,14 +645,17 @@ def apply_rack(data: bytes, *, box: str | None = None, actor) -> RackPreview:
                 )
             )
             for e in preview.errors
-        )
+        ]
+        listed = "; ".join(each[:SHOWN_ERRORS])
+        if len(each) > SHOWN_ERRORS:
+            listed += str(_l("; and %(n)d more", n=len(each) - SHOWN_ERRORS))
         raise Invalid(
             _l(
                 "Nothing was applied: the scan has errors (%(errors)s). Scan the rack again.",
                 errors=listed,
             ),
             code="rackscan.errors",
-            fields={"errors": listed},
+            fields={"errors": "; ".join(each)},
         )
     _move_all(preview, actor)
     return replace(preview, applied=True)
@@ -667,7 +672,12 @@ def _move_all(preview: RackPreview, actor) -> None:
     """
     box, grid = preview.box, preview.grid
     box_code = box.barcode
-    pending = sorted(preview.to_apply, key=lambda m: grid.parse(m.position))
+    # Tubes never stored vacate nothing: they go in last, all in one batch.
+    fresh = [m for m in preview.to_apply if m.from_box is None]
+    pending = sorted(
+        (m for m in preview.to_apply if m.from_box is not None),
+        key=lambda m: grid.parse(m.position),
+    )
     # Positions of this box still held by a tube that has yet to move out.
     occupied = {grid.parse(m.from_position): m.barcode for m in pending if m.from_box == box_code}
     lifted: set[str] = set()
@@ -687,6 +697,7 @@ def _move_all(preview: RackPreview, actor) -> None:
             if move.from_box == box_code:
                 occupied.pop(grid.parse(move.from_position), None)
             pending.remove(move)
+    storage.store_many([(m.barcode, box_code, m.position) for m in fresh], actor=actor)
 
 
 def _lift(barcode: str) -> None:
@@ -702,7 +713,7 @@ def _lift(barcode: str) -> None:
 def _put_back(move: Moved, box: Container, actor) -> None:
     aliquot = samples.find_aliquot(move.barcode, actor=actor)
     path = storage.ancestry([box.id])[box.id]
-    storage._check_storable(aliquot, path)  # the rules of store(), which cannot be used here
+    storage.check_storable(aliquot, path)  # the rules of store(), which cannot be used here
     row, col = storage.grid_of(box).parse(move.position)
     box_code = box.barcode  # a failed flush expires every loaded object
     db.session.add(StoredPosition(aliquot_id=aliquot.id, box_id=box.id, row=row, col=col))

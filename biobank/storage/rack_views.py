@@ -23,7 +23,8 @@ bp = Blueprint("racks", __name__, template_folder="templates")
 @bp.route("/storage/rack-scan")
 @requires(Permission.HANDLE)
 def rack_scan():
-    return render_template("storage/rack_scan.html", preview=None, box_code="")
+    box_code = (request.args.get("box") or "").strip().upper()
+    return render_template("storage/rack_scan.html", preview=None, box_code=box_code)
 
 
 @bp.route("/storage/rack-scan", methods=["POST"])

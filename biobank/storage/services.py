@@ -352,7 +352,7 @@ def _storage_class(specimen: Specimen) -> str:
     return str(specimen.storage_temperature_c)
 
 
-def _check_storable(aliquot: Aliquot, path: list[Container]) -> None:
+def check_storable(aliquot: Aliquot, path: list[Container]) -> None:
     participant = aliquot.specimen.visit.participant
     if participant.consent_status != "given":
         raise Conflict(
@@ -400,7 +400,7 @@ def store(
     aliquot = samples.find_aliquot(barcode, actor=actor)
     box = get_container(box_barcode, actor=actor, kind="box")
     path = ancestry([box.id])[box.id]
-    _check_storable(aliquot, path)
+    check_storable(aliquot, path)
     grid = grid_of(box)
     if position:
         try:
@@ -526,7 +526,7 @@ def store_many(placements: list[tuple[str, str, str | None]], *, actor) -> int:
     for aliquot, (_, box_code, position) in zip(aliquots, placements, strict=True):
         box = boxes[box_code.strip().upper()]
         path = paths[box.id]
-        _check_storable(aliquot, path)
+        check_storable(aliquot, path)
         grid = grid_of(box)
         try:
             row, col = grid.parse(position) if position else _first_free(grid, box.id, taken)

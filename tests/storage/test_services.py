@@ -143,3 +143,19 @@ def test_boxes_are_listed_with_their_free_positions(tubes):
     free = {b.barcode: (b.rows, b.cols, b.free) for b in page.items}
     assert free == {"BX-0001": (9, 9, 81), "BX-0002": (9, 9, 80), "BX-0020": (9, 9, 81)}
     assert page.total == 3
+
+
+def test_many_tubes_are_stored_at_once_all_or_nothing(tubes, db):
+    stored = storage.store_many([(code, "BX-0002", None) for code in tubes[:4]], actor=None)
+    db.session.commit()
+    assert stored == 4
+    wells = storage.box_map("BX-0002", actor=None).wells
+    assert [w.barcode for w in wells[:4]] == tubes[:4]
+    assert [kinds(code)[-1] for code in tubes[:4]] == ["STORED"] * 4
+    assert custody.verify().intact
+    with pytest.raises(Conflict, match="taken"):
+        storage.store_many([(tubes[4], "BX-0002", None), (tubes[5], "BX-0002", "A1")], actor=None)
+    db.session.rollback()
+    assert samples.scan_aliquot(tubes[4], actor=None).status == "registered"
+    with pytest.raises(Conflict, match="already stored"):
+        storage.store_many([(tubes[0], "BX-0001", None)], actor=None)
