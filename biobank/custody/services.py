@@ -103,26 +103,41 @@ def record_many(changes, kind: EventKind | str, actor) -> int:
     actor_id = getattr(actor, "id", None)
     actor_name = getattr(actor, "username", None) or SYSTEM_ACTOR
     for aliquot, fields in changes:
-        event = CustodyEvent(
-            aliquot_id=aliquot.id,
-            seq=aliquot.custody_count + 1,
-            kind=kind.value,
-            at=fields.get("at") or now,
-            actor_id=actor_id,
-            actor_name=actor_name,
-            from_location=fields.get("from_location"),
-            to_location=fields.get("to_location"),
-            reason=fields.get("reason") or None,
-            details=canonical_json(fields.get("details") or {}),
-            prev_hash=aliquot.custody_head,
+        # Plain rows, not ORM events: thousands of them at a time.
+        row = {
+            "aliquot_id": aliquot.id,
+            "seq": aliquot.custody_count + 1,
+            "kind": kind.value,
+            "at": fields.get("at") or now,
+            "actor_id": actor_id,
+            "actor_name": actor_name,
+            "from_location": fields.get("from_location"),
+            "to_location": fields.get("to_location"),
+            "reason": fields.get("reason") or None,
+            "details": canonical_json(fields.get("details") or {}),
+            "prev_hash": aliquot.custody_head,
+        }
+        row["hash"] = event_hash(
+            barcode=aliquot.barcode,
+            seq=row["seq"],
+            kind=row["kind"],
+            at=row["at"],
+            actor=actor_name,
+            from_location=row["from_location"],
+            to_location=row["to_location"],
+            reason=row["reason"],
+            details=row["details"],
+            prev_hash=row["prev_hash"],
         )
-        event.hash = _hash_of(aliquot.barcode, event)
-        rows.append({column: getattr(event, column) for column in _EVENT_COLUMNS})
-        heads.append({"id": aliquot.id, "custody_head": event.hash, "custody_count": event.seq})
+        rows.append(row)
+        heads.append({"id": aliquot.id, "custody_head": row["hash"], "custody_count": row["seq"]})
     if not rows:
         return 0
+    # Core statements on the session's connection: the ORM's per-row bookkeeping would cost
+    # more than the rows themselves.
+    connection = db.session.connection()
     try:
-        db.session.execute(sa.insert(CustodyEvent), rows)
+        connection.execute(sa.insert(CustodyEvent.__table__), rows)
     except sa.exc.IntegrityError as err:
         raise Conflict(
             _l(
@@ -132,27 +147,20 @@ def record_many(changes, kind: EventKind | str, actor) -> int:
             code="custody.concurrent_change",
         ) from err
     # One executemany UPDATE by primary key, then the loaded rows told what they now hold.
-    db.session.execute(sa.update(_chained_model()), heads)
+    chained = _chained_model().__table__
+    connection.execute(
+        sa.update(chained)
+        .where(chained.c.id == sa.bindparam("row_id"))
+        .values(custody_head=sa.bindparam("head"), custody_count=sa.bindparam("count")),
+        [
+            {"row_id": h["id"], "head": h["custody_head"], "count": h["custody_count"]}
+            for h in heads
+        ],
+    )
     for (aliquot, _), head in zip(changes, heads, strict=True):
         set_committed_value(aliquot, "custody_head", head["custody_head"])
         set_committed_value(aliquot, "custody_count", head["custody_count"])
     return len(rows)
-
-
-_EVENT_COLUMNS = (
-    "aliquot_id",
-    "seq",
-    "kind",
-    "at",
-    "actor_id",
-    "actor_name",
-    "from_location",
-    "to_location",
-    "reason",
-    "details",
-    "prev_hash",
-    "hash",
-)
 
 
 def _hash_of(barcode: str, event) -> str:

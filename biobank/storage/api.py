@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask_login import current_user
 from flask_smorest import Blueprint
 
@@ -9,7 +10,7 @@ from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.samples import services as samples
 from biobank.samples.schemas import AliquotSchema
-from biobank.storage import allocating, schemas, services
+from biobank.storage import allocating, rack_import, schemas, services
 
 blp = Blueprint("storage_api", __name__, description="Freezers, racks, boxes and positions.")
 
@@ -154,3 +155,19 @@ def apply_allocation(data):
     """Store a confirmed (or edited) proposal, all or nothing."""
     placements = [(p["barcode"], p["box"], p["position"]) for p in data["placements"]]
     return {"stored": allocating.store_all(placements, actor=current_user)}
+
+
+@blp.route("/rack-scans", methods=["POST"])
+@requires(Permission.HANDLE)
+@blp.arguments(schemas.RackScanArgs, location="query")
+@blp.response(200, schemas.RackScanSchema)
+def rack_scan(args):
+    """Compare a rack-scanner CSV (the request body, or a multipart field ``file``) with the
+    database; with ``apply=true``, record the moved tubes in one transaction."""
+    upload = request.files.get("file")
+    data = upload.read() if upload is not None else request.get_data()
+    if args["apply"]:
+        preview = rack_import.apply_rack(data, box=args["box"], actor=current_user)
+    else:
+        preview = rack_import.preview_rack(data, box=args["box"], actor=current_user)
+    return preview.as_dict()

@@ -153,3 +153,21 @@ class AllocationApplySchema(Schema):
 
 class AllocationResultSchema(Schema):
     stored = fields.Integer()
+
+
+class RackScanArgs(Schema):
+    box = fields.String(load_default=None, metadata={"description": "when the file names none"})
+    apply = fields.Boolean(load_default=False)
+
+
+class RackScanSchema(Schema):
+    """The comparison, as `flask storage rack-scan --json` prints it."""
+
+    rack = fields.String(allow_none=True)
+    matched = fields.List(fields.Dict())
+    moved = fields.List(fields.Dict())
+    missing = fields.List(fields.Dict())
+    unexpected = fields.List(fields.Dict())
+    unknown = fields.List(fields.Dict())
+    no_read = fields.List(fields.Dict())
+    errors = fields.List(fields.Dict())

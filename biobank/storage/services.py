@@ -548,7 +548,7 @@ def store_many(placements: list[tuple[str, str, str | None]], *, actor) -> int:
         rows.append({"aliquot_id": aliquot.id, "box_id": box.id, "row": row, "col": col})
         events.append((aliquot, {"to_location": describe(path, row, col)}))
     try:
-        db.session.execute(sa.insert(StoredPosition), rows)
+        db.session.connection().execute(sa.insert(StoredPosition.__table__), rows)
     except sa.exc.IntegrityError as err:
         raise Conflict(
             _l(

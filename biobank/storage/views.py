@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -124,3 +127,122 @@ def store_allocation(code, visit_code):
         return redirect(url_for("storage.allocation", code=code, visit_code=visit_code))
     flash(ngettext("%(num)d aliquot stored.", "%(num)d aliquots stored.", count), "success")
     return redirect(url_for("samples.visit", code=code, visit_code=visit_code))
+
+
+@bp.route("/storage/move", methods=["GET", "POST"])
+@requires(Permission.HANDLE)
+def move():
+    """Move a box, rack or shelf: scan it, then scan where it goes."""
+    if request.method == "POST":
+        container = (request.form.get("container") or "").strip()
+        parent = (request.form.get("parent") or "").strip()
+        try:
+            moved = services.move_container(container, parent, actor=current_user)
+        except DomainError as err:
+            flash(str(err.message), "error")
+            return render_template("storage/move.html", container=container), err.status
+        flash(
+            _("%(code)s moved into %(parent)s.", code=moved.barcode, parent=parent.upper()),
+            "success",
+        )
+        return redirect(url_for("storage.move"))
+    return render_template("storage/move.html", container=request.args.get("container", ""))
+
+
+@bp.route("/storage/check-out", methods=["GET", "POST"])
+@requires(Permission.HANDLE)
+def check_out():
+    """Take a tube out for use (why, and where it goes); its place is kept."""
+    if request.method == "POST":
+        code = request.form.get("code", "")
+        try:
+            aliquot = services.check_out(
+                code,
+                request.form.get("reason", ""),
+                destination=request.form.get("destination", ""),
+                actor=current_user,
+            )
+        except DomainError as err:
+            flash(str(err.message), "error")
+            return render_template("storage/check_out.html", form=request.form), err.status
+        flash(_("%(code)s checked out.", code=aliquot.barcode), "success")
+        return redirect(url_for("storage.check_out"))
+    return render_template("storage/check_out.html", form={})
+
+
+@bp.route("/storage/return", methods=["GET", "POST"])
+@requires(Permission.HANDLE)
+def return_tube():
+    """Put a checked-out tube back, with the volume left and whether it thawed."""
+    if request.method == "POST":
+        code = request.form.get("code", "")
+        try:
+            volume = int(request.form.get("volume_ul", ""))
+        except ValueError:
+            flash(_("Enter the volume left, in µL."), "error")
+            return render_template("storage/return.html", form=request.form), 400
+        try:
+            placed = services.return_aliquot(
+                code,
+                volume,
+                thawed=request.form.get("thawed") == "1",
+                box=request.form.get("box") or None,
+                position=request.form.get("position") or None,
+                actor=current_user,
+            )
+        except DomainError as err:
+            flash(str(err.message), "error")
+            return render_template("storage/return.html", form=request.form), err.status
+        flash(
+            _("%(code)s is back at %(where)s.", code=placed.aliquot.barcode, where=placed.location),
+            "success",
+        )
+        return redirect(url_for("storage.return_tube"))
+    return render_template("storage/return.html", form={})
+
+
+@bp.route("/storage/containers/<barcode>")
+@requires(Permission.VIEW_SAMPLES)
+def container(barcode):
+    """Everything in a freezer (or rack…), for a failure: contents, an evacuation plan, and
+    the record of a temperature excursion."""
+    found = services.get_container(barcode, actor=current_user)
+    plan = allocating.evacuation(barcode, actor=current_user) if request.args.get("plan") else None
+    return render_template(
+        "storage/container.html",
+        container=found,
+        contents=services.contents(barcode, actor=current_user),
+        plan=plan,
+    )
+
+
+@bp.route("/storage/containers/<barcode>/excursion", methods=["POST"])
+@requires(Permission.HANDLE)
+def excursion(barcode):
+    zone = ZoneInfo(current_user.site_timezone or "Europe/Paris")
+    try:
+        started = datetime.fromisoformat(request.form["started_at"]).replace(tzinfo=zone)
+        ended = datetime.fromisoformat(request.form["ended_at"]).replace(tzinfo=zone)
+        highest = float(request.form["highest_c"].replace(",", "."))
+    except (KeyError, ValueError):
+        flash(
+            _("Enter when the excursion started and ended, and the highest temperature."), "error"
+        )
+        return redirect(url_for("storage.container", barcode=barcode))
+    count = services.record_excursion(
+        barcode,
+        started_at=started,
+        ended_at=ended,
+        highest_c=highest,
+        note=request.form.get("note", ""),
+        actor=current_user,
+    )
+    flash(
+        ngettext(
+            "Excursion recorded on %(num)d aliquot.",
+            "Excursion recorded on %(num)d aliquots.",
+            count,
+        ),
+        "success",
+    )
+    return redirect(url_for("storage.container", barcode=barcode))

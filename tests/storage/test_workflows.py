@@ -142,3 +142,65 @@ def test_the_api_covers_the_workflows(api_as, tubes, second_freezer):
         },
     )
     assert excursion.status_code == 201 and excursion.get_json()["aliquots"] == 4
+
+
+def test_the_pages_move_check_out_and_return(login_as, tubes, second_freezer):
+    client = login_as("technician")
+    storage.store(tubes[0], "BX-0001", "A1", actor=None)
+    moved = client.post(
+        "/storage/move", data={"container": "bx-0001", "parent": "RK-0002"}, follow_redirects=True
+    )
+    assert "BX-0001 moved into RK-0002" in moved.get_data(as_text=True)
+    out = client.post(
+        "/storage/check-out",
+        data={"code": tubes[0], "reason": "ELISA", "destination": "Lab B"},
+        follow_redirects=True,
+    )
+    assert f"{tubes[0]} checked out" in out.get_data(as_text=True)
+    back = client.post(
+        "/storage/return",
+        data={"code": tubes[0], "volume_ul": "300", "thawed": "1"},
+        follow_redirects=True,
+    )
+    assert f"{tubes[0]} is back at" in back.get_data(as_text=True)
+    assert samples.scan_aliquot(tubes[0], actor=None).freeze_thaw_count == 1
+    no_reason = client.post("/storage/check-out", data={"code": tubes[0], "reason": ""})
+    assert no_reason.status_code == 400
+
+
+def test_the_freezer_page_plans_an_evacuation_and_records_an_excursion(
+    login_as, tubes, second_freezer
+):
+    client = login_as("technician")
+    storage.store(tubes[0], "BX-0001", "A1", actor=None)
+    page = client.get("/storage/containers/FR-0001?plan=1").get_data(as_text=True)
+    assert tubes[0] in page and "BX-0003" in page
+    done = client.post(
+        "/storage/containers/FR-0001/excursion",
+        data={
+            "started_at": "2026-11-28T02:00",
+            "ended_at": "2026-11-28T04:00",
+            "highest_c": "-55,5",
+            "note": "door left open",
+        },
+        follow_redirects=True,
+    )
+    assert "Excursion recorded on 1 aliquot." in done.get_data(as_text=True)
+    assert last_event(tubes[0]).kind == "TEMPERATURE_EXCURSION"
+
+
+def test_a_rack_scan_through_the_api(api_as, tubes):
+    client = api_as("technician")
+    body = f"Position,Tube\nA1,{tubes[0]}\nA2,{tubes[1]}\n".encode()
+    preview = client.post(
+        "/api/v1/rack-scans?box=BX-0001", data=body, content_type="text/csv"
+    ).get_json()
+    assert {m["barcode"] for m in preview["moved"]} == {tubes[0], tubes[1]}
+    applied = client.post(
+        "/api/v1/rack-scans?box=BX-0001&apply=true", data=body, content_type="text/csv"
+    )
+    assert applied.status_code == 200
+    again = client.post(
+        "/api/v1/rack-scans?box=BX-0001", data=body, content_type="text/csv"
+    ).get_json()
+    assert {m["barcode"] for m in again["matched"]} == {tubes[0], tubes[1]}
