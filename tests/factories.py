@@ -84,3 +84,37 @@ def visit(
     """Register a visit with its planned tubes; returns the Registration."""
     tubes = [tube(t, collected_at=on) for t in tube_types]
     return samples.register_collection(participant_code, visit_code, tubes, actor=actor)
+
+
+def freezer(
+    boxes: dict[str, str],
+    *,
+    box_type: str = "81-place 2-inch cryobox",
+    rows: int = 9,
+    cols: int = 9,
+    parent_kind: str = "shelf",
+) -> None:
+    """Room RM-114 of the central biobank, a −80 °C freezer FR-0001 and, in a shelf
+    SH-0001 (or a rack RK-0001), the boxes named {barcode: name} of one type."""
+    from biobank.storage import services as storage
+
+    storage.create_container_type(box_type, "box", rows=rows, cols=cols, actor=None)
+    storage.create_container("room", "Room 114", site="BIO", barcode="RM-114", actor=None)
+    storage.create_container(
+        "freezer",
+        "Freezer −80 n°1",
+        parent="RM-114",
+        barcode="FR-0001",
+        temperature_class="-80",
+        set_point_c=-80,
+        actor=None,
+    )
+    storage.create_container("shelf", "Shelf 1", parent="FR-0001", barcode="SH-0001", actor=None)
+    parent = "SH-0001"
+    if parent_kind == "rack":
+        storage.create_container("rack", "Rack A", parent="SH-0001", barcode="RK-0001", actor=None)
+        parent = "RK-0001"
+    for code, name in boxes.items():
+        storage.create_container(
+            "box", name, parent=parent, barcode=code, type_name=box_type, actor=None
+        )

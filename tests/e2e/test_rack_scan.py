@@ -23,24 +23,7 @@ def tubes(seed) -> list[str]:
         factories.protocol()
         factories.sites()
         factories.user("technician", name=TECHNICIAN, password=PASSWORD)
-        storage.create_container_type("96-tube 2D rack", "box", rows=8, cols=12, actor=None)
-        storage.create_container("room", "Room 114", site="BIO", barcode="RM-114", actor=None)
-        storage.create_container(
-            "freezer",
-            "Freezer −80 n°1",
-            parent="RM-114",
-            barcode="FR-0001",
-            temperature_class="-80",
-            actor=None,
-        )
-        storage.create_container(
-            "box",
-            "Rack 96",
-            parent="FR-0001",
-            barcode=RACK,
-            type_name="96-tube 2D rack",
-            actor=None,
-        )
+        factories.freezer({RACK: "Rack 96"}, box_type="96-tube 2D rack", rows=8, cols=12)
         factories.participant("LIM", code="LIM-001")
         codes = [a.barcode for a in factories.visit("LIM-001", "BL").aliquots]
         storage.store(codes[0], RACK, "A01", actor=None)

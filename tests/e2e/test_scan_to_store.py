@@ -33,28 +33,7 @@ def bench(seed) -> Bench:
         factories.protocol()
         factories.sites()
         factories.user("technician", name=TECHNICIAN, password=PASSWORD)
-        storage.create_container_type("81-place 2-inch cryobox", "box", rows=9, cols=9, actor=None)
-        storage.create_container("room", "Room 114", site="BIO", barcode="RM-114", actor=None)
-        storage.create_container(
-            "freezer",
-            "Freezer −80 n°1",
-            parent="RM-114",
-            barcode="FR-0001",
-            temperature_class="-80",
-            actor=None,
-        )
-        storage.create_container(
-            "shelf", "Shelf 1", parent="FR-0001", barcode="SH-0001", actor=None
-        )
-        for code in (BOX, OTHER_BOX):
-            storage.create_container(
-                "box",
-                f"Box {code[-1]}",
-                parent="SH-0001",
-                barcode=code,
-                type_name="81-place 2-inch cryobox",
-                actor=None,
-            )
+        factories.freezer({code: f"Box {code[-1]}" for code in (BOX, OTHER_BOX)})
         factories.participant("LIM", code="LIM-001")
         codes = [a.barcode for a in factories.visit("LIM-001", "BL").aliquots]
         storage.store(codes[-1], OTHER_BOX, "A1", actor=None)

@@ -11,28 +11,7 @@ from tests import factories
 @pytest.fixture
 def freezer(db, sites):
     """Room → −80 °C freezer → shelf → rack → two 9 × 9 boxes; a −20 °C freezer with a box."""
-    storage.create_container_type("81-place 2-inch cryobox", "box", rows=9, cols=9, actor=None)
-    storage.create_container("room", "Room 114", site="BIO", barcode="RM-114", actor=None)
-    storage.create_container(
-        "freezer",
-        "Freezer −80 n°1",
-        parent="RM-114",
-        barcode="FR-0001",
-        temperature_class="-80",
-        set_point_c=-80,
-        actor=None,
-    )
-    storage.create_container("shelf", "Shelf 1", parent="FR-0001", barcode="SH-0001", actor=None)
-    storage.create_container("rack", "Rack A", parent="SH-0001", barcode="RK-0001", actor=None)
-    for code in ("BX-0001", "BX-0002"):
-        storage.create_container(
-            "box",
-            f"Box {code[-1]}",
-            parent="RK-0001",
-            barcode=code,
-            type_name="81-place 2-inch cryobox",
-            actor=None,
-        )
+    factories.freezer({"BX-0001": "Box 1", "BX-0002": "Box 2"}, parent_kind="rack")
     storage.create_container(
         "freezer",
         "Freezer −20",
