@@ -2,7 +2,8 @@
 
 Builds a database of 100,000 aliquots (and, with --million, a second one of 1,000,000),
 then measures in the same run:
-- GET /api/v1/aliquots/<barcode> through the Flask test client, with a bearer token;
+- GET /api/v1/aliquots/<barcode> through the Flask test client, with a bearer token, every
+  aliquot stored in a box (so the answer includes where it is);
 - GET /api/v1/health, a constant JSON answer, through the same client (the framework's
   own cost);
 - the raw indexed SQL lookup of one barcode on the driver's connection (the database's);
@@ -35,9 +36,12 @@ from biobank import create_app
 from biobank.auth import services as auth
 from biobank.custody.hashing import event_hash
 from biobank.custody.models import GENESIS_HASH
+from biobank.db import utcnow
 from biobank.extensions import db
 from biobank.samples import barcodes
 from biobank.samples.models import Aliquot, Specimen
+from biobank.storage import services as storage
+from biobank.storage.models import Container, StoredPosition
 from biobank.study import services as study
 from biobank.study.models import Participant, Visit
 from tests import factories
@@ -197,8 +201,9 @@ def build(total: int, rng: random.Random) -> list[str]:
             ],
         )
         db.session.commit()
+    _store_all(aliquot_id)
     if db.engine.dialect.name == "postgresql":
-        for table in ("visit", "specimen", "aliquot"):
+        for table in ("visit", "specimen", "aliquot", "container"):
             db.session.execute(
                 sa.text(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -207,6 +212,52 @@ def build(total: int, rng: random.Random) -> list[str]:
             )
         db.session.commit()
     return codes
+
+
+def _store_all(count: int) -> None:
+    """Put every aliquot in a 10 × 10 box of one freezer, as a bank's tubes mostly are, so
+    that each lookup also says where the tube is."""
+    kind = storage.create_container_type("Bench 10 × 10 box", "box", rows=10, cols=10, actor=None)
+    room = storage.create_container("room", "Bench room", site="BIO", actor=None)
+    freezer = storage.create_container(
+        "freezer", "Bench freezer", parent=room.barcode, temperature_class="-80", actor=None
+    )
+    base = db.session.execute(sa.select(sa.func.max(Container.id))).scalar() + 1
+    boxes = (count + 99) // 100
+    db.session.execute(
+        sa.insert(Container.__table__),
+        [
+            {
+                "id": base + n,
+                "barcode": f"BENCH-{n:06d}",
+                "name": f"Box {n}",
+                "kind": "box",
+                "type_id": kind.id,
+                "parent_id": freezer.id,
+                "site_id": freezer.site_id,
+                "slot": n,
+                "path": f"{freezer.path} › Box {n} (BENCH-{n:06d})",
+                "created_at": utcnow(),
+            }
+            for n in range(boxes)
+        ],
+    )
+    for first in range(0, count, BATCH):
+        db.session.execute(
+            sa.insert(StoredPosition.__table__),
+            [
+                {
+                    "aliquot_id": i + 1,
+                    "box_id": base + i // 100,
+                    "row": i % 100 // 10 + 1,
+                    "col": i % 10 + 1,
+                    "stored_at": utcnow(),
+                }
+                for i in range(first, min(count, first + BATCH))
+            ],
+        )
+    db.session.execute(sa.update(Aliquot).values(status="in_storage"))
+    db.session.commit()
 
 
 def raw_lookup(app, codes, rng) -> list[float]:

@@ -127,10 +127,10 @@ def _register_blueprints(app: Flask) -> None:
 
 def _connect_domains() -> None:
     # A scan (samples) shows where the tube is, which storage, a domain above it, knows.
-    from biobank.samples.services import set_locator
-    from biobank.storage.services import locations
+    from biobank.samples.services import set_location_column
+    from biobank.storage.services import location_column
 
-    set_locator(locations)
+    set_location_column(location_column)
 
 
 def _unit_of_work(app: Flask) -> None:

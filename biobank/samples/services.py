@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -370,62 +370,71 @@ class AliquotSummary:
     participant: str
     consent_status: str
     site: str
-    location: str | None = None  # filled in by storage (see set_locator)
+    location: str | None = None  # given by storage (see set_location_column)
 
     @property
     def series_label(self) -> str:
         return f"{self.series_number}/{self.series_total}"
 
 
-_SUMMARY = (
-    sa.select(
-        Aliquot.id,
-        Aliquot.barcode,
-        Aliquot.status,
-        Aliquot.volume_ul,
-        Aliquot.initial_volume_ul,
-        Aliquot.sample_type,
-        Aliquot.series_number,
-        Aliquot.series_total,
-        Aliquot.freeze_thaw_count,
-        Aliquot.registered_at,
-        Aliquot.custody_count,
-        Specimen.tube_type,
-        Specimen.sprec_code,
-        Specimen.collected_at,
-        Visit.visit_code,
-        Visit.collected_on,
-        Participant.code,
-        Participant.consent_status,
-        Site.code,
+_SUMMARY_COLUMNS = (
+    Aliquot.id,
+    Aliquot.barcode,
+    Aliquot.status,
+    Aliquot.volume_ul,
+    Aliquot.initial_volume_ul,
+    Aliquot.sample_type,
+    Aliquot.series_number,
+    Aliquot.series_total,
+    Aliquot.freeze_thaw_count,
+    Aliquot.registered_at,
+    Aliquot.custody_count,
+    Specimen.tube_type,
+    Specimen.sprec_code,
+    Specimen.collected_at,
+    Visit.visit_code,
+    Visit.collected_on,
+    Participant.code,
+    Participant.consent_status,
+    Site.code,
+)
+
+
+@dataclass(frozen=True)
+class _ScanStatements:
+    summary: sa.Select
+    by_barcode: sa.Select
+    by_barcode_at_site: sa.Select
+
+
+def _scan_statements(location) -> _ScanStatements:
+    """The scan's statements, built once: building one per call costs more Python than the
+    indexed lookup itself. ``location`` is a correlated column giving where the aliquot is
+    (storage, a domain above this one, provides it; NULL until it does)."""
+    summary = (
+        sa.select(*_SUMMARY_COLUMNS, location.label("location"))
+        .join(Aliquot.specimen)
+        .join(Specimen.visit)
+        .join(Visit.participant)
+        .join(Participant.site)
     )
-    .join(Aliquot.specimen)
-    .join(Specimen.visit)
-    .join(Visit.participant)
-    .join(Participant.site)
-)
-# Built once: a statement made per call costs more Python than the indexed lookup itself.
-_SUMMARY_BY_BARCODE = _SUMMARY.where(Aliquot.barcode == sa.bindparam("barcode"))
-_SUMMARY_BY_BARCODE_AT_SITE = _SUMMARY_BY_BARCODE.where(
-    Participant.site_id == sa.bindparam("site_id")
-)
+    by_barcode = summary.where(Aliquot.barcode == sa.bindparam("barcode"))
+    at_site = by_barcode.where(Participant.site_id == sa.bindparam("site_id"))
+    return _ScanStatements(summary, by_barcode, at_site)
 
 
-# Storage sits above samples and knows where a tube is; it tells the scans through this
-# function (aliquot ids → location in words), set when the application is built.
-Locator = Callable[[list[int]], dict[int, str]]
-_locate: Locator | None = None
+_scan = _scan_statements(sa.null())
 
 
-def set_locator(locate: Locator | None) -> None:
-    global _locate
-    _locate = locate
+def set_location_column(make_column: Callable[[sa.ColumnElement], sa.ColumnElement]) -> None:
+    """Let storage say where a tube is in the scan's own query (one round trip, not two):
+    ``make_column(aliquot_id)`` returns a correlated scalar subquery giving the location."""
+    global _scan
+    _scan = _scan_statements(make_column(Aliquot.id))
 
 
 def _summaries(rows) -> list[AliquotSummary]:
-    found = [AliquotSummary(*row) for row in rows]
-    where = _locate([a.id for a in found]) if _locate and found else {}
-    return [replace(a, location=where.get(a.id)) for a in found]
+    return [AliquotSummary(*row) for row in rows]
 
 
 def _site_scope(query, actor):
@@ -466,9 +475,9 @@ def scan_aliquot(raw_code: str, *, actor) -> AliquotSummary:
     connection = db.session.connection()
     if actor is not None and actor.site_id is not None:
         params = {"barcode": code, "site_id": actor.site_id}
-        row = connection.execute(_SUMMARY_BY_BARCODE_AT_SITE, params).first()
+        row = connection.execute(_scan.by_barcode_at_site, params).first()
     else:
-        row = connection.execute(_SUMMARY_BY_BARCODE, {"barcode": code}).first()
+        row = connection.execute(_scan.by_barcode, {"barcode": code}).first()
     if row is None:
         raise _not_found(code)
     return _summaries([row])[0]
@@ -517,7 +526,7 @@ def find_aliquots(raw_codes: list[str], *, actor) -> list[Aliquot]:
 
 
 def list_aliquots(*, actor, limit: int = 100, offset: int = 0) -> Page:
-    query = _site_scope(_SUMMARY, actor)
+    query = _site_scope(_scan.summary, actor)
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
     rows = db.session.execute(query.order_by(Aliquot.id).limit(limit).offset(offset))
     return Page(_summaries(rows), total)

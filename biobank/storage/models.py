@@ -71,6 +71,9 @@ class Container(db.Model):
     # Freezers and tanks: the temperature they keep. Inherited by what is inside.
     temperature_class: Mapped[str | None] = mapped_column(sa.String(8))
     set_point_c: Mapped[float | None] = mapped_column(sa.Float)
+    # Where it stands, in words ("Freezer −80 n°1 › Shelf 2 › Rack A"): services.describe()
+    # of its ancestry, kept here because every scan shows it; rewritten when it moves.
+    path: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     type: Mapped[ContainerType | None] = relationship()

@@ -219,6 +219,7 @@ def create_container(
     )
     db.session.add(container)
     db.session.flush()
+    container.path = describe(ancestry([container.id])[container.id])
     return container
 
 
@@ -275,17 +276,55 @@ def describe(path: list[Container], row: int | None = None, col: int | None = No
     return SEPARATOR.join(parts)
 
 
-def locations(aliquot_ids: Iterable[int]) -> dict[int, str]:
-    """Where each stored aliquot is, in words, in two indexed queries."""
-    stored = db.session.execute(
+# Built once: every scan runs it.
+_STORED_AT = (
+    sa.select(
+        StoredPosition.aliquot_id,
+        Container.path,
+        ContainerType.rows,
+        ContainerType.cols,
+        StoredPosition.row,
+        StoredPosition.col,
+    )
+    .join(Container, Container.id == StoredPosition.box_id)
+    .join(ContainerType, ContainerType.id == Container.type_id)
+    .where(StoredPosition.aliquot_id.in_(sa.bindparam("ids", expanding=True)))
+)
+
+
+ROW_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def position_label_sql(row, col, cols):
+    """Grid.label() in SQL: the row letter, the column zero-padded to the width of the
+    box's column count ("B4" in a 9 × 9 box, "B04" in an 8 × 12)."""
+    pad = sa.case((sa.and_(cols >= 10, col < 10), "0"), else_="")
+    return sa.func.substr(ROW_LETTERS, row, 1) + pad + sa.cast(col, sa.String)
+
+
+def location_column(aliquot_id) -> sa.ColumnElement:
+    """Where an aliquot is, in words, as a correlated subquery for the scan's own query."""
+    return (
         sa.select(
-            StoredPosition.aliquot_id, StoredPosition.box_id, StoredPosition.row, StoredPosition.col
-        ).where(StoredPosition.aliquot_id.in_(list(aliquot_ids)))
-    ).all()
-    if not stored:
-        return {}
-    paths = ancestry(box_id for _, box_id, _, _ in stored)
-    return {aliquot: describe(paths[box], row, col) for aliquot, box, row, col in stored}
+            Container.path
+            + SEPARATOR
+            + position_label_sql(StoredPosition.row, StoredPosition.col, ContainerType.cols)
+        )
+        .select_from(StoredPosition)
+        .join(Container, Container.id == StoredPosition.box_id)
+        .join(ContainerType, ContainerType.id == Container.type_id)
+        .where(StoredPosition.aliquot_id == aliquot_id)
+        .scalar_subquery()
+    )
+
+
+def locations(aliquot_ids: Iterable[int]) -> dict[int, str]:
+    """Where each stored aliquot is, in words: one indexed query on the boxes' paths."""
+    rows = db.session.connection().execute(_STORED_AT, {"ids": list(aliquot_ids)})
+    return {
+        aliquot: f"{path}{SEPARATOR}{grid_for(rows_, cols).label(row, col)}"
+        for aliquot, path, rows_, cols, row, col in rows
+    }
 
 
 def temperature_class_of(path: list[Container]) -> str | None:
@@ -857,6 +896,9 @@ def move_container(barcode: str, new_parent: str, *, actor) -> Container:
     before = locations([a.id for a in inside])
     container.parent = parent
     container.slot = _next_slot(parent.id)
+    db.session.flush()
+    for moved, path in ancestry(below).items():  # everything below now stands elsewhere
+        db.session.get(Container, moved).path = describe(path)
     db.session.flush()
     after = locations([a.id for a in inside])
     for aliquot in inside:

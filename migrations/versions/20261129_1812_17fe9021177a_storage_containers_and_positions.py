@@ -56,6 +56,7 @@ def upgrade():
         sa.Column("slot", sa.Integer(), nullable=False),
         sa.Column("temperature_class", sa.String(length=8), nullable=True),
         sa.Column("set_point_c", sa.Float(), nullable=True),
+        sa.Column("path", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "kind IN ('room', 'freezer', 'tank', 'shelf', 'rack', 'box')",

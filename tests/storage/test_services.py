@@ -159,3 +159,17 @@ def test_many_tubes_are_stored_at_once_all_or_nothing(tubes, db):
     assert samples.scan_aliquot(tubes[4], actor=None).status == "registered"
     with pytest.raises(Conflict, match="already stored"):
         storage.store_many([(tubes[0], "BX-0001", None)], actor=None)
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(9, 9), (10, 10), (8, 12), (1, 99)])
+def test_the_databases_position_labels_are_the_grids(db, rows, cols):
+    """The scan composes the location in SQL; it must print positions as the grid does."""
+    import sqlalchemy as sa
+
+    from biobank.storage.positions import grid_for
+
+    grid = grid_for(rows, cols)
+    cells = [(1, 1), (rows, cols), (min(2, rows), min(9, cols)), (rows, 1)]
+    for row, col in cells:
+        label = storage.position_label_sql(sa.literal(row), sa.literal(col), sa.literal(cols))
+        assert db.session.execute(sa.select(label)).scalar() == grid.label(row, col)
