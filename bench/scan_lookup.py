@@ -67,8 +67,9 @@ def timed(call, repeat: int) -> list[float]:
     return samples
 
 
-def build(total: int, rng: random.Random) -> list[str]:
-    """Insert ``total`` aliquots set-wise (participants, visits, specimens, events)."""
+def build(total: int, rng: random.Random, *, stored: bool = True) -> list[str]:
+    """Insert ``total`` aliquots set-wise (participants, visits, specimens, events), and
+    with ``stored`` put them all in boxes."""
     factories.protocol()
     factories.sites()
     definition = study.current_protocol().visit_definitions[0]
@@ -201,7 +202,8 @@ def build(total: int, rng: random.Random) -> list[str]:
             ],
         )
         db.session.commit()
-    _store_all(aliquot_id)
+    if stored:
+        _store_all(aliquot_id)
     if db.engine.dialect.name == "postgresql":
         for table in ("visit", "specimen", "aliquot", "container"):
             db.session.execute(

@@ -77,7 +77,7 @@ def allocate(total: int, rng: random.Random) -> dict:
         )
         with app.app_context():
             upgrade()
-            build(total, rng)
+            build(total, rng, stored=False)
             freezer(boxes=total // 81 + 2)
             ids = list(db.session.execute(sa.select(Aliquot.id)).scalars())
             counter = StatementCounter(db.engine)
@@ -114,7 +114,7 @@ def box_map_and_rack(rng: random.Random, repeat: int) -> dict:
         )
         with app.app_context():
             upgrade()
-            build(200, rng)
+            build(200, rng, stored=False)
             boxes = freezer(boxes=1, rows=10, cols=10, name="Map")
             boxes += freezer(boxes=1, rows=8, cols=12, name="Rack")
             codes = list(
