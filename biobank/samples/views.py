@@ -124,13 +124,10 @@ def _plan_text(definition) -> str:
 
 
 def _registration_form(participant, protocol) -> RegistrationForm:
-    schedule = [d for d in protocol.visit_definitions if d.applies_to(participant.arm_code)]
-    done = {v.visit_code for v in participant.visits}
     form = RegistrationForm()
     form.visit.choices = [
         SelectChoice(d.code, f"{d.code} — {d.name} · {_plan_text(d)}")
-        for d in schedule
-        if d.code not in done
+        for d in study.visits_to_register(participant)
     ]
     if not form.tubes.entries:  # a GET: one section per tube type of the protocol
         for tube in protocol.tube_types:

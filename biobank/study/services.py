@@ -158,6 +158,18 @@ def tube_type(protocol: Protocol, code: str) -> TubeType:
     )
 
 
+def schedule(participant: Participant) -> list[VisitDefinition]:
+    """The visits of the participant's arm, in the current protocol, in schedule order."""
+    protocol = current_protocol(participant.study_code)
+    return [d for d in protocol.visit_definitions if d.applies_to(participant.arm_code)]
+
+
+def visits_to_register(participant: Participant) -> list[VisitDefinition]:
+    """The scheduled visits not registered yet."""
+    done = {visit.visit_code for visit in participant.visits}
+    return [d for d in schedule(participant) if d.code not in done]
+
+
 def visit_definition(protocol: Protocol, arm_code: str, visit_code: str) -> VisitDefinition:
     for definition in protocol.visit_definitions:
         if definition.code == visit_code:

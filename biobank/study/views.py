@@ -75,13 +75,11 @@ def new_participant():
 @requires(Permission.VIEW_SAMPLES)
 def participant(code):
     found = services.get_participant(code, actor=current_user)
-    protocol = services.current_protocol(found.study_code)
-    schedule = [d for d in protocol.visit_definitions if d.applies_to(found.arm_code)]
     done = {v.visit_code: v for v in found.visits}
     return render_template(
         "study/participant.html",
         participant=found,
-        schedule=schedule,
+        schedule=services.schedule(found),
         done=done,
         withdraw_form=WithdrawConsentForm(),
     )
