@@ -72,14 +72,13 @@ from biobank.study.models import Participant, Visit
 __all__ = [
     "CATEGORIES",
     "Cell",
-    "Matched",
     "Missing",
     "Moved",
     "NoRead",
     "RackPreview",
+    "Read",
     "ScanError",
     "Unexpected",
-    "Unknown",
     "apply_rack",
     "preview_rack",
 ]
@@ -96,7 +95,9 @@ SHOWN_ERRORS = 5
 
 
 @dataclass(frozen=True)
-class Matched:
+class Read:
+    """A tube read at a position: in its place (matched), or naming no aliquot (unknown)."""
+
     position: str
     barcode: str
     line: int
@@ -162,16 +163,6 @@ class Unexpected:
 
 
 @dataclass(frozen=True)
-class Unknown:
-    position: str
-    barcode: str
-    line: int
-
-    def as_dict(self) -> dict:
-        return {"position": self.position, "barcode": self.barcode, "line": self.line}
-
-
-@dataclass(frozen=True)
 class NoRead:
     position: str
     line: int
@@ -221,11 +212,11 @@ class RackPreview:
     box: Container
     grid: Grid
     location: str
-    matched: list[Matched] = field(default_factory=list)
+    matched: list[Read] = field(default_factory=list)
     moved: list[Moved] = field(default_factory=list)
     missing: list[Missing] = field(default_factory=list)
     unexpected: list[Unexpected] = field(default_factory=list)
-    unknown: list[Unknown] = field(default_factory=list)
+    unknown: list[Read] = field(default_factory=list)
     no_read: list[NoRead] = field(default_factory=list)
     errors: list[ScanError] = field(default_factory=list)
     applied: bool = False
@@ -507,7 +498,7 @@ def preview_rack(data: bytes, *, box: str | None = None, actor) -> RackPreview:
         label = grid.label(*cell)
         k = known.get(code)
         if k is None:
-            preview.unknown.append(Unknown(label, code, line))
+            preview.unknown.append(Read(label, code, line))
             continue
         refusal = None
         if k.status not in storage.STORABLE:
@@ -528,7 +519,7 @@ def preview_rack(data: bytes, *, box: str | None = None, actor) -> RackPreview:
                 ),
             )
         elif (k.box_id, k.row, k.col) == (container.id, *cell):
-            preview.matched.append(Matched(label, code, line))
+            preview.matched.append(Read(label, code, line))
             continue
         elif k.consent != "given":
             refusal = (
