@@ -198,14 +198,7 @@ def create_container(
     if db.session.execute(db.select(Container.id).where(Container.barcode == code)).first():
         raise Conflict(_l("Barcode %(code)s is already used.", code=code), fields={"barcode": code})
     if slot is None:
-        slot = (
-            db.session.execute(
-                sa.select(sa.func.count())
-                .select_from(Container)
-                .where(Container.parent_id == (parent_row.id if parent_row else None))
-            ).scalar()
-            + 1
-        )
+        slot = _next_slot(parent_row.id if parent_row else None)
     container = Container(
         barcode=code,
         name=name,
