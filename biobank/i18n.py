@@ -62,6 +62,29 @@ VALUE_LABELS = {
         "DESTROYED": _l("destroyed"),
         "LOST": _l("lost"),
         "TEMPERATURE_EXCURSION": _l("temperature excursion"),
+        "RESERVED": _l("reserved"),
+        "RELEASED": _l("reservation released"),
+    },
+    "request_status": {
+        "submitted": _l("submitted"),
+        "under_review": _l("under review"),
+        "approved": _l("approved"),
+        "rejected": _l("rejected"),
+        "being_prepared": _l("being prepared"),
+        "shipped": _l("shipped"),
+        "received": _l("received"),
+        "cancelled": _l("cancelled"),
+    },
+    "shipment_status": {
+        "preparing": _l("being packed"),
+        "dispatched": _l("dispatched"),
+        "received": _l("received"),
+        "cancelled": _l("cancelled"),
+    },
+    "item_outcome": {
+        "received": _l("received"),
+        "damaged": _l("damaged"),
+        "missing": _l("missing"),
     },
 }
 

@@ -36,6 +36,8 @@ class EventKind(StrEnum):
     DESTROYED = "DESTROYED"
     LOST = "LOST"
     TEMPERATURE_EXCURSION = "TEMPERATURE_EXCURSION"
+    RESERVED = "RESERVED"
+    RELEASED = "RELEASED"
 
 
 def record(

@@ -443,7 +443,7 @@ def _site_scope(query, actor):
     return query
 
 
-def _valid_code(raw_code: str) -> str:
+def valid_code(raw_code: str) -> str:
     """The normalized code, or Invalid naming what is wrong with it.
 
     Whitespace, lowercase and a scanner's CR/LF are forgiven; a wrong check character is
@@ -469,7 +469,7 @@ def scan_aliquot(raw_code: str, *, actor) -> AliquotSummary:
 
     A centre's user finds only their centre's aliquots; another centre's is "not found".
     """
-    code = _valid_code(raw_code)
+    code = valid_code(raw_code)
     # Column rows through the session's connection: the ORM's per-query machinery would
     # cost more than the indexed lookup.
     connection = db.session.connection()
@@ -485,7 +485,7 @@ def scan_aliquot(raw_code: str, *, actor) -> AliquotSummary:
 
 def find_aliquot(raw_code: str, *, actor) -> Aliquot:
     """The aliquot row itself, for the services that change it and the detail page."""
-    code = _valid_code(raw_code)
+    code = valid_code(raw_code)
     query = _site_scope(
         db.select(Aliquot)
         .join(Aliquot.specimen)
@@ -504,7 +504,7 @@ def find_aliquots(raw_codes: list[str], *, actor) -> list[Aliquot]:
     """The aliquots these codes name, in the order given, with their specimen, visit and
     participant loaded in the same query. All or nothing: one bad or unknown code and the
     error names it."""
-    codes = [_valid_code(raw) for raw in raw_codes]
+    codes = [valid_code(raw) for raw in raw_codes]
     query = _site_scope(
         db.select(Aliquot)
         .join(Aliquot.specimen)

@@ -9,7 +9,7 @@ the same moment cannot both succeed, whatever the timing.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -39,6 +39,11 @@ PREFIXES = {"room": "RM", "freezer": "FR", "tank": "LN", "shelf": "SH", "rack": 
 # Statuses an aliquot may be stored in; the others are gone from the bank.
 STORABLE = {"registered", "in_storage", "checked_out", "received"}
 SEPARATOR = " › "
+# Rules of higher domains that may refuse taking a tube out of the bank (a reservation
+# for another request): registered at start-up, so that storage imports nothing above it.
+# Each is called with the aliquot and the purpose of the taking-out (None, or the
+# distribution's reference) and raises a DomainError to refuse.
+_TAKE_OUT_GUARDS: list[Callable[[Aliquot, object], None]] = []
 
 
 # --- container types and containers ------------------------------------------------------
@@ -608,8 +613,22 @@ def _first_free(grid: Grid, box_id: int, taken: set) -> tuple[int, int]:
     raise Conflict(_l("A box is full."), code="box.full")
 
 
-def check_out(barcode: str, reason: str, *, destination: str = "", actor) -> Aliquot:
-    """Take an aliquot out for use; its position is kept for its return."""
+def add_take_out_guard(guard: Callable[[Aliquot, object], None]) -> None:
+    if guard not in _TAKE_OUT_GUARDS:
+        _TAKE_OUT_GUARDS.append(guard)
+
+
+def check_take_out(aliquot: Aliquot, purpose: object = None) -> None:
+    """Refuse (DomainError) when a higher domain's rule keeps the aliquot in the bank."""
+    for guard in _TAKE_OUT_GUARDS:
+        guard(aliquot, purpose)
+
+
+def check_out(
+    barcode: str, reason: str, *, destination: str = "", purpose: object = None, actor
+) -> Aliquot:
+    """Take an aliquot out for use; its position is kept for its return. A tube reserved
+    for a request goes out only for that request (``purpose``)."""
     aliquot = samples.find_aliquot(barcode, actor=actor)
     reason = custody.require_reason(reason, _l("check an aliquot out"))
     if aliquot.status != "in_storage":
@@ -621,6 +640,7 @@ def check_out(barcode: str, reason: str, *, destination: str = "", actor) -> Ali
             ),
             code="aliquot.not_in_storage",
         )
+    check_take_out(aliquot, purpose)
     where = locations([aliquot.id]).get(aliquot.id)
     aliquot.status = "checked_out"
     custody.record(
@@ -681,6 +701,40 @@ def return_aliquot(
         },
     )
     return placed
+
+
+def release_positions(aliquot_ids: Iterable[int]) -> dict[int, str]:
+    """Free the positions of tubes that leave the bank (shipped, destroyed); returns where
+    each one was, for its custody event."""
+    ids = list(aliquot_ids)
+    where = locations(ids)
+    if ids:
+        db.session.execute(sa.delete(StoredPosition).where(StoredPosition.aliquot_id.in_(ids)))
+    return where
+
+
+GONE = ("shipped", "consumed", "destroyed", "lost")
+
+
+def destroy(barcode: str, reason: str, *, actor) -> Aliquot:
+    """Record that an aliquot was destroyed (consent withdrawn, damaged tube); its position
+    is freed. The reason is required and kept in its custody."""
+    aliquot = samples.find_aliquot(barcode, actor=actor)
+    reason = custody.require_reason(reason, _l("destroy an aliquot"))
+    if aliquot.status in GONE:
+        raise Conflict(
+            _l(
+                "%(code)s is %(status)s: it cannot be destroyed here.",
+                code=aliquot.barcode,
+                status=aliquot.status,
+            ),
+            code="aliquot.gone",
+        )
+    check_take_out(aliquot)
+    where = release_positions([aliquot.id]).get(aliquot.id)
+    aliquot.status = "destroyed"
+    custody.record(aliquot, EventKind.DESTROYED, actor, from_location=where, reason=reason)
+    return aliquot
 
 
 # --- boxes -------------------------------------------------------------------------------

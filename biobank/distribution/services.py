@@ -1,0 +1,737 @@
+"""Researchers' requests: the catalogue, submission, review, approval with reservation of
+the exact aliquots, rejection and cancellation. Picking and shipping are in shipping.py.
+
+An aliquot is *available* when it is in storage, its participant's biobank consent
+stands, and no open reservation holds it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from biobank.auth import services as auth
+from biobank.custody import services as custody
+from biobank.custody.services import EventKind
+from biobank.db import utcnow
+from biobank.distribution.criteria import Criteria
+from biobank.distribution.models import RequestEvent, Reservation, SampleRequest
+from biobank.distribution.selection import Candidate, Group, Selection, select
+from biobank.errors import Conflict, Invalid, NotFound
+from biobank.extensions import db
+from biobank.notifications import services as notifications
+from biobank.samples.models import Aliquot, Specimen
+from biobank.storage import places
+from biobank.storage.models import StoredPosition
+from biobank.study.models import Participant, Visit, VisitDefinition
+from biobank.study.services import Page
+
+# Aliquots still in the bank: what "the last remaining aliquot" is counted among.
+IN_BANK = ("registered", "in_storage", "checked_out", "received")
+# Where a request may go from each status.
+TRANSITIONS = {
+    "submitted": {"under_review", "approved", "rejected", "cancelled"},
+    "under_review": {"approved", "rejected", "cancelled"},
+    "approved": {"being_prepared", "shipped", "cancelled"},
+    "being_prepared": {"shipped", "cancelled"},
+    "shipped": {"received"},
+}
+OPEN_FOR_RESERVATION = {"submitted", "under_review"}
+MAX_BARCODES = 20_000
+
+
+def open_reservation(aliquot_id) -> sa.Exists:
+    return sa.exists().where(Reservation.aliquot_id == aliquot_id, Reservation.closed_at.is_(None))
+
+
+def _filtered(query, criteria: Criteria, *, matching: bool = True):
+    """The criteria as WHERE clauses; with ``matching=False`` only those that define the
+    groups (visit, type, arm, disease), not the per-aliquot ones (volume, thaws)."""
+    if criteria.visits:
+        query = query.where(Visit.visit_code.in_(criteria.visits))
+    if criteria.sample_types:
+        query = query.where(Aliquot.sample_type.in_(criteria.sample_types))
+    if criteria.arms:
+        query = query.where(Participant.arm_code.in_(criteria.arms))
+    if criteria.disease_statuses:
+        query = query.where(Participant.disease_status.in_(criteria.disease_statuses))
+    if matching:
+        if criteria.min_volume_ul:
+            query = query.where(Aliquot.volume_ul >= criteria.min_volume_ul)
+        if criteria.max_freeze_thaw is not None:
+            query = query.where(Aliquot.freeze_thaw_count <= criteria.max_freeze_thaw)
+    return query
+
+
+def _joined(query):
+    return (
+        query.select_from(Aliquot)
+        .join(Specimen, Specimen.id == Aliquot.specimen_id)
+        .join(Visit, Visit.id == Specimen.visit_id)
+        .join(Participant, Participant.id == Visit.participant_id)
+    )
+
+
+def _available(query):
+    return query.where(
+        Aliquot.status == "in_storage",
+        Aliquot.volume_ul > 0,
+        Participant.consent_status == "given",
+        ~open_reservation(Aliquot.id),
+    )
+
+
+# --- catalogue ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogueRow:
+    arm: str
+    visit: str
+    sample_type: str
+    participants: int
+    aliquots: int
+    volume_ul: int
+    # Fewer participants than the small-cell threshold: the counts are not shown.
+    suppressed: bool
+
+
+def catalogue(criteria: Criteria, *, small_cell: int, exact: bool = False) -> list[CatalogueRow]:
+    """Available aliquots and volume by arm × visit × sample type, in one aggregate query.
+
+    Cells of fewer than ``small_cell`` participants are marked suppressed unless ``exact``
+    (for those allowed to see participant-level data anyway).
+    """
+    query = _available(
+        _filtered(
+            _joined(
+                sa.select(
+                    Participant.arm_code,
+                    Visit.visit_code,
+                    Aliquot.sample_type,
+                    sa.func.count(sa.distinct(Participant.id)),
+                    sa.func.count(Aliquot.id),
+                    sa.func.sum(Aliquot.volume_ul),
+                    sa.func.min(VisitDefinition.order).label("visit_order"),
+                )
+            ).join(VisitDefinition, VisitDefinition.id == Visit.visit_definition_id),
+            criteria,
+        )
+    ).group_by(Participant.arm_code, Visit.visit_code, Aliquot.sample_type)
+    rows = db.session.execute(query).all()
+    rows.sort(key=lambda r: (r[0], r[6], r[1], r[2]))
+    return [
+        CatalogueRow(
+            arm, visit, kind, people, count, int(volume or 0), not exact and people < small_cell
+        )
+        for arm, visit, kind, people, count, volume, _ in rows
+    ]
+
+
+# --- matching ----------------------------------------------------------------------------
+
+
+def candidates(criteria: Criteria, *, with_places: bool = True) -> list[Candidate]:
+    """Every available aliquot matching the criteria, with where it stands."""
+    query = _available(
+        _filtered(
+            _joined(
+                sa.select(
+                    Aliquot.id,
+                    Aliquot.barcode,
+                    Participant.id,
+                    Participant.code,
+                    Visit.visit_code,
+                    Aliquot.sample_type,
+                    Aliquot.volume_ul,
+                    Aliquot.freeze_thaw_count,
+                    StoredPosition.box_id,
+                    StoredPosition.row,
+                    StoredPosition.col,
+                )
+            ).join(StoredPosition, StoredPosition.aliquot_id == Aliquot.id),
+            criteria,
+        )
+    )
+    rows = db.session.execute(query).all()
+    where = places.box_places({row[8] for row in rows}) if with_places else {}
+    found = []
+    for id_, code, pid, pcode, visit, kind, volume, thaws, box, row, col in rows:
+        place = where.get(box)
+        fill, walk = (place.fill, (*place.walk, row, col)) if place else (0.0, (box, row, col))
+        found.append(Candidate(id_, code, pid, pcode, visit, kind, volume, thaws, fill, walk))
+    return found
+
+
+def remaining(criteria: Criteria) -> dict[Group, int]:
+    """Per participant × visit × sample type, how many aliquots the bank still holds that
+    no request has reserved, whatever their volume or thaws."""
+    query = (
+        _filtered(
+            _joined(
+                sa.select(
+                    Participant.id, Visit.visit_code, Aliquot.sample_type, sa.func.count(Aliquot.id)
+                )
+            ),
+            criteria,
+            matching=False,
+        )
+        .where(Aliquot.status.in_(IN_BANK), ~open_reservation(Aliquot.id))
+        .group_by(Participant.id, Visit.visit_code, Aliquot.sample_type)
+    )
+    return {(pid, visit, kind): n for pid, visit, kind, n in db.session.execute(query)}
+
+
+@dataclass(frozen=True)
+class MatchCount:
+    participants: int
+    aliquots: int
+    # The last aliquots held back by the rule, which only a manager may override.
+    held_back: int
+
+
+def match_count(criteria: Criteria) -> MatchCount:
+    """How many participants and aliquots a request with these criteria would get."""
+    chosen = select(
+        candidates(criteria, with_places=False),
+        remaining(criteria),
+        per_participant_visit=criteria.per_participant_visit,
+    )
+    return MatchCount(chosen.participants, len(chosen.chosen), sum(chosen.held_back.values()))
+
+
+# --- requests ----------------------------------------------------------------------------
+
+
+def required_text(value: str | None, name: str, limit: int, *, required: bool = True) -> str:
+    text = (value or "").strip()
+    if required and not text:
+        raise Invalid(_l("This field is required."), fields={name: ""})
+    if len(text) > limit:
+        raise Invalid(_l("At most %(n)d characters.", n=limit), fields={name: text[:40] + "…"})
+    return text
+
+
+def _email(value: str | None) -> str:
+    text = required_text(value, "contact_email", 200)
+    local, _, domain = text.partition("@")
+    if not local or "." not in domain or " " in text:
+        raise Invalid(_l("Enter an e-mail address."), fields={"contact_email": text})
+    return text
+
+
+def move_request(request: SampleRequest, status: str, actor, note: str = "") -> None:
+    if status not in TRANSITIONS.get(request.status, set()):
+        raise Conflict(
+            _l(
+                "Request %(code)s is %(status)s: it cannot become %(new)s.",
+                code=request.code,
+                status=request.status,
+                new=status,
+            ),
+            code="request.status",
+        )
+    now = utcnow()
+    request.status = status
+    request.updated_at = now
+    db.session.add(
+        RequestEvent(
+            request=request,
+            status=status,
+            at=now,
+            actor_name=getattr(actor, "username", None) or custody.SYSTEM_ACTOR,
+            note=note,
+        )
+    )
+
+
+def addresses(*users) -> list[str]:
+    return [u.email for u in users if u is not None and getattr(u, "email", None)]
+
+
+def submit_request(
+    *,
+    title: str,
+    aim: str,
+    receiving_lab: str,
+    contact_name: str,
+    contact_email: str,
+    criteria: Criteria,
+    actor,
+) -> SampleRequest:
+    """A researcher's request, submitted for review; the managers are told."""
+    if not criteria.visits or not criteria.sample_types:
+        raise Invalid(
+            _l("Choose at least one visit and one sample type."),
+            fields={"visits" if not criteria.visits else "sample_types": ""},
+        )
+    request = SampleRequest(
+        title=required_text(title, "title", 200),
+        aim=required_text(aim, "aim", 5000),
+        receiving_lab=required_text(receiving_lab, "receiving_lab", 200),
+        contact_name=required_text(contact_name, "contact_name", 200),
+        contact_email=_email(contact_email),
+        criteria=criteria.to_json(),
+        researcher_id=actor.id,
+        status="submitted",
+    )
+    db.session.add(request)
+    db.session.add(RequestEvent(request=request, status="submitted", actor_name=actor.username))
+    db.session.flush()
+    notifications.notify(
+        "request.submitted",
+        addresses(*auth.users_with_role("manager", "admin")),
+        str(_l("Request %(code)s submitted: %(title)s", code=request.code, title=request.title)),
+        str(
+            _l(
+                "%(user)s submitted request %(code)s (%(title)s) for %(lab)s. It awaits review.",
+                user=actor.username,
+                code=request.code,
+                title=request.title,
+                lab=request.receiving_lab,
+            )
+        ),
+    )
+    return request
+
+
+def _sees_all(actor) -> bool:
+    """Reviewers, and the technicians who prepare the tubes, see every request."""
+    may = getattr(actor, "may", None)
+    return bool(may and (may("approve") or may("handle")))
+
+
+def list_requests(*, actor, status: str | None = None, limit=100, offset=0) -> Page:
+    """Requests newest first: a researcher's own, or every one for those who review them."""
+    query = sa.select(SampleRequest)
+    if not _sees_all(actor):
+        query = query.where(SampleRequest.researcher_id == actor.id)
+    if status:
+        query = query.where(SampleRequest.status == status)
+    total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
+    items = db.session.execute(
+        query.order_by(SampleRequest.id.desc()).limit(limit).offset(offset)
+    ).scalars()
+    return Page(list(items), total)
+
+
+def get_request(request_id: int, *, actor) -> SampleRequest:
+    """A request its researcher, or a reviewer, may see; anyone else is told it does not
+    exist (a researcher does not learn of others' projects)."""
+    request = db.session.get(SampleRequest, request_id)
+    if request is None or not (_sees_all(actor) or request.researcher_id == actor.id):
+        raise NotFound(
+            _l("No request %(code)s.", code=f"R{request_id:05d}"), fields={"request": request_id}
+        )
+    return request
+
+
+def criteria_of(request: SampleRequest) -> Criteria:
+    return Criteria.from_json(request.criteria)
+
+
+def start_review(request_id: int, *, actor) -> SampleRequest:
+    request = get_request(request_id, actor=actor)
+    move_request(request, "under_review", actor)
+    db.session.flush()
+    return request
+
+
+@dataclass(frozen=True)
+class Proposal:
+    request: SampleRequest
+    selection: Selection
+    per_participant_visit: int
+    max_participants: int | None
+    allow_last: bool
+
+
+def propose(
+    request_id: int,
+    *,
+    per_participant_visit: int | None = None,
+    max_participants: int | None = None,
+    allow_last: bool = False,
+    actor,
+) -> Proposal:
+    """The aliquots an approval would reserve, optionally fewer than asked."""
+    request = get_request(request_id, actor=actor)
+    criteria = criteria_of(request)
+    per = criteria.per_participant_visit
+    if per_participant_visit is not None:
+        if not 1 <= per_participant_visit <= per:
+            raise Invalid(
+                _l("Between 1 and the %(n)d asked for.", n=per),
+                fields={"per_participant_visit": str(per_participant_visit)},
+            )
+        per = per_participant_visit
+    if max_participants is not None and max_participants < 1:
+        raise Invalid(
+            _l("At least one participant."), fields={"max_participants": str(max_participants)}
+        )
+    chosen = select(
+        candidates(criteria),
+        remaining(criteria),
+        per_participant_visit=per,
+        max_participants=max_participants,
+        allow_last=allow_last,
+    )
+    return Proposal(request, chosen, per, max_participants, allow_last)
+
+
+@dataclass(frozen=True)
+class Approval:
+    request: SampleRequest
+    reserved: int
+    participants: int
+    last_ones: list[str]  # barcodes handed out under the override
+
+
+def _load(barcodes: list[str]) -> list[tuple]:
+    codes = sorted({b.strip().upper() for b in barcodes if b and b.strip()})
+    if not codes:
+        raise Invalid(_l("No aliquot to reserve."), fields={"aliquots": ""})
+    if len(codes) > MAX_BARCODES:
+        raise Invalid(_l("Too many aliquots at once."), fields={"aliquots": str(len(codes))})
+    rows = db.session.execute(
+        _joined(
+            sa.select(
+                Aliquot,
+                Participant.id,
+                Participant.code,
+                Participant.arm_code,
+                Participant.disease_status,
+                Participant.consent_status,
+                Visit.visit_code,
+            )
+        ).where(Aliquot.barcode.in_(codes))
+    ).all()
+    unknown = sorted(set(codes) - {row[0].barcode for row in rows})
+    if unknown:
+        raise Invalid(
+            _l("Unknown aliquots: %(codes)s.", codes=", ".join(unknown[:20])),
+            code="aliquot.not_found",
+            fields={"aliquots": " ".join(unknown)},
+        )
+    return rows
+
+
+def _holders(aliquot_ids: list[int]) -> dict[int, str]:
+    """Which request holds each of these aliquots, read afresh."""
+    rows = db.session.execute(
+        sa.select(Reservation.aliquot_id, Reservation.request_id).where(
+            Reservation.aliquot_id.in_(aliquot_ids), Reservation.closed_at.is_(None)
+        )
+    )
+    return {aliquot: f"R{request:05d}" for aliquot, request in rows}
+
+
+def _unavailable(codes: list[str]) -> Conflict:
+    return Conflict(
+        _l(
+            "%(n)d of these aliquots are no longer available: %(codes)s. Nothing was reserved; "
+            "review the request again.",
+            n=len(codes),
+            codes=", ".join(codes[:30]) + (" …" if len(codes) > 30 else ""),
+        ),
+        code="reservation.unavailable",
+        fields={"aliquots": " ".join(codes)},
+    )
+
+
+def _check_matches(rows, criteria: Criteria) -> None:
+    wrong = []
+    for aliquot, _, _, arm, disease, _, visit in rows:
+        if (
+            (criteria.visits and visit not in criteria.visits)
+            or (criteria.sample_types and aliquot.sample_type not in criteria.sample_types)
+            or (criteria.arms and arm not in criteria.arms)
+            or (criteria.disease_statuses and disease not in criteria.disease_statuses)
+            or aliquot.volume_ul < criteria.min_volume_ul
+            or (
+                criteria.max_freeze_thaw is not None
+                and aliquot.freeze_thaw_count > criteria.max_freeze_thaw
+            )
+        ):
+            wrong.append(aliquot.barcode)
+    if wrong:
+        raise Invalid(
+            _l("These aliquots do not match the request: %(codes)s.", codes=", ".join(wrong[:30])),
+            code="reservation.not_matching",
+            fields={"aliquots": " ".join(wrong)},
+        )
+
+
+def _check_available(rows) -> None:
+    holders = _holders([row[0].id for row in rows])
+    gone = []
+    for aliquot, *_, consent, _visit in rows:
+        if aliquot.id in holders:
+            gone.append(
+                str(
+                    _l(
+                        "%(code)s (reserved for %(request)s)",
+                        code=aliquot.barcode,
+                        request=holders[aliquot.id],
+                    )
+                )
+            )
+        elif consent != "given":
+            gone.append(str(_l("%(code)s (consent withdrawn)", code=aliquot.barcode)))
+        elif aliquot.status != "in_storage":
+            gone.append(
+                str(_l("%(code)s (now %(status)s)", code=aliquot.barcode, status=aliquot.status))
+            )
+    if gone:
+        raise _unavailable(gone)
+
+
+def _check_quantities(rows, per: int, override_reason: str) -> list[str]:
+    """Per group: no more than asked, and never the last one without an override.
+    Returns the barcodes handed out under the override."""
+    groups: dict[Group, list[Aliquot]] = defaultdict(list)
+    for aliquot, pid, *_, visit in rows:
+        groups[(pid, visit, aliquot.sample_type)].append(aliquot)
+    too_many = [a[0].barcode for a in groups.values() if len(a) > per]
+    if too_many:
+        raise Invalid(
+            _l(
+                "More than %(n)d aliquots per participant and visit: %(codes)s.",
+                n=per,
+                codes=", ".join(too_many[:20]),
+            ),
+            fields={"aliquots": " ".join(too_many)},
+        )
+    left = _remaining_of(list(groups))
+    last_ones = [
+        taken[-1].barcode for group, taken in groups.items() if left.get(group, 0) - len(taken) < 1
+    ]
+    if last_ones and not override_reason:
+        raise Conflict(
+            _l(
+                "%(codes)s would leave the bank without any aliquot of that participant, visit "
+                "and sample type. Give a reason to override, or leave them out.",
+                codes=", ".join(last_ones[:20]),
+            ),
+            code="reservation.last_aliquot",
+            fields={"override_reason": "", "aliquots": " ".join(last_ones)},
+        )
+    return last_ones
+
+
+def _remaining_of(groups: list[Group]) -> dict[Group, int]:
+    participants = {g[0] for g in groups}
+    query = (
+        _joined(
+            sa.select(
+                Participant.id, Visit.visit_code, Aliquot.sample_type, sa.func.count(Aliquot.id)
+            )
+        )
+        .where(
+            Participant.id.in_(participants),
+            Aliquot.status.in_(IN_BANK),
+            ~open_reservation(Aliquot.id),
+        )
+        .group_by(Participant.id, Visit.visit_code, Aliquot.sample_type)
+    )
+    return {(p, v, t): n for p, v, t, n in db.session.execute(query)}
+
+
+def approve(
+    request_id: int,
+    barcodes: list[str],
+    *,
+    per_participant_visit: int | None = None,
+    override_reason: str = "",
+    note: str = "",
+    actor,
+) -> Approval:
+    """Approve a request and reserve exactly ``barcodes`` (the proposal the manager
+    reviewed), all or nothing.
+
+    Refused, naming the aliquots: one that no longer matches, one reserved meanwhile by
+    another request or taken out, one whose participant withdrew consent, more than asked
+    per participant and visit, or the last of its kind without an override reason.
+    Two approvals racing for the same aliquot: the open-reservation index lets one win;
+    the other is told which aliquots it lost.
+    """
+    request = get_request(request_id, actor=actor)
+    if request.status not in OPEN_FOR_RESERVATION:
+        raise Conflict(
+            _l("Request %(code)s is %(status)s.", code=request.code, status=request.status),
+            code="request.status",
+        )
+    criteria = criteria_of(request)
+    per = min(
+        per_participant_visit or criteria.per_participant_visit, criteria.per_participant_visit
+    )
+    override_reason = (override_reason or "").strip()
+    rows = _load(barcodes)
+    _check_matches(rows, criteria)
+    _check_available(rows)
+    last_ones = _check_quantities(rows, per, override_reason)
+    _reserve(request, [row[0] for row in rows], set(last_ones), override_reason, actor)
+    if request.status == "submitted":
+        move_request(request, "under_review", actor)
+    move_request(request, "approved", actor, note.strip())
+    request.decision_reason = note.strip()
+    db.session.flush()
+    participants = len({row[1] for row in rows})
+    notifications.notify(
+        "request.approved",
+        [*addresses(request.researcher), request.contact_email],
+        str(_l("Request %(code)s approved", code=request.code)),
+        str(
+            _l(
+                "Request %(code)s (%(title)s) was approved: %(n)d aliquots of %(p)d participants "
+                "are reserved and will be prepared for %(lab)s.",
+                code=request.code,
+                title=request.title,
+                n=len(rows),
+                p=participants,
+                lab=request.receiving_lab,
+            )
+        ),
+    )
+    return Approval(request, len(rows), participants, sorted(last_ones))
+
+
+def _reserve(request, aliquots: list[Aliquot], last_ones: set[str], reason: str, actor) -> None:
+    now = utcnow()
+    ids = [a.id for a in aliquots]
+    try:
+        # A savepoint: on a lost race the transaction stays usable to say what was lost.
+        with db.session.begin_nested():
+            db.session.execute(
+                sa.insert(Reservation),
+                [
+                    {
+                        "request_id": request.id,
+                        "aliquot_id": a.id,
+                        "reserved_at": now,
+                        "reserved_by_id": actor.id,
+                        "override_reason": reason if a.barcode in last_ones else None,
+                    }
+                    for a in aliquots
+                ],
+            )
+            custody.record_many(
+                [
+                    (
+                        a,
+                        {
+                            "at": now,
+                            "reason": reason if a.barcode in last_ones else None,
+                            "details": {"request": request.code}
+                            | ({"last_aliquot": True} if a.barcode in last_ones else {}),
+                        },
+                    )
+                    for a in aliquots
+                ],
+                EventKind.RESERVED,
+                actor,
+            )
+    except (sa.exc.IntegrityError, Conflict):
+        holders = _holders(ids)
+        lost = [f"{a.barcode} ({holders[a.id]})" for a in aliquots if a.id in holders]
+        raise _unavailable(lost or [a.barcode for a in aliquots]) from None
+
+
+def reject(request_id: int, reason: str, *, actor) -> SampleRequest:
+    request = get_request(request_id, actor=actor)
+    reason = custody.require_reason(reason, _l("reject a request"))
+    move_request(request, "rejected", actor, reason)
+    request.decision_reason = reason
+    db.session.flush()
+    notifications.notify(
+        "request.rejected",
+        [*addresses(request.researcher), request.contact_email],
+        str(_l("Request %(code)s rejected", code=request.code)),
+        str(
+            _l(
+                "Request %(code)s (%(title)s) was rejected: %(reason)s",
+                code=request.code,
+                title=request.title,
+                reason=reason,
+            )
+        ),
+    )
+    return request
+
+
+def open_reservations(request_id: int) -> list[Reservation]:
+    return list(
+        db.session.execute(
+            sa.select(Reservation).where(
+                Reservation.request_id == request_id, Reservation.closed_at.is_(None)
+            )
+        ).scalars()
+    )
+
+
+def close_reservations(reservations: list[Reservation], outcome: str, actor, reason="") -> int:
+    """End reservations; the aliquots still in the bank get a RELEASED custody event."""
+    now = utcnow()
+    back = []
+    for reservation in reservations:
+        reservation.closed_at = now
+        reservation.outcome = outcome
+        if outcome != "shipped":
+            back.append(
+                (
+                    reservation.aliquot,
+                    {
+                        "at": now,
+                        "reason": reason or None,
+                        "details": {"request": reservation.request.code, "outcome": outcome},
+                    },
+                )
+            )
+    db.session.flush()
+    custody.record_many(back, EventKind.RELEASED, actor)
+    return len(reservations)
+
+
+def cancel(request_id: int, reason: str, *, actor) -> SampleRequest:
+    """Cancel a request (its researcher, or a manager); its reservations are released.
+    Tubes already picked stay checked out, to be returned to their positions."""
+    request = get_request(request_id, actor=actor)
+    reason = custody.require_reason(reason, _l("cancel a request"))
+    move_request(request, "cancelled", actor, reason)
+    close_reservations(open_reservations(request.id), "cancelled", actor, reason)
+    db.session.flush()
+    return request
+
+
+def reservation_summary(request_id: int) -> Counter:
+    """How many aliquots the request holds, by state: reserved, picked, shipped…"""
+    rows = db.session.execute(
+        sa.select(Reservation.closed_at, Reservation.outcome, Reservation.picked_at).where(
+            Reservation.request_id == request_id
+        )
+    )
+    summary: Counter = Counter()
+    for closed_at, outcome, picked_at in rows:
+        summary[outcome if closed_at else ("picked" if picked_at else "reserved")] += 1
+    return summary
+
+
+def reservation_guard(aliquot: Aliquot, purpose: object) -> None:
+    """Storage's take-out rule: a reserved aliquot leaves only for its own request."""
+    holder = db.session.execute(
+        sa.select(Reservation.request_id).where(
+            Reservation.aliquot_id == aliquot.id, Reservation.closed_at.is_(None)
+        )
+    ).scalar()
+    if holder is not None and holder != purpose:
+        raise Conflict(
+            _l(
+                "%(code)s is reserved for request %(request)s.",
+                code=aliquot.barcode,
+                request=f"R{holder:05d}",
+            ),
+            code="aliquot.reserved",
+        )

@@ -1,0 +1,774 @@
+"""From the freezer to the receiving laboratory: pick lists and picking by scan,
+shipments packed into shipping boxes with their manifest, dispatch, receipt by scan or
+rack-scanner file, and what the laboratory did with the tubes.
+
+Transfers between sites (a centre sending its tubes to the central biobank) are
+shipments without a request, received into the receiving site's freezers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from biobank.custody import services as custody
+from biobank.custody.services import EventKind
+from biobank.db import utcnow
+from biobank.distribution import services as requests
+from biobank.distribution.models import Reservation, SampleRequest, Shipment, ShipmentItem
+from biobank.errors import Conflict, Forbidden, Invalid, NotFound
+from biobank.extensions import db
+from biobank.notifications import services as notifications
+from biobank.samples import services as samples
+from biobank.samples.models import Aliquot, Specimen
+from biobank.storage import places
+from biobank.storage import services as storage
+from biobank.storage.models import StoredPosition
+from biobank.storage.positions import grid_for
+from biobank.storage.rackscan import RackScanError, parse_rack_csv
+from biobank.study import services as study
+from biobank.study.models import Participant, Site, Visit
+
+PICKABLE_REQUESTS = ("approved", "being_prepared")
+# Statuses a tube may leave its site in, for a transfer.
+TRANSFERABLE = ("registered", "in_storage", "checked_out", "received")
+
+
+# --- pick lists --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PickItem:
+    barcode: str
+    sample_type: str
+    volume_ul: int
+    participant: str
+    visit: str
+    location: str
+    status: str
+    consent_withdrawn: bool
+    picked_at: datetime | None
+    walk: tuple
+
+    @property
+    def picked(self) -> bool:
+        return self.picked_at is not None
+
+
+@dataclass(frozen=True)
+class PickList:
+    request: SampleRequest
+    items: list[PickItem]
+
+    @property
+    def left(self) -> list[PickItem]:
+        return [i for i in self.items if not i.picked]
+
+
+def pick_list(request_id: int, *, actor) -> PickList:
+    """The request's reserved aliquots in freezer walk order (freezer → shelf → rack →
+    box → position), picked or not."""
+    request = requests.get_request(request_id, actor=actor)
+    rows = db.session.execute(
+        sa.select(
+            Aliquot.id,
+            Aliquot.barcode,
+            Aliquot.sample_type,
+            Aliquot.volume_ul,
+            Participant.code,
+            Visit.visit_code,
+            Aliquot.status,
+            Participant.consent_status,
+            Reservation.picked_at,
+            StoredPosition.box_id,
+            StoredPosition.row,
+            StoredPosition.col,
+        )
+        .join(Aliquot, Aliquot.id == Reservation.aliquot_id)
+        .join(Specimen, Specimen.id == Aliquot.specimen_id)
+        .join(Visit, Visit.id == Specimen.visit_id)
+        .join(Participant, Participant.id == Visit.participant_id)
+        .outerjoin(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
+        .where(Reservation.request_id == request.id, Reservation.closed_at.is_(None))
+    ).all()
+    where = storage.locations(row[0] for row in rows)
+    walks = places.box_places({row[9] for row in rows if row[9] is not None})
+    items = []
+    for id_, code, kind, volume, pcode, visit, status, consent, picked, box, row, col in rows:
+        place = walks.get(box)
+        walk = (*place.walk, row, col) if place else ((), 0, 0)
+        items.append(
+            PickItem(
+                code,
+                kind,
+                volume,
+                pcode,
+                visit,
+                where.get(id_, ""),
+                status,
+                consent != "given",
+                picked,
+                walk,
+            )
+        )
+    items.sort(key=lambda i: (i.walk, i.barcode))
+    return PickList(request, items)
+
+
+@dataclass(frozen=True)
+class Picked:
+    barcode: str
+    location: str
+    left: int
+
+
+def pick(request_id: int, raw_code: str, *, actor) -> Picked:
+    """A scanned tube checked against the request's pick list: the right one is checked
+    out for the request; any other is refused, saying why."""
+    request = requests.get_request(request_id, actor=actor)
+    if request.status not in PICKABLE_REQUESTS:
+        raise Conflict(
+            _l("Request %(code)s is %(status)s.", code=request.code, status=request.status),
+            code="request.status",
+        )
+    aliquot = samples.find_aliquot(raw_code, actor=actor)
+    reservation = db.session.execute(
+        sa.select(Reservation).where(
+            Reservation.request_id == request.id,
+            Reservation.aliquot_id == aliquot.id,
+            Reservation.closed_at.is_(None),
+        )
+    ).scalar()
+    if reservation is None:
+        raise Conflict(
+            _l(
+                "Wrong tube: %(code)s is not on the pick list of %(request)s. Put it back.",
+                code=aliquot.barcode,
+                request=request.code,
+            ),
+            code="pick.wrong_tube",
+            fields={"barcode": aliquot.barcode},
+        )
+    if reservation.picked_at is not None:
+        raise Conflict(
+            _l("%(code)s is already picked.", code=aliquot.barcode),
+            code="pick.already_picked",
+            fields={"barcode": aliquot.barcode},
+        )
+    _refuse_withdrawn([aliquot])
+    where = storage.locations([aliquot.id]).get(aliquot.id, "")
+    storage.check_out(
+        aliquot.barcode,
+        str(_l("Request %(code)s", code=request.code)),
+        destination=request.receiving_lab,
+        purpose=request.id,
+        actor=actor,
+    )
+    reservation.picked_at = utcnow()
+    reservation.picked_by_id = actor.id
+    if request.status == "approved":
+        requests.move_request(request, "being_prepared", actor)
+    db.session.flush()
+    left = db.session.execute(
+        sa.select(sa.func.count()).where(
+            Reservation.request_id == request.id,
+            Reservation.closed_at.is_(None),
+            Reservation.picked_at.is_(None),
+        )
+    ).scalar()
+    return Picked(aliquot.barcode, where, left)
+
+
+def _refuse_withdrawn(aliquots: list[Aliquot]) -> None:
+    withdrawn = [
+        a.barcode for a in aliquots if a.specimen.visit.participant.consent_status != "given"
+    ]
+    if withdrawn:
+        raise Conflict(
+            _l(
+                "Biobank consent was withdrawn for %(codes)s: they may not be distributed. "
+                "Leave them in the freezer for the manager.",
+                codes=", ".join(withdrawn),
+            ),
+            code="consent.withdrawn",
+            fields={"barcode": " ".join(withdrawn)},
+        )
+
+
+# --- shipments ---------------------------------------------------------------------------
+
+
+def _origin_site(actor) -> Site:
+    if actor.site_id is not None:
+        return db.session.get(Site, actor.site_id)
+    central = db.session.execute(sa.select(Site).where(Site.is_central)).scalar()
+    if central is None:
+        raise Invalid(_l("No central biobank site is set up."), fields={"origin": ""})
+    return central
+
+
+def create_shipment(
+    *,
+    request_id: int | None = None,
+    destination_site: str | None = None,
+    box_rows: int = 9,
+    box_cols: int = 9,
+    actor,
+) -> Shipment:
+    """A shipment being packed: for a request (to its receiving laboratory) or a transfer
+    to another site."""
+    if (request_id is None) == (not destination_site):
+        raise Invalid(
+            _l("A shipment is either for a request or a transfer to a site."),
+            fields={"destination_site": destination_site or ""},
+        )
+    if not (1 <= box_rows <= 26 and 1 <= box_cols <= 99):
+        raise Invalid(_l("Shipping boxes have 1–26 rows and 1–99 columns."), fields={"box": ""})
+    origin = _origin_site(actor)
+    shipment = Shipment(
+        origin_site_id=origin.id,
+        box_rows=box_rows,
+        box_cols=box_cols,
+        created_by_id=actor.id,
+    )
+    if request_id is not None:
+        request = requests.get_request(request_id, actor=actor)
+        if request.status not in PICKABLE_REQUESTS:
+            raise Conflict(
+                _l("Request %(code)s is %(status)s.", code=request.code, status=request.status),
+                code="request.status",
+            )
+        shipment.request_id = request.id
+        shipment.recipient = request.receiving_lab
+        shipment.contact = f"{request.contact_name} <{request.contact_email}>"
+    else:
+        site = study.get_site(destination_site)
+        if site.id == origin.id:
+            raise Invalid(
+                _l("A transfer goes to another site."),
+                fields={"destination_site": site.code},
+            )
+        shipment.destination_site_id = site.id
+        shipment.recipient = f"{site.name} ({site.code})"
+    db.session.add(shipment)
+    db.session.flush()
+    return shipment
+
+
+def list_shipments(*, actor, status: str | None = None, limit=100, offset=0) -> study.Page:
+    query = sa.select(Shipment)
+    if actor.site_id is not None:
+        query = query.where(
+            sa.or_(
+                Shipment.origin_site_id == actor.site_id,
+                Shipment.destination_site_id == actor.site_id,
+            )
+        )
+    if status:
+        query = query.where(Shipment.status == status)
+    total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
+    items = db.session.execute(query.order_by(Shipment.id.desc()).limit(limit).offset(offset))
+    return study.Page(list(items.scalars()), total)
+
+
+def get_shipment(code: str | int, *, actor) -> Shipment:
+    """A shipment by its code (S00012) or number; a centre's user sees only its own."""
+    text = str(code).strip().upper().removeprefix("S")
+    shipment = db.session.get(Shipment, int(text)) if text.isdigit() else None
+    sites = (shipment.origin_site_id, shipment.destination_site_id) if shipment else ()
+    if actor.site_id is not None and actor.site_id not in sites:
+        shipment = None
+    if shipment is None:
+        raise NotFound(_l("No shipment %(code)s.", code=code), fields={"shipment": str(code)})
+    return shipment
+
+
+def _require_status(shipment: Shipment, status: str) -> None:
+    if shipment.status != status:
+        raise Conflict(
+            _l("Shipment %(code)s is %(status)s.", code=shipment.code, status=shipment.status),
+            code="shipment.status",
+        )
+
+
+def _next_place(shipment: Shipment) -> tuple[int, int, int]:
+    grid = grid_for(shipment.box_rows, shipment.box_cols)
+    taken = {(i.box_number, i.row, i.col) for i in shipment.items}
+    box = 1
+    while True:
+        for row, col in grid.fill_order():
+            if (box, row, col) not in taken:
+                return box, row, col
+        box += 1
+
+
+def _in_open_shipment(aliquot_id: int, other_than: int) -> str | None:
+    found = db.session.execute(
+        sa.select(Shipment.id)
+        .join(ShipmentItem, ShipmentItem.shipment_id == Shipment.id)
+        .where(
+            ShipmentItem.aliquot_id == aliquot_id,
+            Shipment.id != other_than,
+            Shipment.status.in_(("preparing", "dispatched")),
+        )
+    ).scalar()
+    return None if found is None else f"S{found:05d}"
+
+
+def add_to_shipment(code: str, raw_code: str, *, actor) -> ShipmentItem:
+    """Pack a scanned tube into the next free place of the shipping boxes. For a request,
+    only its reserved tubes (picked now if not yet); for a transfer, any tube of the site
+    that no request holds."""
+    shipment = get_shipment(code, actor=actor)
+    _require_status(shipment, "preparing")
+    aliquot = samples.find_aliquot(raw_code, actor=actor)
+    if any(item.aliquot_id == aliquot.id for item in shipment.items):
+        raise Conflict(
+            _l("%(code)s is already packed.", code=aliquot.barcode),
+            code="shipment.already_packed",
+            fields={"barcode": aliquot.barcode},
+        )
+    elsewhere = _in_open_shipment(aliquot.id, shipment.id)
+    if elsewhere:
+        raise Conflict(
+            _l("%(code)s is in shipment %(other)s.", code=aliquot.barcode, other=elsewhere),
+            code="shipment.elsewhere",
+            fields={"barcode": aliquot.barcode},
+        )
+    _refuse_withdrawn([aliquot])
+    if shipment.request_id is not None:
+        _pack_reserved(shipment, aliquot, actor)
+    else:
+        _pack_for_transfer(shipment, aliquot, actor)
+    box, row, col = _next_place(shipment)
+    item = ShipmentItem(shipment=shipment, aliquot_id=aliquot.id, box_number=box, row=row, col=col)
+    db.session.add(item)
+    db.session.flush()
+    return item
+
+
+def _pack_reserved(shipment: Shipment, aliquot: Aliquot, actor) -> None:
+    reservation = db.session.execute(
+        sa.select(Reservation).where(
+            Reservation.request_id == shipment.request_id,
+            Reservation.aliquot_id == aliquot.id,
+            Reservation.closed_at.is_(None),
+        )
+    ).scalar()
+    if reservation is None:
+        raise Conflict(
+            _l(
+                "Wrong tube: %(code)s is not reserved for request %(request)s.",
+                code=aliquot.barcode,
+                request=shipment.request.code,
+            ),
+            code="pick.wrong_tube",
+            fields={"barcode": aliquot.barcode},
+        )
+    if reservation.picked_at is None:
+        pick(shipment.request_id, aliquot.barcode, actor=actor)
+
+
+def _pack_for_transfer(shipment: Shipment, aliquot: Aliquot, actor) -> None:
+    if aliquot.status not in TRANSFERABLE:
+        raise Conflict(
+            _l(
+                "%(code)s is %(status)s: it cannot travel.",
+                code=aliquot.barcode,
+                status=aliquot.status,
+            ),
+            code="aliquot.not_transferable",
+            fields={"barcode": aliquot.barcode},
+        )
+    if aliquot.status == "in_storage":
+        storage.check_out(
+            aliquot.barcode,
+            str(_l("Transfer %(code)s", code=shipment.code)),
+            destination=shipment.recipient,
+            actor=actor,
+        )
+    else:
+        storage.check_take_out(aliquot)
+
+
+def remove_from_shipment(code: str, raw_code: str, *, actor) -> None:
+    """Take a tube out of a shipment still being packed (it stays checked out, to be put
+    back in its place)."""
+    shipment = get_shipment(code, actor=actor)
+    _require_status(shipment, "preparing")
+    barcode = samples.find_aliquot(raw_code, actor=actor).barcode
+    item = next((i for i in shipment.items if i.aliquot.barcode == barcode), None)
+    if item is None:
+        raise NotFound(
+            _l("%(code)s is not in this shipment.", code=barcode), fields={"barcode": barcode}
+        )
+    shipment.items.remove(item)
+    db.session.delete(item)
+    db.session.flush()
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    carrier: str
+    tracking_number: str
+    dry_ice: bool
+    dry_ice_kg: float | None
+    logger_id: str
+    dispatched_at: datetime | None = None
+
+
+def dispatch(code: str, details: Dispatch, *, actor) -> Shipment:
+    """The shipment leaves: every tube gets a SHIPPED custody event, its freezer position
+    is freed, the request's reservations are fulfilled and its researcher told."""
+    shipment = get_shipment(code, actor=actor)
+    _require_status(shipment, "preparing")
+    if not shipment.items:
+        raise Invalid(_l("Pack at least one tube first."), fields={"items": ""})
+    carrier = requests.required_text(details.carrier, "carrier", 100)
+    tracking = requests.required_text(details.tracking_number, "tracking_number", 100)
+    if details.dry_ice_kg is not None and not 0 < details.dry_ice_kg <= 200:
+        raise Invalid(
+            _l("Dry ice: from 0 to 200 kg."), fields={"dry_ice_kg": str(details.dry_ice_kg)}
+        )
+    when = details.dispatched_at or utcnow()
+    if when > utcnow():
+        raise Invalid(_l("The dispatch time is in the future."), fields={"dispatched_at": ""})
+    aliquots = [item.aliquot for item in shipment.items]
+    _refuse_withdrawn(aliquots)
+    not_out = [a.barcode for a in aliquots if a.status not in ("checked_out", "registered")]
+    if not_out:
+        raise Conflict(
+            _l("Not ready to travel: %(codes)s.", codes=", ".join(not_out)),
+            code="shipment.not_ready",
+        )
+    shipment.carrier, shipment.tracking_number = carrier, tracking
+    shipment.dry_ice, shipment.dry_ice_kg = details.dry_ice, details.dry_ice_kg
+    shipment.logger_id = (details.logger_id or "").strip()[:100]
+    shipment.status, shipment.dispatched_at, shipment.dispatched_by_id = (
+        "dispatched",
+        when,
+        actor.id,
+    )
+    where = storage.release_positions(a.id for a in aliquots)
+    grid = grid_for(shipment.box_rows, shipment.box_cols)
+    changes = []
+    for item in shipment.items:
+        item.aliquot.status = "shipped"
+        changes.append(
+            (
+                item.aliquot,
+                {
+                    "at": when,
+                    "from_location": where.get(item.aliquot_id) or shipment.origin_site.name,
+                    "to_location": shipment.recipient[:200],
+                    "details": {
+                        "shipment": shipment.code,
+                        "box": item.box_number,
+                        "position": grid.label(item.row, item.col),
+                        "carrier": carrier,
+                        "tracking_number": tracking,
+                    },
+                },
+            )
+        )
+    db.session.flush()
+    custody.record_many(changes, EventKind.SHIPPED, actor)
+    if shipment.request is not None:
+        _fulfil(shipment, actor)
+    db.session.flush()
+    return shipment
+
+
+def _fulfil(shipment: Shipment, actor) -> None:
+    request = shipment.request
+    shipped = {item.aliquot_id for item in shipment.items}
+    held = requests.open_reservations(request.id)
+    requests.close_reservations([r for r in held if r.aliquot_id in shipped], "shipped", actor)
+    if all(r.aliquot_id in shipped for r in held):
+        requests.move_request(request, "shipped", actor, shipment.code)
+    notifications.notify(
+        "shipment.dispatched",
+        [*requests.addresses(request.researcher), request.contact_email],
+        str(
+            _l("Request %(code)s shipped (%(shipment)s)", code=request.code, shipment=shipment.code)
+        ),
+        str(
+            _l(
+                "%(n)d tubes for request %(code)s left on %(when)s with %(carrier)s, tracking "
+                "number %(tracking)s. Please scan them on arrival against manifest %(shipment)s.",
+                n=len(shipment.items),
+                code=request.code,
+                when=shipment.dispatched_at.strftime("%Y-%m-%d %H:%M UTC"),
+                carrier=shipment.carrier,
+                tracking=shipment.tracking_number,
+                shipment=shipment.code,
+            )
+        ),
+    )
+
+
+# --- receipt -----------------------------------------------------------------------------
+
+
+def _may_receive(shipment: Shipment, actor) -> None:
+    site = shipment.destination_site_id
+    if site is not None and actor.site_id is not None and actor.site_id != site:
+        raise Forbidden(_l("Only the receiving site records this receipt."))
+    _require_status(shipment, "dispatched")
+
+
+@dataclass(frozen=True)
+class Checked:
+    barcode: str
+    outcome: str  # received, damaged, unexpected
+    box: int | None
+    position: str | None
+
+
+def _unexpected(shipment: Shipment) -> list[str]:
+    return json.loads(shipment.unexpected or "[]")
+
+
+def check_in(code: str, raw_code: str, *, damaged: bool = False, note: str = "", actor) -> Checked:
+    """One tube scanned on arrival, against the manifest. A tube the manifest does not
+    list is noted as unexpected (and is not received)."""
+    shipment = get_shipment(code, actor=actor)
+    _may_receive(shipment, actor)
+    barcode = samples.valid_code(raw_code)
+    item = next((i for i in shipment.items if i.aliquot.barcode == barcode), None)
+    if item is None:
+        listed = _unexpected(shipment)
+        if barcode not in listed:
+            shipment.unexpected = json.dumps(sorted([*listed, barcode]))
+        db.session.flush()
+        return Checked(barcode, "unexpected", None, None)
+    item.outcome = "damaged" if damaged else "received"
+    item.checked_at = utcnow()
+    item.note = (note or "").strip()[:500]
+    db.session.flush()
+    grid = grid_for(shipment.box_rows, shipment.box_cols)
+    return Checked(barcode, item.outcome, item.box_number, grid.label(item.row, item.col))
+
+
+def check_in_rack(code: str, data: bytes, *, actor) -> list[Checked]:
+    """A rack-scanner file of the arriving tubes: each tube read is checked in."""
+    try:
+        scan = parse_rack_csv(data)
+    except RackScanError as err:
+        raise Invalid(str(err), code="rack.unreadable", fields={"file": str(err)}) from err
+    return [
+        check_in(code, read.barcode, actor=actor) for read in scan.reads if read.barcode is not None
+    ]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    shipment: Shipment
+    received: list[str]
+    damaged: list[str]
+    missing: list[str]
+    unexpected: list[str]
+
+
+def receipt(code: str, *, actor) -> Receipt:
+    """What has been checked in so far (or at completion), by outcome."""
+    shipment = get_shipment(code, actor=actor)
+    by: dict[str | None, list[str]] = {"received": [], "damaged": [], None: [], "missing": []}
+    for item in shipment.items:
+        by[item.outcome].append(item.aliquot.barcode)
+    return Receipt(
+        shipment, by["received"], by["damaged"], by[None] + by["missing"], _unexpected(shipment)
+    )
+
+
+def complete_receipt(
+    code: str,
+    *,
+    received_at: datetime | None = None,
+    condition: str = "",
+    temperature_c: float | None = None,
+    actor,
+) -> Receipt:
+    """Close the receipt: received and damaged tubes get a RECEIVED custody event (the
+    damage in its details), tubes never scanned are recorded missing."""
+    shipment = get_shipment(code, actor=actor)
+    _may_receive(shipment, actor)
+    when = received_at or utcnow()
+    if when < shipment.dispatched_at or when > utcnow():
+        raise Invalid(
+            _l("The receipt time must be after dispatch and not in the future."),
+            fields={"received_at": ""},
+        )
+    condition = requests.required_text(condition, "condition", 2000)
+    changes = []
+    for item in shipment.items:
+        if item.outcome is None:
+            item.outcome = "missing"
+            continue
+        item.aliquot.status = "received"
+        changes.append(
+            (
+                item.aliquot,
+                {
+                    "at": when,
+                    "to_location": shipment.recipient[:200],
+                    "reason": item.note or None,
+                    "details": {
+                        "shipment": shipment.code,
+                        "condition": condition,
+                        "damaged": item.outcome == "damaged",
+                    }
+                    | ({"temperature_c": temperature_c} if temperature_c is not None else {}),
+                },
+            )
+        )
+    shipment.status = "received"
+    shipment.received_at, shipment.received_by_id = when, actor.id
+    shipment.receipt_condition, shipment.receipt_temperature_c = condition, temperature_c
+    db.session.flush()
+    custody.record_many(changes, EventKind.RECEIVED, actor)
+    request = shipment.request
+    if request is not None and request.status == "shipped":
+        requests.move_request(request, "received", actor, shipment.code)
+    db.session.flush()
+    return receipt(shipment.code, actor=actor)
+
+
+def to_store(code: str, *, actor) -> list[int]:
+    """The tubes of a received transfer still waiting for a place in the receiving site's
+    freezers (for storage's allocation)."""
+    shipment = get_shipment(code, actor=actor)
+    return [
+        i.aliquot_id
+        for i in shipment.items
+        if i.outcome in ("received", "damaged") and i.aliquot.status == "received"
+    ]
+
+
+# --- what the laboratory did -------------------------------------------------------------
+
+
+def record_use(code: str, raw_code: str, used_ul: int, *, returned: bool, actor) -> Aliquot:
+    """A received tube used by the laboratory: consumed (with the volume used), or sent
+    back with what is left (it is then stored again like any received tube)."""
+    shipment = get_shipment(code, actor=actor)
+    _require_status(shipment, "received")
+    aliquot = samples.find_aliquot(raw_code, actor=actor)
+    if not any(i.aliquot_id == aliquot.id for i in shipment.items) or aliquot.status != "received":
+        raise Conflict(
+            _l("%(code)s is not a received tube of this shipment.", code=aliquot.barcode),
+            code="use.not_received",
+            fields={"barcode": aliquot.barcode},
+        )
+    if not 0 <= used_ul <= aliquot.volume_ul:
+        raise Invalid(
+            _l("The volume used must be between 0 and %(n)d µL.", n=aliquot.volume_ul),
+            fields={"used_ul": str(used_ul)},
+        )
+    before = aliquot.volume_ul
+    aliquot.volume_ul = before - used_ul
+    details = {"shipment": shipment.code, "volume_ul_before": before, "used_ul": used_ul}
+    if returned:
+        aliquot.freeze_thaw_count += 1
+        custody.record(
+            aliquot,
+            EventKind.RETURNED,
+            actor,
+            from_location=shipment.recipient[:200],
+            details=details | {"volume_ul": aliquot.volume_ul},
+        )
+    else:
+        aliquot.status = "consumed"
+        custody.record(aliquot, EventKind.CONSUMED, actor, details=details)
+    db.session.flush()
+    return aliquot
+
+
+# --- consent withdrawal ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Affected:
+    barcode: str
+    sample_type: str
+    visit: str
+    status: str
+    location: str
+    reserved_for: str | None
+
+
+def affected_by_withdrawal(participant_code: str, *, actor) -> list[Affected]:
+    """Every aliquot of a participant still in the bank or on its way: what the manager has
+    destroyed (or asks the laboratory to destroy) after a withdrawal of consent."""
+    participant = study.get_participant(participant_code, actor=actor)
+    rows = db.session.execute(
+        sa.select(
+            Aliquot.id,
+            Aliquot.barcode,
+            Aliquot.sample_type,
+            Visit.visit_code,
+            Aliquot.status,
+            Reservation.request_id,
+        )
+        .join(Specimen, Specimen.id == Aliquot.specimen_id)
+        .join(Visit, Visit.id == Specimen.visit_id)
+        .outerjoin(
+            Reservation,
+            sa.and_(Reservation.aliquot_id == Aliquot.id, Reservation.closed_at.is_(None)),
+        )
+        .where(
+            Visit.participant_id == participant.id,
+            Aliquot.status.notin_(("consumed", "destroyed", "lost")),
+        )
+        .order_by(Visit.collected_on, Aliquot.barcode)
+    ).all()
+    where = storage.locations(r[0] for r in rows)
+    return [
+        Affected(code, kind, visit, status, where.get(id_, ""), held and f"R{held:05d}")
+        for id_, code, kind, visit, status, held in rows
+    ]
+
+
+def withdraw_consent(participant_code: str, withdrawn_on, *, actor) -> list[Affected]:
+    """Record the withdrawal and stop distribution at once: open reservations of the
+    participant's aliquots are released. Returns the aliquots affected."""
+    participant = study.withdraw_consent(participant_code, withdrawn_on, actor=actor)
+    held = db.session.execute(
+        sa.select(Reservation)
+        .join(Aliquot, Aliquot.id == Reservation.aliquot_id)
+        .join(Specimen, Specimen.id == Aliquot.specimen_id)
+        .join(Visit, Visit.id == Specimen.visit_id)
+        .where(Visit.participant_id == participant.id, Reservation.closed_at.is_(None))
+    ).scalars()
+    requests.close_reservations(
+        list(held), "consent_withdrawn", actor, str(_l("Biobank consent withdrawn"))
+    )
+    return affected_by_withdrawal(participant.code, actor=actor)
+
+
+def destroy_withdrawn(participant_code: str, barcodes: list[str], reason: str, *, actor) -> int:
+    """Record the destruction of aliquots of a participant who withdrew consent."""
+    affected = {a.barcode for a in affected_by_withdrawal(participant_code, actor=actor)}
+    chosen = sorted({b.strip().upper() for b in barcodes if b.strip()})
+    if not chosen:
+        raise Invalid(_l("Tick the aliquots destroyed."), fields={"aliquots": ""})
+    foreign = [b for b in chosen if b not in affected]
+    if foreign:
+        raise Invalid(
+            _l(
+                "Not aliquots of %(p)s still in the bank: %(codes)s.",
+                p=participant_code,
+                codes=", ".join(foreign),
+            ),
+            fields={"aliquots": " ".join(foreign)},
+        )
+    participant = study.get_participant(participant_code, actor=actor)
+    if participant.consent_status != "withdrawn":
+        raise Conflict(_l("Consent of %(code)s stands.", code=participant.code))
+    for barcode in chosen:
+        storage.destroy(barcode, reason, actor=actor)
+    return len(chosen)
