@@ -98,6 +98,10 @@ def _init_login(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from biobank.auth.api import blp as auth_api
     from biobank.auth.views import bp as auth_views
+    from biobank.distribution.api import blp as distribution_api
+    from biobank.distribution.shipment_views import bp as shipment_views
+    from biobank.distribution.views import bp as distribution_views
+    from biobank.notifications.views import bp as notifications_views
     from biobank.printing.api import blp as printing_api
     from biobank.printing.views import bp as printing_views
     from biobank.samples.api import blp as samples_api
@@ -115,10 +119,20 @@ def _register_blueprints(app: Flask) -> None:
         storage_views,
         rack_views,
         printing_views,
+        distribution_views,
+        shipment_views,
+        notifications_views,
     )
     for blueprint in page_blueprints:
         app.register_blueprint(blueprint)
-    for blueprint in (auth_api, study_api, samples_api, storage_api, printing_api):
+    for blueprint in (
+        auth_api,
+        study_api,
+        samples_api,
+        storage_api,
+        printing_api,
+        distribution_api,
+    ):
         # The API is protected by bearer tokens; a browser session using it is checked
         # for CSRF in _unit_of_work's before_request instead.
         csrf.exempt(blueprint)
@@ -131,6 +145,11 @@ def _connect_domains() -> None:
     from biobank.storage.services import location_column
 
     set_location_column(location_column)
+    # A reserved aliquot leaves storage only for its request (distribution, above storage).
+    from biobank.distribution.services import reservation_guard
+    from biobank.storage.services import add_take_out_guard
+
+    add_take_out_guard(reservation_guard)
 
 
 def _unit_of_work(app: Flask) -> None:

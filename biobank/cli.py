@@ -34,6 +34,7 @@ def register_commands(app: Flask) -> None:
     from biobank.auth.cli import user_cli
     from biobank.custody.cli import custody_cli
     from biobank.demo import demo_cli
+    from biobank.notifications.cli import notifications_cli
     from biobank.printing.cli import printer_cli, template_cli
     from biobank.storage.cli import storage_cli
     from biobank.study.cli import protocol_cli, site_cli
@@ -46,6 +47,7 @@ def register_commands(app: Flask) -> None:
         storage_cli,
         printer_cli,
         template_cli,
+        notifications_cli,
         demo_cli,
     )
     for group in groups:

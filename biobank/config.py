@@ -38,16 +38,40 @@ class Defaults:
     OPENAPI_JSON_PATH = "openapi.json"
 
     PAGE_SIZE_MAX = 1000
+    # The catalogue shows counts of fewer participants than this as "< n" to those who may
+    # not see participant-level data: a small cell could single a participant out.
+    CATALOGUE_SMALL_CELL = 3
     # Aliquot barcode generation retries when a random code is already taken.
     BARCODE_ATTEMPTS = 8
+
+    # Notifications are rows of the outbox first. "outbox" keeps them there (no e-mail on
+    # the hospital machines); "smtp" delivers them through MAIL_SERVER.
+    NOTIFIER = "outbox"
+    MAIL_SERVER: str | None = None
+    MAIL_PORT = 25
+    MAIL_SENDER: str | None = None  # the From address, e.g. biobank@chu-example.fr
+    MAIL_USERNAME: str | None = None  # None: the server takes mail without logging in
+    MAIL_PASSWORD: str | None = None
+    MAIL_STARTTLS = False
+    MAIL_SSL = False  # SSL from the first byte (port 465); excludes MAIL_STARTTLS
+    MAIL_TIMEOUT = 10  # seconds per message
 
 
 def from_environment() -> dict:
     """Settings taken from environment variables, for containers and CI."""
     settings: dict = {}
-    for name in ("SECRET_KEY", "BIOBANK_ENV", "PROTOCOL_FILE"):
+    names = ("SECRET_KEY", "BIOBANK_ENV", "PROTOCOL_FILE")
+    mail = ("NOTIFIER", "MAIL_SERVER", "MAIL_SENDER", "MAIL_USERNAME", "MAIL_PASSWORD")
+    for name in names + mail:
         if os.environ.get(name):
             settings[name] = os.environ[name]
+    if os.environ.get("MAIL_PORT"):
+        try:
+            settings["MAIL_PORT"] = int(os.environ["MAIL_PORT"])
+        except ValueError:
+            raise RuntimeError(
+                f"MAIL_PORT must be a port number, not {os.environ['MAIL_PORT']!r}."
+            ) from None
     if os.environ.get("DATABASE_URL"):
         settings["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
     return settings

@@ -81,6 +81,14 @@ VALUE_LABELS = {
         "received": _l("received"),
         "cancelled": _l("cancelled"),
     },
+    "reservation": {
+        "reserved": _l("reserved"),
+        "picked": _l("picked"),
+        "shipped": _l("shipped"),
+        "released": _l("released"),
+        "cancelled": _l("cancelled"),
+        "consent_withdrawn": _l("released (consent withdrawn)"),
+    },
     "item_outcome": {
         "received": _l("received"),
         "damaged": _l("damaged"),

@@ -19,12 +19,13 @@ user_cli = AppGroup("user", help="Accounts and API tokens.")
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--password", help="Omit to have a random one generated and printed once.")
 @click.option("--site", "site_code", help="Bind the user to this centre's participants only.")
+@click.option("--email", help="Where the account's notifications are sent.")
 @unit_of_work
-def create(name, role, password, site_code):
+def create(name, role, password, site_code, email):
     """Create the account NAME."""
     shown = password is None
     password = password or secrets.token_urlsafe(12)
-    user = services.create_user(name, role, password, site_code=site_code)
+    user = services.create_user(name, role, password, site_code=site_code, email=email)
     click.echo(f"created {user.username} ({user.role}{', site ' + site_code if site_code else ''})")
     if shown:
         click.echo(f"password: {password}")
@@ -63,6 +64,5 @@ def list_users():
     """List the accounts."""
     for user in services.list_users():
         site = user.site.code if user.site else "-"
-        click.echo(
-            f"{user.username:24} {user.role:12} {site:8} {'active' if user.active else 'off'}"
-        )
+        state = "active" if user.active else "off"
+        click.echo(f"{user.username:24} {user.role:12} {site:8} {state:6} {user.email or '-'}")

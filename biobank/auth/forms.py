@@ -1,8 +1,8 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, SelectField, StringField
+from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, Optional
 
 
 class LoginForm(FlaskForm):
@@ -27,6 +27,11 @@ class UserForm(FlaskForm):
     role = SelectField(_l("Role"))
     site = SelectField(
         _l("Centre"), description=_l("Empty: the central biobank, sees every centre.")
+    )
+    email = EmailField(
+        _l("E-mail"),
+        validators=[Optional(), Length(max=200)],
+        description=_l("Optional: where the account's notifications are sent."),
     )
     password = PasswordField(
         _l("Password"), validators=[DataRequired()], description=_l("At least 10 characters.")

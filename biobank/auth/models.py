@@ -25,6 +25,8 @@ class User(UserMixin, db.Model):
     # None: a user of the central biobank, who sees every centre.
     site_id: Mapped[int | None] = mapped_column(sa.ForeignKey("site.id"))
     locale: Mapped[str | None] = mapped_column(sa.String(8))
+    # Where notifications (a request approved, a shipment on its way) are sent.
+    email: Mapped[str | None] = mapped_column(sa.String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

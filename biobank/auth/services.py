@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 import sqlalchemy as sa
@@ -22,12 +23,23 @@ MIN_PASSWORD_LENGTH = 10
 # A hash to compare against when the user does not exist, so that a login attempt
 # takes as long for an unknown name as for a wrong password.
 _DUMMY_HASH = generate_password_hash("not a password", method=PASSWORD_METHOD)
+# Simple on purpose: one @, a dot in the domain, nothing that would split a list of
+# recipients. Whether the mailbox exists only the mail server can tell.
+_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
+EMAIL_MAX = 200
 
 
 def create_user(
-    username: str, role: str, password: str, *, site_code: str | None = None, actor=None
+    username: str,
+    role: str,
+    password: str,
+    *,
+    site_code: str | None = None,
+    email: str | None = None,
+    actor=None,
 ) -> User:
-    """Create an account. The password is stored only as an scrypt hash."""
+    """Create an account. The password is stored only as an scrypt hash; ``email``, if
+    given, is where the account's notifications are sent."""
     username = (username or "").strip()
     if not username or len(username) > 64:
         raise Invalid(_l("A user name of 1 to 64 characters is required."), fields={"username": ""})
@@ -42,6 +54,16 @@ def create_user(
             _l("The password must have at least %(n)d characters.", n=MIN_PASSWORD_LENGTH),
             fields={"password": ""},
         )
+    email = (email or "").strip() or None
+    if email is not None and (len(email) > EMAIL_MAX or not _EMAIL.match(email)):
+        raise Invalid(
+            _l(
+                "%(email)s is not an e-mail address: write it as name@hospital.fr, or leave "
+                "the field empty.",
+                email=email,
+            ),
+            fields={"email": email},
+        )
     if db.session.execute(db.select(User.id).where(User.username == username)).first():
         raise Conflict(_l("User %(name)s already exists.", name=username), fields={"username": ""})
     site_id = None
@@ -54,6 +76,7 @@ def create_user(
         username=username,
         role=role,
         site_id=site_id,
+        email=email,
         password_hash=generate_password_hash(password, method=PASSWORD_METHOD),
     )
     db.session.add(user)
@@ -81,6 +104,15 @@ def get_user(username: str) -> User:
 
 def list_users() -> list[User]:
     return db.session.execute(db.select(User).order_by(User.username)).scalars().all()
+
+
+def users_with_role(*roles: str) -> list[User]:
+    """The active accounts having one of ``roles``, by name: whom to tell, e.g. the
+    managers when a request is submitted."""
+    query = (
+        db.select(User).where(User.role.in_(roles), User.active.is_(True)).order_by(User.username)
+    )
+    return db.session.execute(query).scalars().all()
 
 
 def set_active(username: str, active: bool, *, actor) -> User:

@@ -89,6 +89,7 @@ def create_user():
                 form.role.data,
                 form.password.data,
                 site_code=form.site.data or None,
+                email=form.email.data or None,
                 actor=current_user,
             )
         except DomainError as err:

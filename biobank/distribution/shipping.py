@@ -275,6 +275,14 @@ def list_shipments(*, actor, status: str | None = None, limit=100, offset=0) -> 
     return study.Page(list(items.scalars()), total)
 
 
+def shipments_of(request_id: int) -> list[Shipment]:
+    return list(
+        db.session.execute(
+            sa.select(Shipment).where(Shipment.request_id == request_id).order_by(Shipment.id)
+        ).scalars()
+    )
+
+
 def get_shipment(code: str | int, *, actor) -> Shipment:
     """A shipment by its code (S00012) or number; a centre's user sees only its own."""
     text = str(code).strip().upper().removeprefix("S")
@@ -572,6 +580,12 @@ class Receipt:
     damaged: list[str]
     missing: list[str]
     unexpected: list[str]
+
+    def outcomes(self) -> dict[str, str]:
+        """Barcode → what the receipt found (received, damaged, missing)."""
+        found = dict.fromkeys(self.received, "received")
+        found |= dict.fromkeys(self.damaged, "damaged")
+        return found | dict.fromkeys(self.missing, "missing")
 
 
 def receipt(code: str, *, actor) -> Receipt:

@@ -85,18 +85,6 @@ def participant(code):
     )
 
 
-@bp.route("/participants/<code>/withdraw-consent", methods=["POST"])
-@requires(Permission.APPROVE)
-def withdraw_consent(code):
-    form = WithdrawConsentForm()
-    if not form.validate_on_submit():
-        flash(_("Enter the date the consent was withdrawn."), "error")
-        return redirect(url_for("study.participant", code=code))
-    services.withdraw_consent(code, form.withdrawn_on.data, actor=current_user)
-    flash(_("Biobank consent of %(code)s recorded as withdrawn.", code=code), "success")
-    return redirect(url_for("study.participant", code=code))
-
-
 @bp.route("/sites")
 @requires(Permission.SIGNED_IN)
 def sites():

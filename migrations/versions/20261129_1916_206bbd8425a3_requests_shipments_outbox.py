@@ -10,7 +10,6 @@ Create Date: 2026-11-29 19:16:05.298213
 import sqlalchemy as sa
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = "206bbd8425a3"
 down_revision = "17fe9021177a"
@@ -50,7 +49,8 @@ def upgrade():
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "status IN ('submitted', 'under_review', 'approved', 'rejected', 'being_prepared', 'shipped', 'received', 'cancelled')",
+            "status IN ('submitted', 'under_review', 'approved', 'rejected', "
+            "'being_prepared', 'shipped', 'received', 'cancelled')",
             name=op.f("ck_sample_request_status_valid"),
         ),
         sa.ForeignKeyConstraint(
@@ -74,7 +74,8 @@ def upgrade():
         sa.Column("actor_name", sa.String(length=64), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
         sa.CheckConstraint(
-            "status IN ('submitted', 'under_review', 'approved', 'rejected', 'being_prepared', 'shipped', 'received', 'cancelled')",
+            "status IN ('submitted', 'under_review', 'approved', 'rejected', "
+            "'being_prepared', 'shipped', 'received', 'cancelled')",
             name=op.f("ck_request_event_status_valid"),
         ),
         sa.ForeignKeyConstraint(

@@ -45,6 +45,8 @@ def world(db, make_user):
         "visit_code": "BL",
         "barcode": aliquot.barcode,
         "username": target.username,
+        "request_id": 1,
+        "fmt": "pdf",
     }
 
 

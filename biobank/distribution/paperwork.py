@@ -1,0 +1,146 @@
+"""The paper a shipment needs, in the reader's language: the pick list (PDF) and the
+manifest (PDF and xlsx), built from the shipping services and drawn by documents.py.
+Shared by the pages and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+
+from biobank.db import utcnow
+from biobank.distribution import documents, shipping
+from biobank.distribution.models import Shipment, ShipmentItem
+from biobank.extensions import db
+from biobank.samples.models import Aliquot, Specimen
+from biobank.storage.positions import grid_for
+from biobank.storage.services import SEPARATOR
+from biobank.study.models import Participant, Visit
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@dataclass(frozen=True)
+class Paper:
+    filename: str
+    mimetype: str
+    content: bytes
+
+
+def _labels() -> dict[str, str]:
+    return {
+        "box": _("Box"),
+        "position": _("Position"),
+        "barcode": _("Barcode"),
+        "sample_type": _("Sample type"),
+        "volume_ul": _("Volume (µL)"),
+        "visit": _("Visit"),
+        "participant": _("Participant"),
+        "location": _("Location"),
+        "picked": _("Picked"),
+        "page": _("Page"),
+        "of": _("of"),
+        "total": _("Total"),
+        "signature": _("Packed by / date / signature"),
+        "received_signature": _("Received by / date / signature"),
+    }
+
+
+def _split(location: str) -> tuple[str, str]:
+    """ "Freezer › Shelf › Box (BX-1) › B4" → ("Freezer › Shelf › Box (BX-1)", "B4")."""
+    where, _sep, position = location.rpartition(SEPARATOR)
+    return (where, position) if where else (location, "")
+
+
+def pick_list_pdf(request_id: int, *, actor) -> Paper:
+    found = shipping.pick_list(request_id, actor=actor)
+    request = found.request
+    header = documents.DocumentHeader(
+        title=_("Pick list — request %(code)s", code=request.code),
+        reference=request.code,
+        lines=(
+            (_("Title"), request.title),
+            (_("Receiving laboratory"), request.receiving_lab),
+            (_("Tubes"), f"{len(found.items)} ({len(found.left)} {_('left')})"),
+        ),
+        generated=format_datetime(utcnow(), "short"),
+    )
+    lines = [
+        documents.PickLine(
+            i.barcode,
+            i.sample_type,
+            i.volume_ul,
+            i.participant,
+            i.visit,
+            *_split(i.location),
+            picked=i.picked,
+        )
+        for i in found.items
+    ]
+    content = documents.pick_list_pdf(header, lines, labels=_labels())
+    return Paper(f"pick-list-{request.code}.pdf", "application/pdf", content)
+
+
+def _manifest_header(shipment: Shipment) -> documents.DocumentHeader:
+    dry_ice = _("no")
+    if shipment.dry_ice:
+        dry_ice = _("yes") + (f", {shipment.dry_ice_kg:g} kg" if shipment.dry_ice_kg else "")
+    facts = [
+        (_("From"), shipment.origin_site.name),
+        (_("To"), shipment.recipient),
+        (_("Contact"), shipment.contact),
+        (_("Request"), shipment.request.code if shipment.request else "—"),
+        (_("Carrier"), shipment.carrier or "—"),
+        (_("Tracking number"), shipment.tracking_number or "—"),
+        (_("Dry ice"), dry_ice),
+        (_("Temperature logger"), shipment.logger_id or "—"),
+        (
+            _("Dispatched"),
+            format_datetime(shipment.dispatched_at, "short") if shipment.dispatched_at else "—",
+        ),
+    ]
+    return documents.DocumentHeader(
+        title=_("Shipment manifest %(code)s", code=shipment.code),
+        reference=shipment.code,
+        lines=tuple(facts),
+        generated=format_datetime(utcnow(), "short"),
+    )
+
+
+def manifest_lines(shipment: Shipment) -> list[documents.ManifestLine]:
+    """The shipment's tubes box by box, position by position, in one query."""
+    grid = grid_for(shipment.box_rows, shipment.box_cols)
+    rows = db.session.execute(
+        sa.select(
+            ShipmentItem.box_number,
+            ShipmentItem.row,
+            ShipmentItem.col,
+            Aliquot.barcode,
+            Aliquot.sample_type,
+            Aliquot.volume_ul,
+            Visit.visit_code,
+            Participant.code,
+        )
+        .join(Aliquot, Aliquot.id == ShipmentItem.aliquot_id)
+        .join(Specimen, Specimen.id == Aliquot.specimen_id)
+        .join(Visit, Visit.id == Specimen.visit_id)
+        .join(Participant, Participant.id == Visit.participant_id)
+        .where(ShipmentItem.shipment_id == shipment.id)
+        .order_by(ShipmentItem.box_number, ShipmentItem.row, ShipmentItem.col)
+    )
+    return [
+        documents.ManifestLine(box, grid.label(row, col), *rest) for box, row, col, *rest in rows
+    ]
+
+
+def manifest(code: str, fmt: str, *, actor) -> Paper:
+    """The manifest of a shipment as "pdf" or "xlsx"."""
+    shipment = shipping.get_shipment(code, actor=actor)
+    header, lines = _manifest_header(shipment), manifest_lines(shipment)
+    if fmt == "xlsx":
+        content = documents.manifest_xlsx(header, lines, labels=_labels())
+        return Paper(f"manifest-{shipment.code}.xlsx", XLSX, content)
+    content = documents.manifest_pdf(header, lines, labels=_labels())
+    return Paper(f"manifest-{shipment.code}.pdf", "application/pdf", content)

@@ -1,0 +1,245 @@
+"""Pages of requests: the catalogue, a researcher's requests, the manager's review, the
+technician's pick list, consent withdrawal. Shipments and receipt: shipment_views.py."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user
+
+from biobank.auth.access import requires
+from biobank.auth.roles import Permission
+from biobank.distribution import criteria as criteria_module
+from biobank.distribution import paperwork, services, shipping
+from biobank.distribution.forms import CatalogueFilterForm, RequestForm
+from biobank.distribution.models import REQUEST_STATUSES
+from biobank.errors import DomainError
+from biobank.study import services as study
+from biobank.web import show_error
+
+bp = Blueprint("distribution", __name__, template_folder="templates")
+
+
+def paper_response(paper: paperwork.Paper):
+    """A PDF opens in the browser (to print); a spreadsheet downloads."""
+    disposition = "inline" if paper.mimetype == "application/pdf" else "attachment"
+    response = current_app.response_class(paper.content, mimetype=paper.mimetype)
+    response.headers["Content-Disposition"] = f'{disposition}; filename="{paper.filename}"'
+    return response
+
+
+# --- catalogue ---------------------------------------------------------------------------
+
+
+@bp.route("/catalogue")
+@requires(Permission.CATALOGUE)
+def catalogue():
+    """Available aliquots by arm × visit × sample type, without identifying anyone."""
+    form = CatalogueFilterForm(request.args)
+    form.offer(study.current_protocol())
+    rows, threshold = [], current_app.config["CATALOGUE_SMALL_CELL"]
+    try:
+        wanted = criteria_module.parse(form.criteria_data() if form.validate() else {})
+        rows = services.catalogue(
+            wanted, small_cell=threshold, exact=current_user.may(Permission.VIEW_SAMPLES)
+        )
+    except DomainError as err:
+        show_error(form, err)
+    return render_template("distribution/catalogue.html", form=form, rows=rows, threshold=threshold)
+
+
+# --- requests ----------------------------------------------------------------------------
+
+
+@bp.route("/requests")
+@requires(Permission.SIGNED_IN)
+def requests_list():
+    status = request.args.get("status") or None
+    status = status if status in REQUEST_STATUSES else None
+    page = services.list_requests(actor=current_user, status=status, limit=200)
+    return render_template(
+        "distribution/requests.html", page=page, status=status, statuses=REQUEST_STATUSES
+    )
+
+
+@bp.route("/requests/new", methods=["GET", "POST"])
+@requires(Permission.CATALOGUE)
+def new_request():
+    """A request: what, for what, where to; the match count updates as the criteria change."""
+    form = RequestForm(request.form if request.method == "POST" else request.args)
+    form.offer(study.current_protocol())
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            created = services.submit_request(
+                title=form.title.data,
+                aim=form.aim.data,
+                receiving_lab=form.receiving_lab.data,
+                contact_name=form.contact_name.data,
+                contact_email=form.contact_email.data,
+                criteria=criteria_module.parse(form.criteria_data()),
+                actor=current_user,
+            )
+        except DomainError as err:
+            show_error(form, err)
+        else:
+            flash(_("Request %(code)s submitted for review.", code=created.code), "success")
+            return redirect(url_for("distribution.request_page", request_id=created.id))
+    match = None
+    if form.visits.data and form.sample_types.data:
+        try:
+            match = services.match_count(criteria_module.parse(form.criteria_data()))
+        except DomainError:
+            match = None
+    status = 400 if request.method == "POST" else 200
+    return render_template(
+        "distribution/request_form.html",
+        form=form,
+        match=match,
+        threshold=current_app.config["CATALOGUE_SMALL_CELL"],
+    ), status
+
+
+@bp.route("/requests/<int:request_id>")
+@requires(Permission.SIGNED_IN)
+def request_page(request_id):
+    found = services.get_request(request_id, actor=current_user)
+    return render_template(
+        "distribution/request.html",
+        req=found,
+        criteria=services.criteria_of(found),
+        summary=services.reservation_summary(found.id),
+        shipments=shipping.shipments_of(found.id),
+    )
+
+
+@bp.route("/requests/<int:request_id>/cancel", methods=["POST"])
+@requires(Permission.CATALOGUE)
+def cancel(request_id):
+    try:
+        services.cancel(request_id, request.form.get("reason", ""), actor=current_user)
+    except DomainError as err:
+        flash(str(err.message), "error")
+        return redirect(url_for("distribution.request_page", request_id=request_id), 303)
+    flash(_("Request cancelled; its aliquots are released."), "success")
+    return redirect(url_for("distribution.request_page", request_id=request_id))
+
+
+# --- review ------------------------------------------------------------------------------
+
+
+def _optional_int(name: str) -> int | None:
+    value = (request.values.get(name) or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+@bp.route("/requests/<int:request_id>/review")
+@requires(Permission.APPROVE)
+def review(request_id):
+    """The aliquots an approval would reserve, with what the rules held back."""
+    found = services.get_request(request_id, actor=current_user)
+    proposal, error = None, None
+    try:
+        proposal = services.propose(
+            request_id,
+            per_participant_visit=_optional_int("per_participant_visit"),
+            max_participants=_optional_int("max_participants"),
+            allow_last=request.args.get("allow_last") == "1",
+            actor=current_user,
+        )
+    except DomainError as err:
+        error = err
+        flash(str(err.message), "error")
+    return render_template(
+        "distribution/review.html",
+        req=found,
+        criteria=services.criteria_of(found),
+        proposal=proposal,
+        error=error,
+    )
+
+
+@bp.route("/requests/<int:request_id>/start-review", methods=["POST"])
+@requires(Permission.APPROVE)
+def start_review(request_id):
+    try:
+        services.start_review(request_id, actor=current_user)
+    except DomainError as err:
+        flash(str(err.message), "error")
+    return redirect(url_for("distribution.review", request_id=request_id))
+
+
+@bp.route("/requests/<int:request_id>/approve", methods=["POST"])
+@requires(Permission.APPROVE)
+def approve(request_id):
+    back = url_for(
+        "distribution.review",
+        request_id=request_id,
+        per_participant_visit=request.form.get("per_participant_visit") or None,
+        max_participants=request.form.get("max_participants") or None,
+        allow_last=request.form.get("allow_last") or None,
+    )
+    try:
+        approval = services.approve(
+            request_id,
+            request.form.get("aliquots", "").split(),
+            per_participant_visit=_optional_int("per_participant_visit"),
+            override_reason=request.form.get("override_reason", ""),
+            note=request.form.get("note", ""),
+            actor=current_user,
+        )
+    except DomainError as err:
+        flash(str(err.message), "error")
+        return redirect(back, 303)
+    flash(
+        ngettext(
+            "Approved: %(num)d aliquot reserved.",
+            "Approved: %(num)d aliquots reserved.",
+            approval.reserved,
+        ),
+        "success",
+    )
+    return redirect(url_for("distribution.request_page", request_id=request_id))
+
+
+@bp.route("/requests/<int:request_id>/reject", methods=["POST"])
+@requires(Permission.APPROVE)
+def reject(request_id):
+    try:
+        services.reject(request_id, request.form.get("reason", ""), actor=current_user)
+    except DomainError as err:
+        flash(str(err.message), "error")
+        return redirect(url_for("distribution.review", request_id=request_id), 303)
+    flash(_("Request rejected; the researcher is told why."), "success")
+    return redirect(url_for("distribution.request_page", request_id=request_id))
+
+
+# --- picking -----------------------------------------------------------------------------
+
+
+@bp.route("/requests/<int:request_id>/pick", methods=["GET", "POST"])
+@requires(Permission.HANDLE)
+def pick(request_id):
+    """Pick by scan: the right tube is ticked and checked out, any other is refused loudly."""
+    code, error, picked = request.values.get("code"), None, None
+    if request.method == "POST":
+        try:
+            picked = shipping.pick(request_id, code or "", actor=current_user)
+        except DomainError as err:
+            error = err
+        else:
+            return redirect(url_for("distribution.pick", request_id=request_id, ok=picked.barcode))
+    found = shipping.pick_list(request_id, actor=current_user)
+    return render_template(
+        "distribution/pick.html",
+        pick_list=found,
+        code=code,
+        error=error,
+        ok=request.args.get("ok"),
+    ), (error.status if error else 200)
+
+
+@bp.route("/requests/<int:request_id>/pick-list.pdf")
+@requires(Permission.HANDLE)
+def pick_list_pdf(request_id):
+    return paper_response(paperwork.pick_list_pdf(request_id, actor=current_user))

@@ -1,0 +1,46 @@
+"""Pages: the outbox."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from biobank.auth.access import requires
+from biobank.auth.roles import Permission
+from biobank.errors import DomainError
+from biobank.notifications import services
+
+bp = Blueprint("notifications", __name__, template_folder="templates")
+PAGE = 50
+
+
+@bp.route("/outbox")
+@requires(Permission.CONFIGURE)
+def outbox():
+    page = max(request.args.get("page", 1, type=int), 1)
+    pending = request.args.get("pending") == "1"
+    result = services.list_outbox(limit=PAGE, offset=(page - 1) * PAGE, pending_only=pending)
+    return render_template(
+        "notifications/outbox.html", result=result, page=page, page_size=PAGE, pending=pending
+    )
+
+
+@bp.route("/outbox/deliver", methods=["POST"])
+@requires(Permission.CONFIGURE)
+def deliver():
+    try:
+        notifier = services.notifier_from_config(current_app.config)
+    except DomainError as err:
+        flash(str(err.message), "error")
+        return redirect(url_for("notifications.outbox"))
+    report = services.deliver_pending(notifier)
+    counts = {"sent": report.sent, "failed": report.failed, "held": report.held}
+    if notifier.delivers:
+        message = _("%(sent)d sent, %(failed)d failed, %(held)d held.", **counts)
+    else:
+        message = _(
+            "%(sent)d sent, %(failed)d failed, %(held)d held (e-mail delivery is not configured).",
+            **counts,
+        )
+    flash(message, "warning" if report.failed else "success")
+    return redirect(url_for("notifications.outbox"))
