@@ -43,6 +43,8 @@ def _labels() -> dict[str, str]:
         "page": _("Page"),
         "of": _("of"),
         "total": _("Total"),
+        "tube": _("tube"),
+        "tubes": _("tubes"),
         "signature": _("Packed by / date / signature"),
         "received_signature": _("Received by / date / signature"),
     }

@@ -22,6 +22,7 @@ from biobank.distribution.models import RequestEvent, Reservation, SampleRequest
 from biobank.distribution.selection import Candidate, Group, Selection, select
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.extensions import db
+from biobank.i18n import label
 from biobank.notifications import services as notifications
 from biobank.samples.models import Aliquot, Specimen
 from biobank.storage import places
@@ -429,16 +430,18 @@ def _holders(aliquot_ids: list[int]) -> dict[int, str]:
     return {aliquot: f"R{request:05d}" for aliquot, request in rows}
 
 
-def _unavailable(codes: list[str]) -> Conflict:
+def _unavailable(lost: dict[str, str]) -> Conflict:
+    """``lost``: barcode → why it is no longer available."""
+    described = [f"{code} ({why})" for code, why in lost.items()]
     return Conflict(
         _l(
             "%(n)d of these aliquots are no longer available: %(codes)s. Nothing was reserved; "
             "review the request again.",
-            n=len(codes),
-            codes=", ".join(codes[:30]) + (" …" if len(codes) > 30 else ""),
+            n=len(lost),
+            codes=", ".join(described[:30]) + (" …" if len(described) > 30 else ""),
         ),
         code="reservation.unavailable",
-        fields={"aliquots": " ".join(codes)},
+        fields={"aliquots": " ".join(lost)},
     )
 
 
@@ -467,26 +470,18 @@ def _check_matches(rows, criteria: Criteria) -> None:
 
 def _check_available(rows) -> None:
     holders = _holders([row[0].id for row in rows])
-    gone = []
+    lost = {}
     for aliquot, *_, consent, _visit in rows:
         if aliquot.id in holders:
-            gone.append(
-                str(
-                    _l(
-                        "%(code)s (reserved for %(request)s)",
-                        code=aliquot.barcode,
-                        request=holders[aliquot.id],
-                    )
-                )
-            )
+            lost[aliquot.barcode] = str(_l("reserved for %(code)s", code=holders[aliquot.id]))
         elif consent != "given":
-            gone.append(str(_l("%(code)s (consent withdrawn)", code=aliquot.barcode)))
+            lost[aliquot.barcode] = str(_l("consent withdrawn"))
         elif aliquot.status != "in_storage":
-            gone.append(
-                str(_l("%(code)s (now %(status)s)", code=aliquot.barcode, status=aliquot.status))
+            lost[aliquot.barcode] = str(
+                _l("now %(status)s", status=label(aliquot.status, "status"))
             )
-    if gone:
-        raise _unavailable(gone)
+    if lost:
+        raise _unavailable(lost)
 
 
 def _check_quantities(rows, per: int, override_reason: str) -> list[str]:
@@ -636,8 +631,15 @@ def _reserve(request, aliquots: list[Aliquot], last_ones: set[str], reason: str,
             )
     except (sa.exc.IntegrityError, Conflict):
         holders = _holders(ids)
-        lost = [f"{a.barcode} ({holders[a.id]})" for a in aliquots if a.id in holders]
-        raise _unavailable(lost or [a.barcode for a in aliquots]) from None
+        lost = {
+            a.barcode: str(_l("reserved for %(code)s", code=holders[a.id]))
+            for a in aliquots
+            if a.id in holders
+        }
+        # No reservation in the way: another change to one of the tubes got there first.
+        raise _unavailable(
+            lost or {a.barcode: str(_l("changed meanwhile")) for a in aliquots}
+        ) from None
 
 
 def reject(request_id: int, reason: str, *, actor) -> SampleRequest:
