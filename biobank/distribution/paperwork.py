@@ -65,7 +65,7 @@ def pick_list_pdf(request_id: int, *, actor) -> Paper:
         lines=(
             (_("Title"), request.title),
             (_("Receiving laboratory"), request.receiving_lab),
-            (_("Tubes"), f"{len(found.items)} ({len(found.left)} {_('left')})"),
+            (_("Tubes"), _("%(n)d (%(left)d left)", n=len(found.items), left=len(found.left))),
         ),
         generated=format_datetime(utcnow(), "short"),
     )

@@ -48,17 +48,23 @@ def open_reservation(aliquot_id) -> sa.Exists:
     return sa.exists().where(Reservation.aliquot_id == aliquot_id, Reservation.closed_at.is_(None))
 
 
-def _filtered(query, criteria: Criteria, *, matching: bool = True):
-    """The criteria as WHERE clauses; with ``matching=False`` only those that define the
-    groups (visit, type, arm, disease), not the per-aliquot ones (volume, thaws)."""
+def _filtered_groups(query, criteria: Criteria):
+    """The criteria that define the groups: visit, arm, disease status."""
     if criteria.visits:
         query = query.where(Visit.visit_code.in_(criteria.visits))
-    if criteria.sample_types:
-        query = query.where(Aliquot.sample_type.in_(criteria.sample_types))
     if criteria.arms:
         query = query.where(Participant.arm_code.in_(criteria.arms))
     if criteria.disease_statuses:
         query = query.where(Participant.disease_status.in_(criteria.disease_statuses))
+    return query
+
+
+def _filtered(query, criteria: Criteria, *, matching: bool = True):
+    """The criteria as WHERE clauses; with ``matching=False`` only those that define the
+    groups (visit, type, arm, disease), not the per-aliquot ones (volume, thaws)."""
+    query = _filtered_groups(query, criteria)
+    if criteria.sample_types:
+        query = query.where(Aliquot.sample_type.in_(criteria.sample_types))
     if matching:
         if criteria.min_volume_ul:
             query = query.where(Aliquot.volume_ul >= criteria.min_volume_ul)
@@ -106,29 +112,58 @@ def catalogue(criteria: Criteria, *, small_cell: int, exact: bool = False) -> li
     Cells of fewer than ``small_cell`` participants are marked suppressed unless ``exact``
     (for those allowed to see participant-level data anyway).
     """
-    query = _available(
-        _filtered(
-            _joined(
-                sa.select(
-                    Participant.arm_code,
-                    Visit.visit_code,
-                    Aliquot.sample_type,
-                    sa.func.count(sa.distinct(Participant.id)),
-                    sa.func.count(Aliquot.id),
-                    sa.func.sum(Aliquot.volume_ul),
-                    sa.func.min(VisitDefinition.order).label("visit_order"),
-                )
-            ).join(VisitDefinition, VisitDefinition.id == Visit.visit_definition_id),
-            criteria,
+    # Two levels: the aliquots are first summed per specimen (on the partial index of
+    # stored aliquots), and only those sums are joined up to visit and participant; one
+    # join per aliquot would cost four index lookups each.
+    per_specimen = (
+        sa.select(
+            Aliquot.specimen_id,
+            Aliquot.sample_type,
+            sa.func.count().label("n"),
+            sa.func.sum(Aliquot.volume_ul).label("volume"),
         )
-    ).group_by(Participant.arm_code, Visit.visit_code, Aliquot.sample_type)
+        .where(
+            Aliquot.status == "in_storage",
+            Aliquot.volume_ul > 0,
+            Aliquot.id.not_in(
+                sa.select(Reservation.aliquot_id).where(Reservation.closed_at.is_(None))
+            ),
+        )
+        .group_by(Aliquot.specimen_id, Aliquot.sample_type)
+    )
+    if criteria.sample_types:
+        per_specimen = per_specimen.where(Aliquot.sample_type.in_(criteria.sample_types))
+    if criteria.min_volume_ul:
+        per_specimen = per_specimen.where(Aliquot.volume_ul >= criteria.min_volume_ul)
+    if criteria.max_freeze_thaw is not None:
+        per_specimen = per_specimen.where(Aliquot.freeze_thaw_count <= criteria.max_freeze_thaw)
+    sums = per_specimen.subquery()
+    query = _filtered_groups(
+        sa.select(
+            Participant.arm_code,
+            Visit.visit_code,
+            sums.c.sample_type,
+            sa.func.count(sa.distinct(Participant.id)),
+            sa.func.sum(sums.c.n),
+            sa.func.sum(sums.c.volume),
+            sa.func.min(VisitDefinition.order),
+        )
+        .select_from(sums)
+        .join(Specimen, Specimen.id == sums.c.specimen_id)
+        .join(Visit, Visit.id == Specimen.visit_id)
+        .join(Participant, Participant.id == Visit.participant_id)
+        .join(VisitDefinition, VisitDefinition.id == Visit.visit_definition_id)
+        .where(Participant.consent_status == "given")
+        .group_by(Participant.arm_code, Visit.visit_code, sums.c.sample_type),
+        criteria,
+    )
     rows = db.session.execute(query).all()
     rows.sort(key=lambda r: (r[0], r[6], r[1], r[2]))
     return [
         CatalogueRow(
-            arm, visit, kind, people, count, int(volume or 0), not exact and people < small_cell
+            arm, visit, kind, people, int(n), int(volume or 0), not exact and people < small_cell
         )
-        for arm, visit, kind, people, count, volume, _ in rows
+        for arm, visit, kind, people, n, volume, _ in rows
     ]
 
 

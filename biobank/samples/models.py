@@ -82,6 +82,15 @@ class Aliquot(CustodyChained, db.Model):
         sa.CheckConstraint("freeze_thaw_count >= 0", "freeze_thaw_not_negative"),
         sa.CheckConstraint("custody_count >= 0", "custody_count_not_negative"),
         sa.CheckConstraint("series_number BETWEEN 1 AND series_total", "series"),
+        # What the catalogue and request matching read: the aliquots in storage only.
+        sa.Index(
+            "ix_aliquot_stored_specimen",
+            "specimen_id",
+            "sample_type",
+            "volume_ul",
+            sqlite_where=sa.text("status = 'in_storage'"),
+            postgresql_where=sa.text("status = 'in_storage'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

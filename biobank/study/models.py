@@ -163,7 +163,7 @@ class Visit(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     participant_id: Mapped[int] = mapped_column(sa.ForeignKey("participant.id"))
-    visit_code: Mapped[str] = mapped_column(sa.String(16))
+    visit_code: Mapped[str] = mapped_column(sa.String(16), index=True)  # requests select by it
     # The protocol version in force when the visit was registered.
     visit_definition_id: Mapped[int] = mapped_column(sa.ForeignKey("visit_definition.id"))
     collected_on: Mapped[date]

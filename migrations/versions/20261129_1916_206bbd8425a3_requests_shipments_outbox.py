@@ -1,5 +1,6 @@
 """Distribution: researchers' requests, reservations (one open per aliquot, by a partial
-unique index), shipments and their items; the notification outbox; users' e-mail.
+unique index), shipments and their items; the notification outbox; users' e-mail; indexes
+for the catalogue (stored aliquots by specimen) and for matching visits by code.
 
 Revision ID: 206bbd8425a3
 Revises: 17fe9021177a
@@ -249,8 +250,24 @@ def upgrade():
     with op.batch_alter_table("user_account", schema=None) as batch_op:
         batch_op.add_column(sa.Column("email", sa.String(length=200), nullable=True))
 
+    # Catalogue and request matching: aliquots in storage, grouped by specimen; visits by code.
+    with op.batch_alter_table("aliquot", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_aliquot_stored_specimen",
+            ["specimen_id", "sample_type", "volume_ul"],
+            unique=False,
+            sqlite_where=sa.text("status = 'in_storage'"),
+            postgresql_where=sa.text("status = 'in_storage'"),
+        )
+    with op.batch_alter_table("visit", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_visit_visit_code"), ["visit_code"], unique=False)
+
 
 def downgrade():
+    with op.batch_alter_table("visit", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_visit_visit_code"))
+    with op.batch_alter_table("aliquot", schema=None) as batch_op:
+        batch_op.drop_index("ix_aliquot_stored_specimen")
     with op.batch_alter_table("user_account", schema=None) as batch_op:
         batch_op.drop_column("email")
 
