@@ -19,6 +19,8 @@ from flask.cli import AppGroup
 from biobank.auth import services as auth
 from biobank.auth.models import User
 from biobank.cli import unit_of_work
+from biobank.distribution import criteria
+from biobank.distribution import services as requests
 from biobank.extensions import db
 from biobank.samples import services as samples
 from biobank.samples.services import SpinEntry, TubeEntry
@@ -180,11 +182,27 @@ def _demo_tubes(day: date, delay_hours: float) -> list[TubeEntry]:
     ]
 
 
+def submit_demo_request() -> None:
+    """A researcher's request waiting for review, so that the manager's side has work."""
+    researcher = db.session.execute(db.select(User).where(User.role == "researcher")).scalar()
+    if researcher is None:
+        return
+    requests.submit_request(
+        title="Serum VEGF before and after two cycles",
+        aim="ELISA of serum VEGF at baseline and month 2 (primary biological outcome).",
+        receiving_lab="Immunology laboratory, CHU de Limoges",
+        contact_name="VEGF laboratory",
+        contact_email="vegf.lab@biobank.example",
+        criteria=criteria.parse({"visits": ["BL", "M2"], "sample_types": ["SER"]}),
+        actor=researcher,
+    )
+
+
 def create_demo_accounts() -> list[tuple[str, str, str]]:
     created = []
     for name, role, site in ACCOUNTS:
         password = secrets.token_urlsafe(9)
-        auth.create_user(name, role, password, site_code=site)
+        auth.create_user(name, role, password, site_code=site, email=f"{name}@biobank.example")
         created.append((name, role, password))
     return created
 
@@ -216,6 +234,7 @@ def setup():
     accounts = create_demo_accounts()
     count = load_demo_data(actor=None)
     stored = load_demo_storage(actor=None)
+    submit_demo_request()
     click.echo(
         f"Demo data: {len(PARTICIPANTS)} participants, {count} aliquots "
         f"({stored} stored in the central biobank's freezers)."

@@ -101,6 +101,10 @@ def record_many(changes, kind: EventKind | str, actor) -> int:
     whole batch fail with Conflict.
     """
     kind = EventKind(kind)
+    # In aliquot order, heads first: the rows are locked in the order every writer takes
+    # them (record() updates the aliquot before inserting its event too), so two batches
+    # over the same tubes queue instead of deadlocking.
+    changes = sorted(changes, key=lambda change: change[0].id)
     rows, heads, now = [], [], utcnow()
     actor_id = getattr(actor, "id", None)
     actor_name = getattr(actor, "username", None) or SYSTEM_ACTOR
@@ -136,19 +140,9 @@ def record_many(changes, kind: EventKind | str, actor) -> int:
     if not rows:
         return 0
     # Core statements on the session's connection: the ORM's per-row bookkeeping would cost
-    # more than the rows themselves.
+    # more than the rows themselves. One executemany UPDATE by primary key, the events,
+    # then the loaded rows told what they now hold.
     connection = db.session.connection()
-    try:
-        connection.execute(sa.insert(CustodyEvent.__table__), rows)
-    except sa.exc.IntegrityError as err:
-        raise Conflict(
-            _l(
-                "Some of these aliquots were changed by someone else at the same "
-                "moment. Nothing was written; try again."
-            ),
-            code="custody.concurrent_change",
-        ) from err
-    # One executemany UPDATE by primary key, then the loaded rows told what they now hold.
     chained = _chained_model().__table__
     connection.execute(
         sa.update(chained)
@@ -159,6 +153,16 @@ def record_many(changes, kind: EventKind | str, actor) -> int:
             for h in heads
         ],
     )
+    try:
+        connection.execute(sa.insert(CustodyEvent.__table__), rows)
+    except sa.exc.IntegrityError as err:
+        raise Conflict(
+            _l(
+                "Some of these aliquots were changed by someone else at the same "
+                "moment. Nothing was written; try again."
+            ),
+            code="custody.concurrent_change",
+        ) from err
     for (aliquot, _), head in zip(changes, heads, strict=True):
         set_committed_value(aliquot, "custody_head", head["custody_head"])
         set_committed_value(aliquot, "custody_count", head["custody_count"])

@@ -40,7 +40,8 @@ class Candidate:
 @dataclass(frozen=True)
 class Selection:
     chosen: list[Candidate]
-    # The last aliquot of a group, taken only because the manager overrode the rule.
+    # The aliquots of groups emptied by this request, taken only because the manager
+    # overrode the rule: the override reason is recorded on each of them.
     last_ones: list[Candidate]
     # Groups that would get more with an override: group → how many were held back.
     held_back: dict[Group, int]
@@ -90,7 +91,7 @@ def select(
         taken = pool[:allowed]
         chosen.extend(taken)
         if allowed > keep_one:
-            last_ones.extend(taken[keep_one:])
+            last_ones.extend(taken)
         participants.add(group[0])
     chosen.sort(key=lambda c: c.walk)
     return Selection(chosen, last_ones, held_back)

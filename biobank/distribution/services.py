@@ -443,7 +443,13 @@ def _load(barcodes: list[str]) -> list[tuple]:
                 Participant.consent_status,
                 Visit.visit_code,
             )
-        ).where(Aliquot.barcode.in_(codes))
+        )
+        .where(Aliquot.barcode.in_(codes))
+        .order_by(Aliquot.id)
+        # The rows locked in one order before anything is checked: a racing approval or
+        # check-out of the same tubes waits here and then sees what the winner did.
+        .with_for_update(of=Aliquot)
+        .execution_options(populate_existing=True)
     ).all()
     unknown = sorted(set(codes) - {row[0].barcode for row in rows})
     if unknown:
@@ -521,7 +527,8 @@ def _check_available(rows) -> None:
 
 def _check_quantities(rows, per: int, override_reason: str) -> list[str]:
     """Per group: no more than asked, and never the last one without an override.
-    Returns the barcodes handed out under the override."""
+    Returns the barcodes of the groups this request empties (handed out under the
+    override)."""
     groups: dict[Group, list[Aliquot]] = defaultdict(list)
     for aliquot, pid, *_, visit in rows:
         groups[(pid, visit, aliquot.sample_type)].append(aliquot)
@@ -537,7 +544,10 @@ def _check_quantities(rows, per: int, override_reason: str) -> list[str]:
         )
     left = _remaining_of(list(groups))
     last_ones = [
-        taken[-1].barcode for group, taken in groups.items() if left.get(group, 0) - len(taken) < 1
+        aliquot.barcode
+        for group, taken in groups.items()
+        if left.get(group, 0) - len(taken) < 1
+        for aliquot in taken
     ]
     if last_ones and not override_reason:
         raise Conflict(

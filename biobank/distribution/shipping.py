@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -286,7 +286,8 @@ def shipments_of(request_id: int) -> list[Shipment]:
 def get_shipment(code: str | int, *, actor) -> Shipment:
     """A shipment by its code (S00012) or number; a centre's user sees only its own."""
     text = str(code).strip().upper().removeprefix("S")
-    shipment = db.session.get(Shipment, int(text)) if text.isdigit() else None
+    number = int(text) if text.isdigit() and len(text) <= 9 else None
+    shipment = db.session.get(Shipment, number) if number else None
     sites = (shipment.origin_site_id, shipment.destination_site_id) if shipment else ()
     if actor.site_id is not None and actor.site_id not in sites:
         shipment = None
@@ -442,9 +443,14 @@ def dispatch(code: str, details: Dispatch, *, actor) -> Shipment:
         raise Invalid(
             _l("Dry ice: from 0 to 200 kg."), fields={"dry_ice_kg": str(details.dry_ice_kg)}
         )
-    when = details.dispatched_at or utcnow()
+    when = (details.dispatched_at or utcnow()).astimezone(UTC)
     if when > utcnow():
         raise Invalid(_l("The dispatch time is in the future."), fields={"dispatched_at": ""})
+    if when < shipment.created_at:
+        raise Invalid(
+            _l("The dispatch time is before the shipment was started."),
+            fields={"dispatched_at": when.isoformat()},
+        )
     aliquots = [item.aliquot for item in shipment.items]
     _refuse_withdrawn(aliquots)
     not_out = [a.barcode for a in aliquots if a.status not in ("checked_out", "registered")]
@@ -611,7 +617,7 @@ def complete_receipt(
     damage in its details), tubes never scanned are recorded missing."""
     shipment = get_shipment(code, actor=actor)
     _may_receive(shipment, actor)
-    when = received_at or utcnow()
+    when = (received_at or utcnow()).astimezone(UTC)
     if when < shipment.dispatched_at or when > utcnow():
         raise Invalid(
             _l("The receipt time must be after dispatch and not in the future."),
