@@ -96,6 +96,7 @@ def _init_login(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from biobank.assays.views import bp as assay_views
     from biobank.auth.api import blp as auth_api
     from biobank.auth.views import bp as auth_views
     from biobank.distribution.api import blp as distribution_api
@@ -121,6 +122,7 @@ def _register_blueprints(app: Flask) -> None:
         printing_views,
         distribution_views,
         shipment_views,
+        assay_views,
         notifications_views,
     )
     for blueprint in page_blueprints:

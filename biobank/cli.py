@@ -31,6 +31,7 @@ def unit_of_work(command):
 
 
 def register_commands(app: Flask) -> None:
+    from biobank.assays.cli import assay_cli
     from biobank.auth.cli import user_cli
     from biobank.custody.cli import custody_cli
     from biobank.demo import demo_cli
@@ -48,6 +49,7 @@ def register_commands(app: Flask) -> None:
         printer_cli,
         template_cli,
         notifications_cli,
+        assay_cli,
         demo_cli,
     )
     for group in groups:
