@@ -14,7 +14,7 @@ from biobank.config import DEFAULT_SECRET_KEY, Defaults, default_database_uri, f
 from biobank.errors import register_error_handlers
 from biobank.extensions import api, csrf, db, login_manager, migrate
 from biobank.i18n import init_babel
-from biobank.web import request_writes
+from biobank.web import panels, request_writes
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -51,6 +51,7 @@ def create_app(config: dict | None = None) -> Flask:
     api.init_app(app)
     _register_blueprints(app)
     _connect_domains()
+    app.jinja_env.globals["panels"] = panels
     register_error_handlers(app)
     _unit_of_work(app)
     register_commands(app)
@@ -152,6 +153,10 @@ def _connect_domains() -> None:
     from biobank.storage.services import add_take_out_guard
 
     add_take_out_guard(reservation_guard)
+    # Assay results on the aliquot and participant pages (assays sits above both).
+    from biobank.assays.views import register_panels
+
+    register_panels()
 
 
 def _unit_of_work(app: Flask) -> None:

@@ -89,6 +89,12 @@ VALUE_LABELS = {
         "cancelled": _l("cancelled"),
         "consent_withdrawn": _l("released (consent withdrawn)"),
     },
+    "run_status": {
+        "preview": _l("preview"),
+        "accepted": _l("accepted"),
+        "rejected": _l("rejected"),
+    },
+    "run_kind": {"plate": _l("plate"), "sheet": _l("result sheet")},
     "item_outcome": {
         "received": _l("received"),
         "damaged": _l("damaged"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, request
+from markupsafe import Markup
 
 from biobank.errors import DomainError
 
@@ -60,3 +61,19 @@ def _find_field(form, dotted: str):
         except (KeyError, TypeError, IndexError):
             return None
     return node
+
+
+# Sections a higher domain adds to a lower domain's page (the assay results on the aliquot
+# page, which samples/ cannot import): page name → functions returning HTML.
+_PANELS: dict[str, list] = {}
+
+
+def add_panel(page: str, render) -> None:
+    """Register ``render(**context) -> str`` (rendered HTML) for ``panels(page, ...)``."""
+    if render not in _PANELS.setdefault(page, []):
+        _PANELS[page].append(render)
+
+
+def panels(page: str, **context) -> Markup:
+    """The registered sections of ``page``, for its template: ``{{ panels("aliquot", ...) }}``."""
+    return Markup("".join(render(**context) for render in _PANELS.get(page, ())))

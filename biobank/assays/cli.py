@@ -1,7 +1,106 @@
-"""`flask assay ...`: import plate-reader files and result sheets."""
+"""`flask assay ...`: import plate-reader files and result sheets, list analytes.
+
+Without ``--accept`` an import is a dry run that writes nothing; with it, the run is
+stored and accepted in one transaction (by the command line, "system" in the records).
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import click
 from flask.cli import AppGroup
 
+from biobank.assays import pipeline, services
+from biobank.cli import unit_of_work
+
 assay_cli = AppGroup("assay", help="Assay runs and results.")
+
+
+def _print(preview: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(preview, indent=2, ensure_ascii=False, default=str))
+        return
+    for key in ("fit", "qc"):
+        if key in preview:
+            click.echo(f"{key}: {json.dumps(preview[key], default=str)}")
+    for sample in preview.get("samples", []):
+        value = sample["flag"] or f"{sample['concentration']:.4g}"
+        click.echo(f"{sample['barcode']:12} {value} {sample['unit']}")
+    for row in preview.get("rows", []):
+        click.echo(f"row {row['row']:>5} {row['barcode']:12} {row['analyte']:10} {row['value']}")
+    for problem in preview.get("problems", []):
+        click.echo(f"problem: {problem}")
+
+
+@assay_cli.command("import-plate")
+@click.argument("reader_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--plate-map",
+    "plate_map",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option("--analyte", required=True, help="Analyte code, e.g. VEGF.")
+@click.option("--read", type=int, help="Wavelength (450) or block number of the read.")
+@click.option("--reference", type=int, help="Wavelength (540, 570) or block of the correction.")
+@click.option("--model", type=click.Choice(["4PL", "5PL"]), default="4PL")
+@click.option("--weighting", type=click.Choice(["1/y2", "none"]), default="1/y2")
+@click.option("--instrument", default="")
+@click.option("--kit-lot", default="")
+@click.option("--accept", is_flag=True, help="Store and accept the run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the preview as JSON.")
+@unit_of_work
+def import_plate(
+    reader_file,
+    plate_map,
+    analyte,
+    read,
+    reference,
+    model,
+    weighting,
+    instrument,
+    kit_lot,
+    accept,
+    as_json,
+):
+    """Read, fit and check a plate; print its preview."""
+    preview = services.preview_plate(
+        reader_file.read_bytes(),
+        reader_file.name,
+        plate_map.read_bytes(),
+        analyte,
+        pipeline.Options(read=read, reference=reference, model=model, weighting=weighting),
+        instrument=instrument,
+        kit_lot=kit_lot,
+        keep=accept,
+        actor=None,
+    )
+    if accept:
+        services.accept_run(preview.run.id, actor=None)
+        preview.data["status"] = "accepted"
+    _print(preview.data, as_json)
+
+
+@assay_cli.command("import-results")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--accept", is_flag=True, help="Store and accept the results.")
+@click.option("--json", "as_json", is_flag=True, help="Print the preview as JSON.")
+@unit_of_work
+def import_results(file, accept, as_json):
+    """Check a row-per-sample result sheet; print its preview."""
+    preview = services.preview_results(file.read_bytes(), file.name, keep=accept, actor=None)
+    if accept:
+        services.accept_run(preview.run.id, actor=None)
+        preview.data["status"] = "accepted"
+    _print(preview.data, as_json)
+
+
+@assay_cli.command("analytes")
+@unit_of_work
+def analytes():
+    """The analytes known to the bank (the defaults are added on first use)."""
+    services.ensure_default_analytes()
+    for analyte in services.list_analytes():
+        click.echo(f"{analyte.code:12} {analyte.kind:12} {analyte.unit:8} {analyte.name}")

@@ -1,9 +1,245 @@
-"""Pages: assay runs, plate design, result imports, a participant's biological response."""
+"""Pages: assay runs (import, preview with the fitted curve, accept or reject), plate
+design, the study export; the results sections of the aliquot and participant pages."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import json
 
-from biobank.assays import models  # noqa: F401  (the tables, for the app and migrations)
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from biobank.assays import (
+    models,  # noqa: F401  (the tables, for the app and migrations)
+    outcomes,
+    pictures,
+    pipeline,
+    platemap,
+    response,
+    services,
+)
+from biobank.auth.access import requires
+from biobank.auth.roles import Permission
+from biobank.db import utcnow
+from biobank.errors import DomainError, Invalid
+from biobank.web import add_panel
 
 bp = Blueprint("assays", __name__, template_folder="templates")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _file(name: str) -> tuple[bytes, str]:
+    upload = request.files.get(name)
+    if upload is None or not upload.filename:
+        raise Invalid(_("Choose the file."), fields={name: ""})
+    return upload.read(), upload.filename
+
+
+def _int(name: str) -> int | None:
+    text = (request.form.get(name) or "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise Invalid(_("Enter a whole number."), fields={name: text})
+    return int(text)
+
+
+def criteria() -> response.Criteria:
+    """The response criteria, with the overrides of the settings (RESPONSE_CRITERIA)."""
+    return response.load_criteria(**current_app.config.get("RESPONSE_CRITERIA", {}))
+
+
+def _download(content: bytes, mimetype: str, filename: str, inline: bool = False):
+    answer = current_app.response_class(content, mimetype=mimetype)
+    disposition = "inline" if inline else "attachment"
+    answer.headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    return answer
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+@bp.route("/assays")
+@requires(Permission.IMPORT_ASSAYS)
+def runs():
+    status = request.args.get("status") or None
+    return render_template(
+        "assays/runs.html",
+        page=services.list_runs(status=status, limit=200),
+        analytes=[a for a in services.analyte_choices() if a.kind == "numeric"],
+        status=status,
+    )
+
+
+@bp.route("/assays/plates", methods=["POST"])
+@requires(Permission.IMPORT_ASSAYS)
+def import_plate():
+    """A reader file and its plate map: stored as a preview to accept or reject."""
+    try:
+        reader, reader_name = _file("reader_file")
+        plate_map, _name = _file("plate_map")
+        options = pipeline.Options(
+            read=_int("read"),
+            reference=_int("reference"),
+            model=request.form.get("model") or "4PL",
+            weighting=request.form.get("weighting") or "1/y2",
+        )
+        preview = services.preview_plate(
+            reader,
+            reader_name,
+            plate_map,
+            request.form.get("analyte", ""),
+            options,
+            instrument=request.form.get("instrument", ""),
+            kit_lot=request.form.get("kit_lot", ""),
+            actor=current_user,
+        )
+    except DomainError as err:
+        flash(str(err.message), "error")
+        return redirect(url_for("assays.runs"), 303)
+    return redirect(url_for("assays.run", code=preview.run.code))
+
+
+@bp.route("/assays/sheets", methods=["POST"])
+@requires(Permission.IMPORT_ASSAYS)
+def import_sheet():
+    try:
+        content, name = _file("result_file")
+        preview = services.preview_results(content, name, actor=current_user)
+    except DomainError as err:
+        flash(str(err.message), "error")
+        for problem in (err.fields.get("rows") or "").split(" | ")[1:20]:
+            flash(problem, "error")
+        return redirect(url_for("assays.runs"), 303)
+    return redirect(url_for("assays.run", code=preview.run.code))
+
+
+@bp.route("/assays/runs/<code>")
+@requires(Permission.IMPORT_ASSAYS)
+def run(code):
+    found = services.get_run(code)
+    return render_template("assays/run.html", run=found, preview=json.loads(found.preview))
+
+
+@bp.route("/assays/runs/<code>/curve.<fmt>")
+@requires(Permission.VIEW_SAMPLES)
+def curve(code, fmt):
+    if fmt not in ("png", "svg"):
+        raise Invalid(_("The picture is a PNG or an SVG."), fields={"format": fmt})
+    found = services.get_run(code)
+    picture = pictures.run_curve(found, fmt)
+    return _download(
+        picture,
+        "image/png" if fmt == "png" else "image/svg+xml",
+        f"curve-{found.code}.{fmt}",
+        inline=True,
+    )
+
+
+@bp.route("/assays/runs/<code>/accept", methods=["POST"])
+@requires(Permission.ACCEPT_RUNS)
+def accept(code):
+    try:
+        accepted = services.accept_run(code, actor=current_user)
+    except DomainError as err:
+        flash(str(err.message), "error")
+        return redirect(url_for("assays.run", code=code), 303)
+    flash(_("Run %(code)s accepted: its results are recorded.", code=accepted.code), "success")
+    return redirect(url_for("assays.run", code=accepted.code))
+
+
+@bp.route("/assays/runs/<code>/reject", methods=["POST"])
+@requires(Permission.ACCEPT_RUNS)
+def reject(code):
+    try:
+        services.reject_run(code, request.form.get("reason", ""), actor=current_user)
+    except DomainError as err:
+        flash(str(err.message), "error")
+        return redirect(url_for("assays.run", code=code), 303)
+    flash(_("Run rejected; it is kept with the reason."), "success")
+    return redirect(url_for("assays.run", code=code))
+
+
+# --- plate design ------------------------------------------------------------------------
+
+
+@bp.route("/assays/plate-design", methods=["GET", "POST"])
+@requires(Permission.IMPORT_ASSAYS)
+def plate_design():
+    """Scanned tubes laid out on a plate; the map downloads and the volumes are recorded."""
+    templates = platemap.load_layout_templates()
+    if request.method == "POST":
+        try:
+            entries = services.parse_entries(request.form.get("aliquots", ""))
+            design = services.design_plate(
+                request.form.get("template", ""),
+                entries,
+                _int("volume_per_well_ul") or 100,
+                actor=current_user,
+            )
+        except DomainError as err:
+            flash(str(err.message), "error")
+            return render_template(
+                "assays/plate_design.html", templates=templates, form=request.form
+            ), err.status
+        return _download(design.workbook, XLSX, f"plate-map-{utcnow():%Y%m%d-%H%M}.xlsx")
+    return render_template("assays/plate_design.html", templates=templates, form={})
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+@bp.route("/assays/export.<fmt>")
+@requires(Permission.VIEW_SAMPLES)
+def export(fmt):
+    """One row per participant × visit × analyte, for the statisticians."""
+    if fmt == "csv":
+        return _download(outcomes.export_csv(criteria()), "text/csv", "study-results.csv")
+    if fmt == "xlsx":
+        content = outcomes.export_xlsx(criteria(), created=utcnow())
+        return _download(content, XLSX, "study-results.xlsx")
+    raise Invalid(_("The export is an xlsx or a CSV file."), fields={"format": fmt})
+
+
+@bp.route("/participants/<code>/results.png")
+@requires(Permission.VIEW_SAMPLES)
+def time_course_picture(code):
+    course = outcomes.time_course(code, actor=current_user)
+    analyte = request.args.get("analyte", "VEGF")
+    picture = pictures.time_course(code, analyte, course.get(analyte, []))
+    return _download(picture, "image/png", f"{code}-{analyte}.png", inline=True)
+
+
+# --- sections of other pages -------------------------------------------------------------
+
+
+def _aliquot_panel(aliquot_id: int) -> str:
+    rows = outcomes.aliquot_results(aliquot_id)
+    return render_template("assays/_aliquot_results.html", rows=rows) if rows else ""
+
+
+def _participant_panel(participant) -> str:
+    if not current_user.may(Permission.VIEW_SAMPLES):
+        return ""
+    course = outcomes.time_course(participant.code, actor=current_user)
+    if not course:
+        return ""
+    return render_template(
+        "assays/_participant_results.html",
+        participant=participant,
+        course=course,
+        responses=outcomes.responses_of(course, criteria()),
+    )
+
+
+def register_panels() -> None:
+    add_panel("aliquot", _aliquot_panel)
+    add_panel("participant", _participant_panel)

@@ -437,7 +437,8 @@ def _summaries(rows) -> list[AliquotSummary]:
     return [AliquotSummary(*row) for row in rows]
 
 
-def _site_scope(query, actor):
+def site_scope(query, actor):
+    """``query`` (joined to Participant) limited to the actor's centre, if bound to one."""
     if actor is not None and actor.site_id is not None:
         query = query.where(Participant.site_id == actor.site_id)
     return query
@@ -486,7 +487,7 @@ def scan_aliquot(raw_code: str, *, actor) -> AliquotSummary:
 def find_aliquot(raw_code: str, *, actor) -> Aliquot:
     """The aliquot row itself, for the services that change it and the detail page."""
     code = valid_code(raw_code)
-    query = _site_scope(
+    query = site_scope(
         db.select(Aliquot)
         .join(Aliquot.specimen)
         .join(Specimen.visit)
@@ -505,7 +506,7 @@ def find_aliquots(raw_codes: list[str], *, actor) -> list[Aliquot]:
     participant loaded in the same query. All or nothing: one bad or unknown code and the
     error names it."""
     codes = [valid_code(raw) for raw in raw_codes]
-    query = _site_scope(
+    query = site_scope(
         db.select(Aliquot)
         .join(Aliquot.specimen)
         .join(Specimen.visit)
@@ -526,7 +527,7 @@ def find_aliquots(raw_codes: list[str], *, actor) -> list[Aliquot]:
 
 
 def list_aliquots(*, actor, limit: int = 100, offset: int = 0) -> Page:
-    query = _site_scope(_scan.summary, actor)
+    query = site_scope(_scan.summary, actor)
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
     rows = db.session.execute(query.order_by(Aliquot.id).limit(limit).offset(offset))
     return Page(_summaries(rows), total)

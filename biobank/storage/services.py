@@ -716,6 +716,49 @@ def release_positions(aliquot_ids: Iterable[int]) -> dict[int, str]:
 GONE = ("shipped", "consumed", "destroyed", "lost")
 
 
+def take_volume(barcode: str, volume_ul: int, purpose: str, *, actor) -> Aliquot:
+    """Take ``volume_ul`` from an aliquot for an assay: a tube in storage is checked out
+    first; the CONSUMED event says how much was taken and what is left; a tube used up
+    is consumed and its position freed."""
+    aliquot = samples.find_aliquot(barcode, actor=actor)
+    if aliquot.status == "in_storage":
+        check_out(aliquot.barcode, purpose, actor=actor)
+    elif aliquot.status not in ("checked_out", "registered", "received"):
+        raise Conflict(
+            _l(
+                "%(code)s is %(status)s: nothing can be taken from it.",
+                code=aliquot.barcode,
+                status=aliquot.status,
+            ),
+            code="aliquot.gone",
+            fields={"barcode": aliquot.barcode},
+        )
+    if not 0 < volume_ul <= aliquot.volume_ul:
+        raise Invalid(
+            _l(
+                "%(code)s holds %(n)d µL: %(asked)d µL cannot be taken.",
+                code=aliquot.barcode,
+                n=aliquot.volume_ul,
+                asked=volume_ul,
+            ),
+            fields={"volume_ul": str(volume_ul)},
+        )
+    aliquot.volume_ul -= volume_ul
+    where = None
+    if aliquot.volume_ul == 0:
+        aliquot.status = "consumed"
+        where = release_positions([aliquot.id]).get(aliquot.id)
+    custody.record(
+        aliquot,
+        EventKind.CONSUMED,
+        actor,
+        from_location=where,
+        reason=purpose,
+        details={"volume_ul_taken": volume_ul, "volume_ul_left": aliquot.volume_ul},
+    )
+    return aliquot
+
+
 def destroy(barcode: str, reason: str, *, actor) -> Aliquot:
     """Record that an aliquot was destroyed (consent withdrawn, damaged tube); its position
     is freed. The reason is required and kept in its custody."""

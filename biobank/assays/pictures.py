@@ -1,0 +1,35 @@
+"""Pictures of results: a run's fitted curve, a participant's time course."""
+
+from __future__ import annotations
+
+import json
+
+from biobank.assays import pipeline, platemap, platereader, plot
+from biobank.assays.models import AssayRun
+
+
+def run_curve(run: AssayRun, fmt: str) -> bytes:
+    """The fitted curve with its standards and samples, recomputed from the run's file,
+    plate map and options (the steps are pure: the same input gives the same fit)."""
+    options = pipeline.Options(**json.loads(run.options or "{}"))
+    blocks = platereader.read_reader_file(run.content, run.file_name)
+    result = pipeline.evaluate(blocks, platemap.read_plate_map(run.plate_map), options)
+    unit = json.loads(run.preview)["qc"]["unit"]
+    title = f"{run.code} · {run.analyte.code if run.analyte else ''} · {run.file_name}"
+    return plot.curve_picture(
+        result.fit, result.checks, result.samples, unit=unit, title=title, fmt=fmt
+    )
+
+
+def time_course(participant: str, analyte: str, rows) -> bytes:
+    """Values by study day; a flagged value is drawn at its limit, open."""
+    points = [
+        plot.Point(
+            r.study_day, r.value if r.value is not None else r.limit, r.visit, r.flag is not None
+        )
+        for r in rows
+        if r.value is not None or r.limit is not None
+    ]
+    unit = rows[0].unit if rows else ""
+    label = f"{analyte} ({unit})" if unit else analyte
+    return plot.time_course_picture(points, title=f"{participant} · {analyte}", ylabel=label)

@@ -1,0 +1,232 @@
+"""A plate from reader blocks to results, as pure steps: choose the reads, correct the
+wavelength, subtract the blank, fit the standards, check them, interpolate the samples.
+Each step is a function of the previous one's output; the preview is plain data (the
+JSON the command line prints and the run keeps)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from biobank.assays import curvefit
+from biobank.assays.platemap import PlateMap
+from biobank.assays.platereader import Block, Reading, corrected
+
+
+class PipelineError(ValueError):
+    """The plate cannot be evaluated at all (no read chosen, no standards to fit)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    read: int | None = None  # wavelength (e.g. 450) or block number (1, 2, …) of the read
+    reference: int | None = None  # of the correction read (540, 570), if any
+    model: str = "4PL"
+    weighting: str = "1/y2"
+    cv_limit_pct: float = 20.0
+
+    def as_dict(self) -> dict:
+        return {
+            "read": self.read,
+            "reference": self.reference,
+            "model": self.model,
+            "weighting": self.weighting,
+            "cv_limit_pct": self.cv_limit_pct,
+        }
+
+
+def _find(blocks: Sequence[Block], wanted: int, what: str) -> Block:
+    by_wavelength = [b for b in blocks if b.wavelength_nm == wanted]
+    if len(by_wavelength) == 1:
+        return by_wavelength[0]
+    if 1 <= wanted <= len(blocks):
+        return blocks[wanted - 1]
+    labels = ", ".join(f"{n}: {b.label or b.anchor}" for n, b in enumerate(blocks, 1))
+    raise PipelineError(f"no {what} read {wanted} in the file (blocks found: {labels})")
+
+
+def choose_reads(blocks: Sequence[Block], options: Options) -> tuple[Block, Block | None]:
+    """The read and its correction read: as asked, or the only block, or a 450 nm read
+    with its 540/570 nm reference when the file has exactly those."""
+    if not blocks:
+        raise PipelineError("the file has no 8 × 12 block")
+    if options.read is not None:
+        primary = _find(blocks, options.read, "primary")
+    elif len(blocks) == 1:
+        primary = blocks[0]
+    else:
+        at_450 = [b for b in blocks if b.wavelength_nm == 450]
+        if len(at_450) != 1:
+            raise PipelineError(
+                f"the file has {len(blocks)} blocks: say which is the read (--read)"
+            )
+        primary = at_450[0]
+    reference = None
+    if options.reference is not None:
+        reference = _find(blocks, options.reference, "reference")
+    elif options.read is None and len(blocks) == 2:
+        other = next(b for b in blocks if b is not primary)
+        if other.wavelength_nm in (540, 570, 620, 630):
+            reference = other
+    return primary, reference
+
+
+@dataclass
+class PlateResult:
+    preview: dict
+    fit: curvefit.Fit | None
+    checks: list[curvefit.StandardCheck]
+    samples: list[curvefit.SampleResult]
+    responses: dict[str, float | None]
+    problems: list[str] = field(default_factory=list)
+
+
+def _responses(
+    plate: PlateMap, readings: dict[str, Reading], problems: list[str]
+) -> dict[str, float | None]:
+    """The corrected response of every mapped well, blank subtracted; problems noted."""
+    values: dict[str, float | None] = {}
+    for well, content in plate.wells.items():
+        reading = readings.get(well)
+        if reading is None or reading.flag == "empty":
+            problems.append(f"well {well} ({content}) is in the plate map but empty in the file")
+            values[well] = None
+        elif reading.flag == "overflow":
+            problems.append(f"well {well} ({content}) is over the reader's range ({reading.raw})")
+            values[well] = None
+        else:
+            values[well] = reading.value
+    blanks = [values[w] for w in plate.groups().get("BLANK", []) if values.get(w) is not None]
+    if blanks:
+        blank = statistics.fmean(blanks)
+        values = {w: (v - blank if v is not None else None) for w, v in values.items()}
+    return values
+
+
+def evaluate(blocks: Sequence[Block], plate: PlateMap, options: Options) -> PlateResult:
+    """Everything the preview shows, from the reader's blocks and the plate map."""
+    primary, reference = choose_reads(blocks, options)
+    problems: list[str] = []
+    values = _responses(plate, corrected(primary, reference), problems)
+    groups = plate.groups()
+    unit = plate.standards[0].unit if plate.standards else ""
+    standards = []
+    for standard in plate.standards:
+        wells = groups.get(standard.name, [])
+        measured = [values[w] for w in wells if values.get(w) is not None]
+        if measured:
+            standards.append((standard.name, standard.concentration, measured))
+    concentrations = [c for _, c, rs in standards for _ in rs]
+    responses = [r for _, _, rs in standards for r in rs]
+    try:
+        fit = curvefit.fit_curve(
+            concentrations, responses, model=options.model, weighting=options.weighting
+        )
+    except curvefit.CurveFitError as err:
+        raise PipelineError(f"the standards cannot be fitted: {err}") from err
+    checks = curvefit.check_standards(fit, standards)
+    qc = curvefit.run_qc(fit, checks)
+    for check in checks:
+        if not check.passed and check.recovery_pct is None:
+            problems.append(f"standard {check.name}: cannot be back-calculated from the curve")
+        elif not check.passed:
+            problems.append(
+                f"standard {check.name}: recovery {check.recovery_pct:.1f} % outside "
+                f"±{check.limit_pct:g} %"
+            )
+    sample_inputs = []
+    for barcode in plate.samples():
+        wells = groups[barcode]
+        measured = [values[w] for w in wells if values.get(w) is not None]
+        if measured:
+            sample_inputs.append((barcode, wells, measured, plate.dilutions.get(barcode, 1.0)))
+    samples = curvefit.interpolate_samples(
+        fit, sample_inputs, lloq=qc.lloq, uloq=qc.uloq, cv_limit_pct=options.cv_limit_pct
+    )
+    for sample in samples:
+        if sample.flag:
+            note = f" — {sample.note}" if sample.note else ""
+            limit = f" ({sample.limit:g} {unit})" if sample.limit is not None else ""
+            problems.append(f"{sample.name}: {sample.flag}{limit}{note}")
+        if sample.cv_flag:
+            problems.append(
+                f"{sample.name}: replicate CV {sample.cv_pct:.1f} % above "
+                f"{options.cv_limit_pct:g} %"
+            )
+    controls = _controls(plate, groups, values, fit, problems)
+    if not qc.acceptable:
+        problems.append(
+            f"the curve fails its acceptance: {qc.passed} of {qc.calibrators} calibrators "
+            f"pass (at least 6 calibrators and 75 % passing are required)"
+        )
+    preview = {
+        "fit": {"model": fit.model, "params": fit.params, "r2": fit.r2, "weighting": fit.weighting},
+        "reads": {
+            "read": primary.label or primary.anchor,
+            "reference": (reference.label or reference.anchor) if reference else None,
+        },
+        "qc": {
+            "calibrators": qc.calibrators,
+            "passed": qc.passed,
+            "acceptable": qc.acceptable,
+            "lloq": qc.lloq,
+            "uloq": qc.uloq,
+            "unit": unit,
+        },
+        "standards": [
+            {
+                "name": c.name,
+                "expected": c.expected,
+                "back_calculated": c.back_calculated,
+                "recovery_pct": c.recovery_pct,
+                "pass": c.passed,
+            }
+            for c in checks
+        ],
+        "controls": controls,
+        "samples": [
+            {
+                "barcode": s.name,
+                "wells": list(s.wells),
+                "dilution": s.dilution,
+                "concentration": s.concentration,
+                "unit": unit,
+                "cv_pct": s.cv_pct,
+                "flag": s.flag,
+                "limit": s.limit,
+            }
+            for s in samples
+        ],
+        "problems": problems,
+    }
+    return PlateResult(preview, fit, checks, samples, values, problems)
+
+
+def _controls(plate, groups, values, fit, problems) -> list[dict]:
+    found = []
+    for control in plate.controls:
+        measured = [values[w] for w in groups.get(control.name, []) if values.get(w) is not None]
+        if not measured:
+            continue
+        value = fit.inverse(statistics.fmean(measured))
+        inside = (
+            value is not None
+            and (control.low is None or value >= control.low)
+            and (control.high is None or value <= control.high)
+        )
+        if not inside:
+            problems.append(
+                f"control {control.name}: {value if value is None else round(value, 2)} outside "
+                f"the kit range {control.low}–{control.high}"
+            )
+        found.append(
+            {
+                "name": control.name,
+                "value": value,
+                "low": control.low,
+                "high": control.high,
+                "pass": inside,
+            }
+        )
+    return found

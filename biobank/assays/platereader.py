@@ -1,0 +1,603 @@
+"""Read the files ELISA plate readers export.
+
+Two shapes are understood:
+
+* **Plate blocks** (:func:`read_reader_file`): the reader's own export, an 8 × 12
+  grid of optical densities with the row letters A–H down its left side and the
+  column numbers 1–12 across its top. Instruments put these blocks anywhere: after
+  lines of metadata, side by side (one per wavelength), stacked, or one per sheet.
+  Blocks are found by their headers alone, so no instrument-specific template is
+  needed.
+* **Long lists** (:func:`long_list`): what a laboratory information system exports,
+  one row per well with a well id, a sample name and a value.
+
+Files are ``.xlsx`` (read with openpyxl) or ``.csv`` / ``.txt`` (read with the csv
+module; the delimiter and the encoding are guessed). Every problem raises
+:class:`ReaderFileError`, whose message says where in the file it is, e.g.
+``sheet "Results", cell D14: ...`` or ``line 14, column 4: ...``, so the user can
+open the file and fix it.
+
+This module is pure: no Flask, no database, nothing from the rest of ``biobank``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import math
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import PurePath
+
+import openpyxl
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.exceptions import InvalidFileException
+
+__all__ = [
+    "WELLS",
+    "Block",
+    "ReaderFileError",
+    "Reading",
+    "corrected",
+    "long_list",
+    "read_reader_file",
+]
+
+ROW_LETTERS = "ABCDEFGH"
+COLUMN_COUNT = 12
+WELLS: tuple[str, ...] = tuple(
+    f"{row}{column}" for row in ROW_LETTERS for column in range(1, COLUMN_COUNT + 1)
+)
+
+EMPTY = "empty"
+OVERFLOW = "overflow"
+
+# How far from a block's header row a label may sit: instruments write the
+# wavelength or plate name just above the block, sometimes after a blank line.
+LABEL_ROWS_ABOVE = 3
+LABEL_CELLS_LEFT = 3
+
+# A long list's header row must be near the top; further down it is data.
+LONG_LIST_HEADER_ROWS = 30
+
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
+# Tab and ";" come first: on a tie they win over ",", which also appears inside
+# numbers written with decimal commas.
+CSV_DELIMITERS = ("\t", ";", ",")
+
+_NUMBER = r"[+\-\u2212]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+\-]?\d+)?"
+_NUMBER_RE = re.compile(_NUMBER)
+# Readers write a value above their range as a word, a run of asterisks, or the
+# upper limit preceded by ">".
+_OVERFLOW_WORDS = frozenset({"ovrflw", "overflow", "over"})
+_OVERFLOW_RE = re.compile(rf"\*+|>\s*{_NUMBER}")
+_HEADER_NUMBER_RE = re.compile(r"0*(\d+)(?:[.,]0*)?")
+_WELL_ID_RE = re.compile(r"([A-H])0*(1[0-2]|[1-9])")
+# Three digits standing alone (not part of a longer number or a decimal).
+_WAVELENGTH_RE = re.compile(r"(?<![\d.])(\d{3})(?!\d|\.\d)")
+_WAVELENGTH_RANGE = range(340, 1000)
+
+
+class ReaderFileError(ValueError):
+    """The file cannot be read; the message says where (sheet and cell, or line and column)."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One well's value as read from the file."""
+
+    value: float | None  # None when empty or overflow
+    flag: str | None  # None, "empty" or "overflow"
+    raw: str  # the cell as written, stripped
+    cell: str  # "Results!D14" (xlsx) or "line 14, column 4" (csv)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One 8 × 12 plate block found in a reader file."""
+
+    sheet: str  # sheet name ("" for csv)
+    label: str  # nearest text at or above/left of the header row, "" if none
+    wavelength_nm: int | None  # a 3-digit wavelength 340–999 found in the label
+    anchor: str  # the top-left header cell, in the same form as Reading.cell
+    wells: dict[str, Reading]  # all 96 keys of WELLS
+
+
+# --------------------------------------------------------------------------
+# Public functions
+# --------------------------------------------------------------------------
+
+
+def read_reader_file(data: bytes, filename: str) -> list[Block]:
+    """Return every 8 × 12 block of the file, in reading order.
+
+    Reading order is sheet order, then top to bottom, then left to right. Raises
+    :class:`ReaderFileError` if no block is found, if a block's headers are
+    incomplete, or if a well holds something that is not a reading.
+    """
+    grids = _load(data, filename)
+    blocks = [block for grid in grids for block in _blocks_in(grid)]
+    if not blocks:
+        where = ", ".join(f'"{grid.sheet}"' for grid in grids if grid.sheet is not None)
+        looked = f" (looked at sheets {where})" if where else ""
+        raise ReaderFileError(
+            f"{filename}: no 8 × 12 block with A–H / 1–12 headers was found{looked}"
+        )
+    return blocks
+
+
+def corrected(primary: Block, reference: Block | None) -> dict[str, Reading]:
+    """Subtract the reference wavelength from the primary one, well by well.
+
+    This is the usual 450 nm − 540/570 nm correction for plate imperfections. A
+    well overflowing at either wavelength has no usable value, so it stays an
+    overflow; otherwise a well empty at either wavelength stays empty. Without a
+    reference the primary readings are returned as they are.
+    """
+    if reference is None:
+        return dict(primary.wells)
+    return {
+        well: _subtract(reading, reference.wells[well]) for well, reading in primary.wells.items()
+    }
+
+
+def long_list(
+    data: bytes,
+    filename: str,
+    *,
+    well_column: str = "Well",
+    sample_column: str = "Sample",
+    value_column: str = "Value",
+) -> tuple[dict[str, Reading], dict[str, str]]:
+    """Read a one-row-per-well list (the shape a LIS exports).
+
+    The header row, somewhere in the first 30 rows of the first sheet (or of the
+    CSV), holds the three column names (case and surrounding spaces ignored).
+    Each following row gives a well id ("A1", "A01", "a1"), a sample name (may be
+    empty) and a value. Rows empty in all three columns are skipped.
+
+    Returns ``(well → Reading, well → sample name)``; wells not listed are absent.
+    """
+    grid = _load(data, filename, first_sheet_only=True)[0]
+    names = {"well": well_column, "sample": sample_column, "value": value_column}
+    header_row, columns = _find_list_header(grid, names)
+
+    readings: dict[str, Reading] = {}
+    samples: dict[str, str] = {}
+    first_seen: dict[str, str] = {}
+    for r in range(header_row + 1, len(grid.rows)):
+        cells = {key: grid.get(r, c) for key, c in columns.items()}
+        if all(_text(value) == "" for value in cells.values()):
+            continue  # blank line or a note in some other column
+        well = _well_id(grid, r, columns["well"], well_column)
+        if well in first_seen:
+            raise grid.error(
+                r,
+                columns["well"],
+                f"well {well} is listed twice (first at {first_seen[well]})",
+                well_column,
+            )
+        first_seen[well] = grid.where(r, columns["well"])
+        readings[well] = _read_cell(grid, r, columns["value"], value_column)
+        samples[well] = _text(cells["sample"])
+    return readings, samples
+
+
+# --------------------------------------------------------------------------
+# Files → grids of cell values
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The cells of one sheet (or of a CSV file) and how to name their places.
+
+    ``rows[r][c]`` is the value at 0-based row ``r`` and column ``c``: whatever
+    openpyxl gives for xlsx, a string for CSV. For CSV, ``lines[r]`` is the
+    physical line where row ``r`` starts (a quoted field may span lines).
+    """
+
+    sheet: str | None  # None for CSV
+    rows: list[list[object]]
+    lines: list[int]
+
+    def get(self, r: int, c: int) -> object:
+        """The value at (r, c), None outside the written area."""
+        if 0 <= r < len(self.rows) and 0 <= c < len(self.rows[r]):
+            return self.rows[r][c]
+        return None
+
+    def where(self, r: int, c: int) -> str:
+        """The place of (r, c) as stored in Reading.cell: "Results!D14" or "line 14, column 4"."""
+        if self.sheet is None:
+            return f"line {self.lines[r]}, column {c + 1}"
+        return f"{self.sheet}!{_coordinate(r, c)}"
+
+    def error(self, r: int, c: int, message: str, column: str = "") -> ReaderFileError:
+        """An error about one cell: 'sheet "Results", cell D14: ...' or 'line 14, column 4: ...'.
+
+        ``column`` (a long list's column name) is added after the place:
+        'sheet "Export", cell C5 (column "OD"): ...'.
+        """
+        if self.sheet is None:
+            place = f"line {self.lines[r]}, column {c + 1}"
+        else:
+            place = f'sheet "{self.sheet}", cell {_coordinate(r, c)}'
+        if column:
+            place += f' (column "{column}")'
+        return ReaderFileError(f"{place}: {message}")
+
+    def row_error(self, r: int, message: str) -> ReaderFileError:
+        """An error about a whole row: 'sheet "Results", row 4: ...' or 'line 4: ...'."""
+        if self.sheet is None:
+            return ReaderFileError(f"line {self.lines[r]}: {message}")
+        return ReaderFileError(f'sheet "{self.sheet}", row {r + 1}: {message}')
+
+
+def _coordinate(r: int, c: int) -> str:
+    """Excel's name for 0-based (r, c), e.g. (13, 3) → "D14"."""
+    return f"{get_column_letter(c + 1)}{r + 1}"
+
+
+def _load(data: bytes, filename: str, *, first_sheet_only: bool = False) -> list[_Grid]:
+    """Turn the file into grids, one per worksheet (a CSV file is one grid)."""
+    suffix = PurePath(filename).suffix.lower()
+    if suffix in XLSX_SUFFIXES:
+        return _load_xlsx(data, filename, first_sheet_only=first_sheet_only)
+    if suffix in TEXT_SUFFIXES:
+        return [_load_csv(data)]
+    if suffix == ".xls":
+        raise ReaderFileError(
+            f"{filename}: the old Excel .xls format cannot be read; save the file as .xlsx or .csv"
+        )
+    raise ReaderFileError(f"{filename}: expected an .xlsx, .csv or .txt file")
+
+
+def _load_xlsx(data: bytes, filename: str, *, first_sheet_only: bool) -> list[_Grid]:
+    """Read every worksheet's values (cached results for formulas, as Excel shows them)."""
+    try:
+        with warnings.catch_warnings():
+            # Instrument software often writes workbooks without a default style;
+            # openpyxl warns about it, but the values are unaffected.
+            warnings.simplefilter("ignore", UserWarning)
+            workbook = openpyxl.load_workbook(io.BytesIO(data), data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+        raise ReaderFileError(f"{filename}: not a readable .xlsx workbook ({exc})") from exc
+    try:
+        sheets = workbook.worksheets[:1] if first_sheet_only else workbook.worksheets
+        return [
+            _Grid(sheet.title, [list(row) for row in sheet.iter_rows(values_only=True)], [])
+            for sheet in sheets
+        ]
+    finally:
+        workbook.close()
+
+
+def _load_csv(data: bytes) -> _Grid:
+    """Read a delimited text file into one grid, remembering each row's line number."""
+    text = _decode(data)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
+    rows: list[list[object]] = []
+    lines: list[int] = []
+    start = 1  # a row starts on the line after the one where the previous row ended
+    try:
+        for row in reader:
+            rows.append(list(row))
+            lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise ReaderFileError(f"line {reader.line_num}: {exc}") from exc
+    return _Grid(None, rows, lines)
+
+
+def _decode(data: bytes) -> str:
+    """Decode a text export: UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252.
+
+    Windows instrument software commonly writes cp1252 ("µL", "°C"); a file that is
+    not valid UTF-8 is almost always that.
+    """
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _sniff_delimiter(text: str) -> str:
+    """Pick the delimiter, among tab, ";" and ",", found on the most non-blank lines.
+
+    csv.Sniffer is not used: French Excel exports separate with ";" and write
+    decimal commas, so "," is also everywhere and fools it. Counting lines instead
+    works because a ";" export has ";" on every line with a comma and more.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    counts = {delimiter: sum(delimiter in line for line in lines) for delimiter in CSV_DELIMITERS}
+    best = max(CSV_DELIMITERS, key=lambda delimiter: counts[delimiter])  # first wins ties
+    return best if counts[best] else ","
+
+
+# --------------------------------------------------------------------------
+# Finding 8 × 12 blocks
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rect:
+    """The cells a block occupies, headers included (inclusive bounds)."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+    @classmethod
+    def of_block(cls, anchor_r: int, anchor_c: int) -> _Rect:
+        return cls(anchor_r, anchor_c, anchor_r + len(ROW_LETTERS), anchor_c + COLUMN_COUNT)
+
+    def contains(self, r: int, c: int) -> bool:
+        return self.top <= r <= self.bottom and self.left <= c <= self.right
+
+
+def _blocks_in(grid: _Grid) -> list[Block]:
+    """All blocks of one grid, in reading order."""
+    anchors = _find_anchors(grid)
+    rects = [_Rect.of_block(r, c) for r, c in anchors]
+    blocks = []
+    for r, c in anchors:
+        others = [rect for rect in rects if (rect.top, rect.left) != (r, c)]
+        label = _find_label(grid, r, c, others)
+        blocks.append(
+            Block(
+                sheet=grid.sheet or "",
+                label=label,
+                wavelength_nm=_wavelength(label),
+                anchor=grid.where(r, c),
+                wells=_read_wells(grid, r, c),
+            )
+        )
+    return blocks
+
+
+def _find_anchors(grid: _Grid) -> list[tuple[int, int]]:
+    """The (row, column) of each block's top-left header cell, in reading order.
+
+    A block starts wherever a row holds 1..12 in consecutive cells; the letters
+    A–H must then run down the column to the left of the "1", or the file is
+    malformed and an error names the offending cell.
+    """
+    anchors: list[tuple[int, int]] = []
+    rects: list[_Rect] = []
+    for r, row in enumerate(grid.rows):
+        c = 0
+        while c + COLUMN_COUNT <= len(row):
+            # Inside a block already found, cells are readings, never headers.
+            if _header_number(row[c]) != 1 or any(rect.contains(r, c) for rect in rects):
+                c += 1
+                continue
+            if not _is_header_run(row, c):
+                c += 1
+                continue
+            _check_header(grid, r, c)
+            anchors.append((r, c - 1))
+            rects.append(_Rect.of_block(r, c - 1))
+            c += COLUMN_COUNT
+    return anchors
+
+
+def _header_number(value: object) -> int | None:
+    """A column header as an int: 3, 3.0, "3", "03" and "3.0" all give 3."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        match = _HEADER_NUMBER_RE.fullmatch(value.strip())
+        return int(match.group(1)) if match else None
+    return None
+
+
+def _is_header_run(row: list[object], c: int) -> bool:
+    """Whether row[c:c+12] reads 1, 2, ..., 12."""
+    cells = row[c : c + COLUMN_COUNT]
+    return len(cells) == COLUMN_COUNT and all(
+        _header_number(value) == k + 1 for k, value in enumerate(cells)
+    )
+
+
+def _check_header(grid: _Grid, r: int, c: int) -> None:
+    """Check that the 1..12 run at (r, c) heads a proper 8 × 12 block."""
+    header = grid.where(r, c)
+    if c == 0:
+        raise grid.error(
+            r, c, "column headers 1–12 start in the first column, leaving no room for row letters"
+        )
+    if _header_number(grid.get(r, c + COLUMN_COUNT)) == COLUMN_COUNT + 1:
+        raise grid.error(
+            r,
+            c + COLUMN_COUNT,
+            "a column 13 follows 1–12: only 96-well (8 × 12) plates can be read",
+        )
+    for i, letter in enumerate(ROW_LETTERS):
+        found = _text(grid.get(r + 1 + i, c - 1))
+        if found.upper() != letter:
+            shown = f'"{found}"' if found else "an empty cell"
+            raise grid.error(
+                r + 1 + i,
+                c - 1,
+                f"expected row letter {letter} of the block whose column headers 1–12 "
+                f"start at {header}, found {shown}",
+            )
+
+
+def _read_wells(grid: _Grid, anchor_r: int, anchor_c: int) -> dict[str, Reading]:
+    """The 96 readings under and right of the headers, keyed A1..H12."""
+    wells = {}
+    for i, letter in enumerate(ROW_LETTERS):
+        for j in range(COLUMN_COUNT):
+            wells[f"{letter}{j + 1}"] = _read_cell(grid, anchor_r + 1 + i, anchor_c + 1 + j)
+    return wells
+
+
+def _find_label(grid: _Grid, r: int, c: int, others: list[_Rect]) -> str:
+    """The nearest text naming the block whose top-left header is (r, c).
+
+    Looked for, nearest first: the top-left header cell itself (some readers write
+    the wavelength there), a few cells left on the header row, then each of a few
+    rows above, at the anchor column, across the block's width, then to the left.
+    Cells of other blocks are skipped, so side-by-side or stacked blocks do not
+    steal each other's labels (or take a neighbour's numbers as a label).
+    """
+    places = [(r, c)]
+    places += [(r, c - k) for k in range(1, LABEL_CELLS_LEFT + 1)]
+    for above in range(r - 1, r - 1 - LABEL_ROWS_ABOVE, -1):
+        places += [(above, c + k) for k in range(COLUMN_COUNT + 1)]
+        places += [(above, c - k) for k in range(1, LABEL_CELLS_LEFT + 1)]
+    for pr, pc in places:
+        if pr < 0 or pc < 0 or any(rect.contains(pr, pc) for rect in others):
+            continue
+        text = _text(grid.get(pr, pc))
+        # "<>" and similar punctuation in the corner cell name nothing.
+        if any(ch.isalnum() for ch in text):
+            return text
+    return ""
+
+
+def _wavelength(label: str) -> int | None:
+    """The first stand-alone 3-digit number 340–999 in the label ("Read 1: 450 nm" → 450)."""
+    for match in _WAVELENGTH_RE.finditer(label):
+        if int(match.group(1)) in _WAVELENGTH_RANGE:
+            return int(match.group(1))
+    return None
+
+
+# --------------------------------------------------------------------------
+# Cell values → readings
+# --------------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    """A cell as text, stripped; whole floats without ".0" (Excel stores 450 as 450.0)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _read_cell(grid: _Grid, r: int, c: int, column: str = "") -> Reading:
+    """The reading at (r, c); an unreadable value raises an error naming the cell."""
+    value = grid.get(r, c)
+    try:
+        number, flag = _interpret(value)
+    except ValueError as exc:
+        raise grid.error(r, c, str(exc), column) from None
+    return Reading(value=number, flag=flag, raw=_text(value), cell=grid.where(r, c))
+
+
+def _interpret(value: object) -> tuple[float | None, str | None]:
+    """(value, flag) for one cell; raises ValueError with a message for the user.
+
+    Accepts numbers, numbers stored as text, decimal commas, scientific notation
+    and negative values (some readers subtract a blank themselves); overflow
+    markers give (None, "overflow"), an empty cell (None, "empty").
+    """
+    if isinstance(value, bool):
+        raise ValueError(f'"{value}" is not a reading')
+    if isinstance(value, int | float):
+        return _finite(float(value), str(value)), None
+    text = _text(value)
+    if text == "":
+        return None, EMPTY
+    if text.casefold() in _OVERFLOW_WORDS or _OVERFLOW_RE.fullmatch(text):
+        return None, OVERFLOW
+    if _NUMBER_RE.fullmatch(text):
+        # Decimal commas come from French (and other) locales; U+2212 from word processors.
+        return _finite(float(text.replace(",", ".").replace("\u2212", "-")), text), None
+    raise ValueError(
+        f'cannot read "{text}": expected a number, an overflow marker (OVRFLW, *****, >4.000) '
+        "or an empty cell"
+    )
+
+
+def _finite(number: float, text: str) -> float:
+    """Reject infinities and NaN, which no instrument means to write."""
+    if not math.isfinite(number):
+        raise ValueError(f'"{text}" is not a finite number')
+    return number
+
+
+def _subtract(primary: Reading, reference: Reading) -> Reading:
+    """primary − reference for one well, with overflow winning over empty."""
+    raw = f"{primary.raw}-{reference.raw}"
+    flags = {primary.flag, reference.flag}
+    if OVERFLOW in flags:
+        return Reading(None, OVERFLOW, raw, primary.cell)
+    if EMPTY in flags:
+        return Reading(None, EMPTY, raw, primary.cell)
+    assert primary.value is not None and reference.value is not None
+    return Reading(primary.value - reference.value, None, raw, primary.cell)
+
+
+# --------------------------------------------------------------------------
+# Long lists
+# --------------------------------------------------------------------------
+
+
+def _normalise(name: str) -> str:
+    return name.strip().casefold()
+
+
+def _find_list_header(grid: _Grid, names: dict[str, str]) -> tuple[int, dict[str, int]]:
+    """The header row and the column of each configured name.
+
+    The row with the most of the names wins (a metadata line such as "Sample: x"
+    may hold one of them); if it lacks any, the error names that row and column.
+    """
+    wanted = {key: _normalise(name) for key, name in names.items()}
+    best_row, best_columns = -1, {}
+    for r in range(min(LONG_LIST_HEADER_ROWS, len(grid.rows))):
+        columns: dict[str, int] = {}
+        for c, value in enumerate(grid.rows[r]):
+            for key, name in wanted.items():
+                if key not in columns and _normalise(_text(value)) == name:
+                    columns[key] = c
+        if len(columns) > len(best_columns):
+            best_row, best_columns = r, columns
+    quoted = ", ".join(f'"{name}"' for name in names.values())
+    if not best_columns:
+        where = f'sheet "{grid.sheet}": ' if grid.sheet is not None else ""
+        raise ReaderFileError(
+            f"{where}no header row with the columns {quoted} "
+            f"in the first {LONG_LIST_HEADER_ROWS} rows"
+        )
+    missing = [names[key] for key in names if key not in best_columns]
+    if missing:
+        found = ", ".join(f'"{_text(v)}"' for v in grid.rows[best_row] if _text(v)) or "none"
+        raise grid.row_error(
+            best_row,
+            f'the header row has no "{missing[0]}" column (expected {quoted}; found {found})',
+        )
+    return best_row, best_columns
+
+
+def _well_id(grid: _Grid, r: int, c: int, column: str) -> str:
+    """The well id at (r, c), normalised to "A1".."H12" ("a01" → "A1")."""
+    text = _text(grid.get(r, c))
+    if not text:
+        raise grid.error(r, c, "the well id is missing", column)
+    match = _WELL_ID_RE.fullmatch(text.upper())
+    if not match:
+        raise grid.error(r, c, f'unknown well id "{text}" (expected A1 to H12)', column)
+    return f"{match.group(1)}{int(match.group(2))}"

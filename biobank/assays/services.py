@@ -1,0 +1,523 @@
+"""Assay runs: import a plate (reader file + plate map) or a laboratory's result sheet as a
+preview, then accept it (results written in one transaction, with who and when) or
+reject it (kept with the reason). A file is imported once: its SHA-256 is unique."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from biobank.assays import pipeline, platemap, platereader, resultsheet, units
+from biobank.assays.models import Analyte, AssayRun, Result, Well
+from biobank.custody import services as custody
+from biobank.db import utcnow
+from biobank.errors import Conflict, Invalid, NotFound
+from biobank.extensions import db
+from biobank.samples import services as samples
+from biobank.samples.models import Aliquot, Specimen
+from biobank.storage import services as storage
+from biobank.study.models import Participant, Visit
+from biobank.study.services import Page
+
+SAMPLE_TYPE_OF = {"VEGF": "SER"}  # informative only: the analyte's usual matrix
+
+
+def canonical(data) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- analytes ----------------------------------------------------------------------------
+
+
+def ensure_default_analytes() -> int:
+    """Add the analytes of analytes.toml that the database does not have yet."""
+    known = set(db.session.execute(sa.select(Analyte.code)).scalars())
+    added = 0
+    for spec in resultsheet.load_analytes().values():
+        if spec.code in known:
+            continue
+        db.session.add(
+            Analyte(
+                code=spec.code,
+                name=spec.name,
+                kind=spec.kind,
+                unit=spec.unit,
+                allowed_values=canonical(list(spec.values)),
+                aliases=canonical(list(spec.aliases)),
+            )
+        )
+        added += 1
+    db.session.flush()
+    return added
+
+
+@dataclass(frozen=True)
+class AnalyteChoice:
+    code: str
+    name: str
+    kind: str
+    unit: str
+
+
+def analyte_choices() -> list[AnalyteChoice]:
+    """The analytes one may import: those declared, and the defaults not yet used (added
+    to the database on their first import). Reads only."""
+    found = {a.code: AnalyteChoice(a.code, a.name, a.kind, a.unit) for a in list_analytes()}
+    for spec in resultsheet.load_analytes().values():
+        found.setdefault(spec.code, AnalyteChoice(spec.code, spec.name, spec.kind, spec.unit))
+    return sorted(found.values(), key=lambda a: a.code)
+
+
+def list_analytes() -> list[Analyte]:
+    return list(db.session.execute(sa.select(Analyte).order_by(Analyte.code)).scalars())
+
+
+def get_analyte(code: str) -> Analyte:
+    ensure_default_analytes()
+    wanted = (code or "").strip().upper()
+    analyte = db.session.execute(sa.select(Analyte).where(Analyte.code == wanted)).scalar()
+    if analyte is None:
+        known = ", ".join(a.code for a in list_analytes())
+        raise NotFound(
+            _l("No analyte %(code)s (known: %(known)s).", code=wanted, known=known),
+            fields={"analyte": wanted},
+        )
+    return analyte
+
+
+def declare_analyte(
+    code: str, name: str, kind: str, unit: str = "", values=(), aliases=(), *, actor
+) -> Analyte:
+    """An analyte the administrator adds (a new marker): its unit, or its values."""
+    code = (code or "").strip().upper()
+    if not code or len(code) > 16 or not code.replace("_", "").isalnum():
+        raise Invalid(_l("A code of letters, digits and _ (at most 16)."), fields={"code": code})
+    if kind not in ("numeric", "qualitative"):
+        raise Invalid(_l("Numeric or qualitative."), fields={"kind": kind})
+    if db.session.execute(sa.select(Analyte.id).where(Analyte.code == code)).first():
+        raise Conflict(_l("Analyte %(code)s exists.", code=code), fields={"code": code})
+    try:
+        unit = units.normalize_unit(unit) if kind == "numeric" else ""
+    except units.UnitError as err:
+        raise Invalid(str(err), fields={"unit": unit}) from err
+    analyte = Analyte(
+        code=code,
+        name=(name or code).strip()[:100],
+        kind=kind,
+        unit=unit,
+        allowed_values=canonical([v.strip().lower() for v in values if v.strip()]),
+        aliases=canonical([a.strip() for a in aliases if a.strip()]),
+    )
+    db.session.add(analyte)
+    db.session.flush()
+    return analyte
+
+
+def _specs() -> dict[str, resultsheet.AnalyteSpec]:
+    ensure_default_analytes()
+    return {
+        a.code: resultsheet.AnalyteSpec(
+            a.code,
+            a.name,
+            a.kind,
+            a.unit,
+            tuple(json.loads(a.allowed_values)),
+            tuple(json.loads(a.aliases)),
+        )
+        for a in list_analytes()
+    }
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+def _refuse_known(content: bytes) -> str:
+    digest = hashlib.sha256(content).hexdigest()
+    held = db.session.execute(sa.select(AssayRun).where(AssayRun.file_sha256 == digest)).scalar()
+    if held is not None:
+        raise Conflict(
+            _l(
+                "This file was already imported: run %(run)s (%(status)s, %(name)s).",
+                run=held.code,
+                status=held.status,
+                name=held.file_name,
+            ),
+            code="run.duplicate_file",
+            fields={"file": held.code},
+        )
+    return digest
+
+
+def _aliquots(barcodes, actor) -> dict[str, Aliquot]:
+    """The aliquots these barcodes name that the actor may see."""
+    found = {}
+    codes = sorted(set(barcodes))
+    if not codes:
+        return found
+    query = (
+        sa.select(Aliquot)
+        .join(Specimen, Specimen.id == Aliquot.specimen_id)
+        .join(Visit, Visit.id == Specimen.visit_id)
+        .join(Participant, Participant.id == Visit.participant_id)
+        .where(Aliquot.barcode.in_(codes))
+    )
+    for aliquot in db.session.execute(samples.site_scope(query, actor)).scalars():
+        found[aliquot.barcode] = aliquot
+    return found
+
+
+def _in_analyte_unit(data: dict, analyte: Analyte) -> None:
+    """Standards in ng/mL, VEGF results in pg/mL: the sample values are converted."""
+    unit = data["qc"]["unit"]
+    if not unit or unit == analyte.unit:
+        return
+    try:
+        factor = units.convert(1.0, unit, analyte.unit)
+    except units.UnitError as err:
+        raise Invalid(
+            _l(
+                "The standards' unit %(unit)s is not a unit of %(analyte)s: %(error)s",
+                unit=unit,
+                analyte=analyte.code,
+                error=str(err),
+            ),
+            fields={"plate_map": unit},
+        ) from err
+    for sample in data["samples"]:
+        for key in ("concentration", "limit"):
+            if sample[key] is not None:
+                sample[key] *= factor
+        sample["unit"] = analyte.unit
+
+
+@dataclass(frozen=True)
+class Preview:
+    run: AssayRun | None
+    data: dict
+
+
+def preview_plate(
+    reader_file: bytes,
+    reader_name: str,
+    plate_map_file: bytes,
+    analyte_code: str,
+    options: pipeline.Options,
+    *,
+    instrument: str = "",
+    kit_lot: str = "",
+    keep: bool = True,
+    actor,
+) -> Preview:
+    """Read, fit and check a plate; with ``keep`` the run is stored as a preview for a
+    manager to accept or reject, otherwise nothing is written (a dry run)."""
+    digest = _refuse_known(reader_file)
+    analyte = get_analyte(analyte_code)
+    if analyte.kind != "numeric":
+        raise Invalid(_l("A plate measures a numeric analyte."), fields={"analyte": analyte.code})
+    try:
+        blocks = platereader.read_reader_file(reader_file, reader_name)
+    except platereader.ReaderFileError as err:
+        raise Invalid(
+            f"{reader_name}: {err}", code="run.reader_file", fields={"file": str(err)}
+        ) from err
+    try:
+        plate = platemap.read_plate_map(plate_map_file)
+    except platemap.PlateMapError as err:
+        raise Invalid(
+            str(_l("Plate map: %(error)s", error=str(err))),
+            code="run.plate_map",
+            fields={"plate_map": str(err)},
+        ) from err
+    try:
+        result = pipeline.evaluate(blocks, plate, options)
+    except pipeline.PipelineError as err:
+        raise Invalid(str(err), code="run.not_evaluable", fields={"file": str(err)}) from err
+    data = result.preview
+    _in_analyte_unit(data, analyte)
+    known = _aliquots(plate.samples(), actor)
+    for sample in data["samples"]:
+        sample["known"] = sample["barcode"] in known
+        if not sample["known"]:
+            data["problems"].append(
+                f"{sample['barcode']} is on the plate map but is not an aliquot of the bank"
+            )
+    data["analyte"] = analyte.code
+    data["wells"] = {
+        well: {
+            "content": content,
+            "kind": plate.kind(content),
+            "response": result.responses.get(well),
+            "dilution": plate.dilutions.get(content, 1.0),
+        }
+        for well, content in plate.wells.items()
+    }
+    run = None
+    if keep:
+        run = AssayRun(
+            kind="plate",
+            analyte_id=analyte.id,
+            file_name=reader_name[:255],
+            file_sha256=digest,
+            content=reader_file,
+            plate_map=plate_map_file,
+            instrument=(instrument or "").strip()[:100],
+            kit_lot=(kit_lot or "").strip()[:100],
+            options=canonical(options.as_dict()),
+            preview=canonical(data),
+            problems=len(data["problems"]),
+            created_by_id=getattr(actor, "id", None),
+        )
+        db.session.add(run)
+        db.session.flush()
+        data["run"] = run.code
+    return Preview(run, data)
+
+
+def preview_results(data: bytes, filename: str, *, keep: bool = True, actor) -> Preview:
+    """A laboratory's row-per-sample result sheet, checked row by row."""
+    digest = _refuse_known(data)
+    try:
+        rows = resultsheet.read_results(data, filename, analytes=_specs())
+    except resultsheet.ResultSheetError as err:
+        problems = getattr(err, "problems", [str(err)])
+        raise Invalid(
+            f"{filename}: {err}", code="run.result_sheet", fields={"rows": " | ".join(problems)}
+        ) from err
+    known = _aliquots([r.barcode for r in rows], actor)
+    problems = [
+        f"row {r.row}: {r.barcode} is not an aliquot of the bank"
+        for r in rows
+        if r.barcode not in known
+    ]
+    preview = {
+        "rows": [
+            {
+                "row": r.row,
+                "barcode": r.barcode,
+                "analyte": r.analyte,
+                "value": r.value,
+                "comparator": r.comparator,
+                "text": r.text,
+                "detail": r.detail,
+                "unit": r.unit,
+                "reported": f"{r.reported_value} {r.reported_unit}".strip(),
+                "method": r.method,
+                "measured_on": r.measured_on.isoformat() if r.measured_on else None,
+                "known": r.barcode in known,
+            }
+            for r in rows
+        ],
+        "problems": problems,
+    }
+    run = None
+    if keep:
+        run = AssayRun(
+            kind="sheet",
+            file_name=filename[:255],
+            file_sha256=digest,
+            content=data,
+            preview=canonical(preview),
+            problems=len(problems),
+            created_by_id=getattr(actor, "id", None),
+        )
+        db.session.add(run)
+        db.session.flush()
+        preview["run"] = run.code
+    return Preview(run, preview)
+
+
+def get_run(code: str | int) -> AssayRun:
+    text = str(code).strip().upper().removeprefix("A")
+    run = db.session.get(AssayRun, int(text)) if text.isdigit() and len(text) <= 9 else None
+    if run is None:
+        raise NotFound(_l("No assay run %(code)s.", code=code), fields={"run": str(code)})
+    return run
+
+
+def list_runs(*, status: str | None = None, limit: int = 100, offset: int = 0) -> Page:
+    query = sa.select(AssayRun)
+    if status:
+        query = query.where(AssayRun.status == status)
+    total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
+    items = db.session.execute(query.order_by(AssayRun.id.desc()).limit(limit).offset(offset))
+    return Page(list(items.scalars()), total)
+
+
+def _decide(run: AssayRun, status: str, actor) -> None:
+    if run.status != "preview":
+        raise Conflict(
+            _l("Run %(run)s is already %(status)s.", run=run.code, status=run.status),
+            code="run.decided",
+        )
+    run.status = status
+    run.decided_at = utcnow()
+    run.decided_by_id = getattr(actor, "id", None)
+
+
+def accept_run(code: str | int, *, actor) -> AssayRun:
+    """Write the preview's results, in one transaction, with who accepted it and when.
+    Samples that are not aliquots of the bank are left out (the preview listed them)."""
+    run = get_run(code)
+    _decide(run, "accepted", actor)
+    preview = json.loads(run.preview)
+    if run.kind == "plate":
+        _write_plate(run, preview, actor)
+    else:
+        _write_sheet(run, preview, actor)
+    db.session.flush()
+    return run
+
+
+def _write_plate(run: AssayRun, preview: dict, actor) -> None:
+    found = _aliquots([s["barcode"] for s in preview["samples"]], actor)
+    for sample in preview["samples"]:
+        aliquot = found.get(sample["barcode"])
+        if aliquot is None:
+            continue
+        db.session.add(
+            Result(
+                run_id=run.id,
+                aliquot_id=aliquot.id,
+                analyte_id=run.analyte_id,
+                value=sample["concentration"],
+                unit=sample["unit"],
+                flag=sample["flag"],
+                limit=sample["limit"],
+                dilution=sample["dilution"],
+                cv_pct=sample["cv_pct"],
+                method=run.instrument or "ELISA",
+                measured_on=run.created_at.date(),
+                source="wells " + ", ".join(sample["wells"]),
+            )
+        )
+    for well, info in preview["wells"].items():
+        aliquot = found.get(info["content"])
+        db.session.add(
+            Well(
+                run_id=run.id,
+                position=well,
+                role=info["kind"],
+                content=info["content"][:40],
+                aliquot_id=aliquot.id if aliquot else None,
+                dilution=info["dilution"],
+                response=info["response"],
+            )
+        )
+
+
+def _write_sheet(run: AssayRun, preview: dict, actor) -> None:
+    found = _aliquots([r["barcode"] for r in preview["rows"]], actor)
+    analytes = {a.code: a for a in list_analytes()}
+    for row in preview["rows"]:
+        aliquot = found.get(row["barcode"])
+        if aliquot is None:
+            continue
+        db.session.add(
+            Result(
+                run_id=run.id,
+                aliquot_id=aliquot.id,
+                analyte_id=analytes[row["analyte"]].id,
+                value=row["value"],
+                unit=row["unit"],
+                comparator=row["comparator"],
+                text=row["text"],
+                detail=row["detail"] or "",
+                method=row["method"] or "",
+                measured_on=date.fromisoformat(row["measured_on"]) if row["measured_on"] else None,
+                source=f"row {row['row']}",
+            )
+        )
+
+
+def reject_run(code: str | int, reason: str, *, actor) -> AssayRun:
+    run = get_run(code)
+    reason = custody.require_reason(reason, _l("reject a run"))
+    _decide(run, "rejected", actor)
+    run.reason = reason
+    db.session.flush()
+    return run
+
+
+# --- plate design ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Design:
+    plate: platemap.PlateMap
+    workbook: bytes
+    taken_ul: dict[str, int]
+
+
+def parse_entries(text: str) -> list[tuple[str, float]]:
+    """Scanned tubes, one per line, each optionally followed by its dilution ("2" or
+    "1:2"): the list a technician types or scans for a plate."""
+    entries = []
+    for number, line in enumerate((text or "").splitlines(), 1):
+        parts = line.replace(";", " ").replace(",", " ").split()
+        if not parts:
+            continue
+        dilution = 1.0
+        if len(parts) > 1:
+            factor = parts[1].split(":")[-1]
+            try:
+                dilution = float(factor)
+            except ValueError:
+                raise Invalid(
+                    _l("Line %(n)d: %(value)s is not a dilution.", n=number, value=parts[1]),
+                    fields={"aliquots": line},
+                ) from None
+            if dilution < 1:
+                raise Invalid(
+                    _l("Line %(n)d: a dilution is 1 or more.", n=number), fields={"aliquots": line}
+                )
+        entries.append((samples.valid_code(parts[0]), dilution))
+    if not entries:
+        raise Invalid(_l("Scan at least one tube."), fields={"aliquots": ""})
+    return entries
+
+
+def design_plate(
+    template_name: str, entries: list[tuple[str, float]], volume_per_well_ul: int, *, actor
+) -> Design:
+    """Lay the tubes out on a plate from a layout template and record what each one gives
+    (wells × volume per well ÷ dilution, rounded up) as a CONSUMED custody event."""
+    templates = platemap.load_layout_templates()
+    if template_name not in templates:
+        raise Invalid(
+            _l("No layout %(name)s.", name=template_name), fields={"template": template_name}
+        )
+    if not 1 <= volume_per_well_ul <= 1000:
+        raise Invalid(_l("From 1 to 1000 µL per well."), fields={"volume_per_well_ul": ""})
+    codes = [code for code, _ in entries]
+    twice = sorted({c for c in codes if codes.count(c) > 1})
+    if twice:
+        raise Invalid(
+            _l("Scanned twice: %(codes)s.", codes=", ".join(twice)), fields={"aliquots": ""}
+        )
+    template = templates[template_name]
+    try:
+        plate = platemap.lay_out(template, entries)
+    except platemap.PlateMapError as err:
+        raise Invalid(str(err), fields={"aliquots": str(err)}) from err
+    details, taken = {}, {}
+    for code, dilution in entries:
+        need = math.ceil(template.sample_replicates * volume_per_well_ul / dilution)
+        aliquot = storage.take_volume(
+            code, int(need), str(_l("Plate layout %(name)s", name=template.name)), actor=actor
+        )
+        taken[code] = int(need)
+        visit = aliquot.specimen.visit
+        details[code] = {
+            "Participant": visit.participant.code,
+            "Visit": visit.visit_code,
+            "Sample type": aliquot.sample_type,
+            "Taken (µL)": str(int(need)),
+        }
+    workbook = platemap.write_plate_map(plate, title=template.name, details=details)
+    return Design(plate, workbook, taken)

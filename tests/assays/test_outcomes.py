@@ -1,0 +1,140 @@
+"""Results on the aliquot and participant pages, the computed response, the study export,
+result sheets, plate design."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from datetime import UTC, datetime
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+
+from biobank.assays import outcomes, pipeline, response, services
+from biobank.assays.models import Result
+from biobank.errors import Invalid
+from biobank.samples import services as samples
+from tests.assays.plates import make_plate
+
+
+def sheet(rows) -> bytes:
+    book = openpyxl.Workbook()
+    book.active.append(["Barcode", "Analyte", "Value", "Unit", "Method", "Date", "Comment"])
+    for row in rows:
+        book.active.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def measured(serum, db):
+    """VEGF of LIM-001..003 at BL and M2 from an accepted plate; M-spike and
+    immunofixation of LIM-001 from a laboratory's sheet (M-spike in g/dL)."""
+    vegf = {
+        serum[("LIM-001", "BL")]: 900.0, serum[("LIM-001", "M2")]: 300.0,
+        serum[("LIM-002", "BL")]: 600.0, serum[("LIM-002", "M2")]: 500.0,
+        serum[("LIM-003", "BL")]: 10.0, serum[("LIM-003", "M2")]: 80.0,
+    }  # fmt: skip
+    plate = make_plate(vegf)
+    run = services.preview_plate(
+        plate.reader, "vegf.xlsx", plate.plate_map, "VEGF",
+        pipeline.Options(read=450, reference=540), actor=None,
+    ).run  # fmt: skip
+    services.accept_run(run.code, actor=None)
+    rows = [
+        [serum[("LIM-001", "BL")], "M-spike", "1,2", "g/dL", "SPE", "02/03/2026", ""],
+        [serum[("LIM-001", "M2")], "M-spike", "0.5", "g/dL", "SPE", "04/05/2026", ""],
+        [serum[("LIM-001", "M2")], "Immunofixation", "Positive IgA lambda", "", "IFE",
+         "04/05/2026", ""],
+    ]  # fmt: skip
+    preview = services.preview_results(sheet(rows), "mprotein.xlsx", actor=None)
+    services.accept_run(preview.run.code, actor=None)
+    db.session.commit()
+    return vegf
+
+
+def test_a_result_sheet_converts_units_and_names_bad_cells(serum, db):
+    good = services.preview_results(
+        sheet([[serum[("LIM-001", "BL")], "M-spike", "1,2", "g/dL", "SPE", "02/03/2026", ""]]),
+        "ok.xlsx", keep=False, actor=None,
+    ).data  # fmt: skip
+    assert good["rows"][0]["value"] == pytest.approx(12.0) and good["rows"][0]["unit"] == "g/L"
+    with pytest.raises(Invalid) as refused:
+        services.preview_results(
+            sheet([[serum[("LIM-001", "BL")], "M-spike", "abc", "g/L", "SPE", "", ""]]),
+            "bad.xlsx", actor=None,
+        )  # fmt: skip
+    assert "row 2" in str(refused.value.message)
+
+
+def test_results_reach_the_aliquot_and_the_participant(measured, serum, login_as):
+    rows = outcomes.aliquot_results(samples.find_aliquot(serum[("LIM-001", "BL")], actor=None).id)
+    assert {r.analyte for r in rows} == {"VEGF", "M_SPIKE"}
+    manager = login_as("manager")
+    page = manager.get(f"/aliquots/{serum[('LIM-001', 'BL')]}").get_data(as_text=True)
+    assert "M_SPIKE" in page and "VEGF" in page
+    page = manager.get("/participants/LIM-001").get_data(as_text=True)
+    assert "Serum VEGF response" in page and "partial" in page
+    picture = manager.get("/participants/LIM-001/results.png?analyte=VEGF")
+    assert picture.status_code == 200 and picture.data.startswith(b"\x89PNG")
+
+
+def test_responses_are_computed_from_the_results(measured):
+    course = outcomes.time_course("LIM-001", actor=None)
+    computed = outcomes.responses_of(course, response.load_criteria())
+    (vegf,) = computed.vegf
+    assert vegf.visit == "M2" and vegf.percent_change == pytest.approx(-66.7, abs=0.2)
+    assert vegf.category == "partial"
+    (haem,) = computed.haematological
+    assert haem.percent_change == pytest.approx(-58.3, abs=0.1)
+    assert haem.category == "partial"
+    low = outcomes.responses_of(
+        outcomes.time_course("LIM-003", actor=None), response.load_criteria()
+    )
+    assert "LLOQ" in low.vegf[0].rule
+
+
+def test_the_study_export_is_reproducible(measured, db):
+    criteria = response.load_criteria()
+    first = outcomes.export_csv(criteria)
+    assert first == outcomes.export_csv(criteria)
+    table = list(csv.DictReader(io.StringIO(first.decode())))
+    assert {r["participant"] for r in table} == {"LIM-001", "LIM-002", "LIM-003"}
+    assert all(r["sprec_code"] for r in table)
+    vegf_m2 = next(
+        r
+        for r in table
+        if r["participant"] == "LIM-001" and r["visit"] == "M2" and r["analyte"] == "VEGF"
+    )
+    assert vegf_m2["response"] == "partial" and vegf_m2["criteria_version"]
+    one = outcomes.export_xlsx(criteria, created=datetime(2026, 11, 1, tzinfo=UTC))
+    two = outcomes.export_xlsx(criteria, created=datetime(2026, 11, 1, tzinfo=UTC))
+    assert one == two
+    later = outcomes.export_xlsx(criteria, created=datetime(2026, 12, 1, tzinfo=UTC))
+    differing = [
+        name for name in zipfile.ZipFile(io.BytesIO(one)).namelist()
+        if zipfile.ZipFile(io.BytesIO(one)).read(name)
+        != zipfile.ZipFile(io.BytesIO(later)).read(name)
+    ]  # fmt: skip
+    assert differing == ["docProps/core.xml"]
+
+
+def test_plate_design_records_the_volume_taken(serum, login_as, db):
+    technician = login_as("technician")
+    codes = list(serum.values())[:3]
+    answer = technician.post("/assays/plate-design", data={
+        "template": "vegf-elisa-7pt", "volume_per_well_ul": "100",
+        "aliquots": f"{codes[0]}\n{codes[1]} 2\n{codes[2]}"})  # fmt: skip
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
+    layout = openpyxl.load_workbook(io.BytesIO(answer.data))["Layout"]
+    cells = {c.value for row in layout.iter_rows() for c in row}
+    assert set(codes) <= cells
+    db.session.expire_all()
+    first = samples.find_aliquot(codes[0], actor=None)
+    diluted = samples.find_aliquot(codes[1], actor=None)
+    assert (first.volume_ul, diluted.volume_ul) == (300, 400)
+    assert first.custody_events[-1].kind == "CONSUMED"
+    assert db.session.execute(sa.select(sa.func.count(Result.id))).scalar() == 0
