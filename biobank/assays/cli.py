@@ -47,6 +47,10 @@ def _print(preview: dict, as_json: bool) -> None:
 @click.option("--reference", type=int, help="Wavelength (540, 570) or block of the correction.")
 @click.option("--model", type=click.Choice(["4PL", "5PL"]), default="4PL")
 @click.option("--weighting", type=click.Choice(["1/y2", "none"]), default="1/y2")
+@click.option("--long-list", is_flag=True, help="The file is a long list, one row per well.")
+@click.option("--well-column", default="Well", show_default=True)
+@click.option("--sample-column", default="Sample", show_default=True)
+@click.option("--value-column", default="Value", show_default=True)
 @click.option("--instrument", default="")
 @click.option("--kit-lot", default="")
 @click.option("--accept", is_flag=True, help="Store and accept the run.")
@@ -60,6 +64,10 @@ def import_plate(
     reference,
     model,
     weighting,
+    long_list,
+    well_column,
+    sample_column,
+    value_column,
     instrument,
     kit_lot,
     accept,
@@ -71,7 +79,16 @@ def import_plate(
         reader_file.name,
         plate_map.read_bytes(),
         analyte,
-        pipeline.Options(read=read, reference=reference, model=model, weighting=weighting),
+        pipeline.Options(
+            read=read,
+            reference=reference,
+            model=model,
+            weighting=weighting,
+            long_list=long_list,
+            well_column=well_column,
+            sample_column=sample_column,
+            value_column=value_column,
+        ),
         instrument=instrument,
         kit_lot=kit_lot,
         keep=accept,
@@ -104,3 +121,18 @@ def analytes():
     services.ensure_default_analytes()
     for analyte in services.list_analytes():
         click.echo(f"{analyte.code:12} {analyte.kind:12} {analyte.unit:8} {analyte.name}")
+
+
+@assay_cli.command("analyte-add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["numeric", "qualitative"]), default="numeric")
+@click.option("--unit", default="", help="Canonical unit of a numeric analyte (pg/mL, g/L…).")
+@click.option("--value", "values", multiple=True, help="A value of a qualitative analyte.")
+@click.option("--alias", "aliases", multiple=True, help="A name laboratories use for it.")
+@unit_of_work
+def analyte_add(code, name, kind, unit, values, aliases):
+    """Declare an analyte (a new marker) that results may be given for."""
+    services.ensure_default_analytes()
+    analyte = services.declare_analyte(code, name, kind, unit, values, aliases, actor=None)
+    click.echo(f"analyte {analyte.code} declared ({analyte.kind} {analyte.unit})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from biobank.assays import pipeline, platemap, platereader, plot
+from biobank.assays import pipeline, platemap, plot
 from biobank.assays.models import AssayRun
 
 
@@ -12,8 +12,8 @@ def run_curve(run: AssayRun, fmt: str) -> bytes:
     """The fitted curve with its standards and samples, recomputed from the run's file,
     plate map and options (the steps are pure: the same input gives the same fit)."""
     options = pipeline.Options(**json.loads(run.options or "{}"))
-    blocks = platereader.read_reader_file(run.content, run.file_name)
-    result = pipeline.evaluate(blocks, platemap.read_plate_map(run.plate_map), options)
+    plate = platemap.read_plate_map(run.plate_map)
+    result = pipeline.evaluate_file(run.content, run.file_name, plate, options)
     unit = json.loads(run.preview)["qc"]["unit"]
     title = f"{run.code} · {run.analyte.code if run.analyte else ''} · {run.file_name}"
     return plot.curve_picture(

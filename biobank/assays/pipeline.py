@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
-from biobank.assays import curvefit
+from biobank.assays import curvefit, platereader
 from biobank.assays.platemap import PlateMap
 from biobank.assays.platereader import Block, Reading, corrected
 
@@ -25,15 +25,14 @@ class Options:
     model: str = "4PL"
     weighting: str = "1/y2"
     cv_limit_pct: float = 20.0
+    # A laboratory information system's long list (one row per well) instead of blocks.
+    long_list: bool = False
+    well_column: str = "Well"
+    sample_column: str = "Sample"
+    value_column: str = "Value"
 
     def as_dict(self) -> dict:
-        return {
-            "read": self.read,
-            "reference": self.reference,
-            "model": self.model,
-            "weighting": self.weighting,
-            "cv_limit_pct": self.cv_limit_pct,
-        }
+        return asdict(self)
 
 
 def _find(blocks: Sequence[Block], wanted: int, what: str) -> Block:
@@ -104,11 +103,41 @@ def _responses(
     return values
 
 
+def evaluate_file(data: bytes, filename: str, plate: PlateMap, options: Options) -> PlateResult:
+    """The plate from the reader's file: its 8 × 12 blocks, or a long list."""
+    if not options.long_list:
+        return evaluate(platereader.read_reader_file(data, filename), plate, options)
+    readings, names = platereader.long_list(
+        data,
+        filename,
+        well_column=options.well_column,
+        sample_column=options.sample_column,
+        value_column=options.value_column,
+    )
+    problems = [
+        f"well {well}: the file names {name}, the plate map {plate.wells.get(well) or 'nothing'}"
+        for well, name in sorted(names.items())
+        if name and name.upper() != (plate.wells.get(well) or "").upper()
+    ]
+    reads = {"read": f"{options.value_column} ({filename})", "reference": None}
+    return evaluate_readings(readings, plate, options, reads, problems)
+
+
 def evaluate(blocks: Sequence[Block], plate: PlateMap, options: Options) -> PlateResult:
     """Everything the preview shows, from the reader's blocks and the plate map."""
     primary, reference = choose_reads(blocks, options)
-    problems: list[str] = []
-    values = _responses(plate, corrected(primary, reference), problems)
+    reads = {
+        "read": primary.label or primary.anchor,
+        "reference": (reference.label or reference.anchor) if reference else None,
+    }
+    return evaluate_readings(corrected(primary, reference), plate, options, reads, [])
+
+
+def evaluate_readings(
+    readings: dict[str, Reading], plate: PlateMap, options: Options, reads: dict, problems
+) -> PlateResult:
+    """From corrected readings on: blank, fit, checks, samples, controls."""
+    values = _responses(plate, readings, problems)
     groups = plate.groups()
     unit = plate.standards[0].unit if plate.standards else ""
     standards = []
@@ -162,10 +191,7 @@ def evaluate(blocks: Sequence[Block], plate: PlateMap, options: Options) -> Plat
         )
     preview = {
         "fit": {"model": fit.model, "params": fit.params, "r2": fit.r2, "weighting": fit.weighting},
-        "reads": {
-            "read": primary.label or primary.anchor,
-            "reference": (reference.label or reference.anchor) if reference else None,
-        },
+        "reads": reads,
         "qc": {
             "calibrators": qc.calibrators,
             "passed": qc.passed,

@@ -669,8 +669,10 @@ class _Reader:
     def row(self, number: int, cells: Sequence[Any], problems: list[str]) -> ResultRow | None:
         """The result of one row after the header, or None (its problems added to
         ``problems``, or a wholly empty row)."""
-        if len(cells) < self.width:
-            cells = (*cells, *(None,) * (self.width - len(cells)))
+        # Cut at the padding cell and pad, so that it is None however long the row is.
+        padding = self.width - 1
+        if len(cells) != self.width or cells[padding] is not None:
+            cells = (*cells[:padding], *(None,) * (self.width - min(len(cells), padding)))
         raw = self.pick(cells)
         for cell in raw:
             if cell is not None and (type(cell) is not str or cell.strip()):

@@ -221,12 +221,6 @@ def preview_plate(
     if analyte.kind != "numeric":
         raise Invalid(_l("A plate measures a numeric analyte."), fields={"analyte": analyte.code})
     try:
-        blocks = platereader.read_reader_file(reader_file, reader_name)
-    except platereader.ReaderFileError as err:
-        raise Invalid(
-            f"{reader_name}: {err}", code="run.reader_file", fields={"file": str(err)}
-        ) from err
-    try:
         plate = platemap.read_plate_map(plate_map_file)
     except platemap.PlateMapError as err:
         raise Invalid(
@@ -235,7 +229,11 @@ def preview_plate(
             fields={"plate_map": str(err)},
         ) from err
     try:
-        result = pipeline.evaluate(blocks, plate, options)
+        result = pipeline.evaluate_file(reader_file, reader_name, plate, options)
+    except platereader.ReaderFileError as err:
+        raise Invalid(
+            f"{reader_name}: {err}", code="run.reader_file", fields={"file": str(err)}
+        ) from err
     except pipeline.PipelineError as err:
         raise Invalid(str(err), code="run.not_evaluable", fields={"file": str(err)}) from err
     data = result.preview
@@ -454,32 +452,50 @@ class Design:
     taken_ul: dict[str, int]
 
 
-def parse_entries(text: str) -> list[tuple[str, float]]:
+def parse_entries(text: str, *, actor) -> list[tuple[str, float]]:
     """Scanned tubes, one per line, each optionally followed by its dilution ("2" or
-    "1:2"): the list a technician types or scans for a plate."""
+    "1:2"): the list a technician scans for a plate. A box's barcode stands for every
+    tube in the box."""
     entries = []
     for number, line in enumerate((text or "").splitlines(), 1):
         parts = line.replace(";", " ").replace(",", " ").split()
         if not parts:
             continue
-        dilution = 1.0
-        if len(parts) > 1:
-            factor = parts[1].split(":")[-1]
-            try:
-                dilution = float(factor)
-            except ValueError:
-                raise Invalid(
-                    _l("Line %(n)d: %(value)s is not a dilution.", n=number, value=parts[1]),
-                    fields={"aliquots": line},
-                ) from None
-            if dilution < 1:
-                raise Invalid(
-                    _l("Line %(n)d: a dilution is 1 or more.", n=number), fields={"aliquots": line}
-                )
-        entries.append((samples.valid_code(parts[0]), dilution))
+        dilution = _dilution(parts[1], number, line) if len(parts) > 1 else 1.0
+        entries += [(code, dilution) for code in _tubes(parts[0], number, actor)]
     if not entries:
         raise Invalid(_l("Scan at least one tube."), fields={"aliquots": ""})
     return entries
+
+
+def _dilution(text: str, number: int, line: str) -> float:
+    try:
+        dilution = float(text.split(":")[-1])
+    except ValueError:
+        raise Invalid(
+            _l("Line %(n)d: %(value)s is not a dilution.", n=number, value=text),
+            fields={"aliquots": line},
+        ) from None
+    if dilution < 1:
+        raise Invalid(
+            _l("Line %(n)d: a dilution is 1 or more.", n=number), fields={"aliquots": line}
+        )
+    return dilution
+
+
+def _tubes(code: str, number: int, actor) -> list[str]:
+    try:
+        return [samples.valid_code(code)]
+    except Invalid:
+        pass
+    try:
+        box = storage.box_map(code, actor=actor)
+    except NotFound:
+        raise Invalid(
+            _l("Line %(n)d: %(code)s is neither a tube nor a box.", n=number, code=code),
+            fields={"aliquots": code},
+        ) from None
+    return [well.barcode for well in box.wells if well.barcode]
 
 
 def design_plate(

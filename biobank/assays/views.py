@@ -86,11 +86,21 @@ def import_plate():
     try:
         reader, reader_name = _file("reader_file")
         plate_map, _name = _file("plate_map")
+        columns = {
+            name: request.form.get(name) or default
+            for name, default in (
+                ("well_column", "Well"),
+                ("sample_column", "Sample"),
+                ("value_column", "Value"),
+            )
+        }
         options = pipeline.Options(
             read=_int("read"),
             reference=_int("reference"),
             model=request.form.get("model") or "4PL",
             weighting=request.form.get("weighting") or "1/y2",
+            long_list=request.form.get("long_list") == "1",
+            **columns,
         )
         preview = services.preview_plate(
             reader,
@@ -168,6 +178,37 @@ def reject(code):
     return redirect(url_for("assays.run", code=code))
 
 
+# --- analytes --------------------------------------------------------------------------
+
+
+@bp.route("/assays/analytes", methods=["GET", "POST"])
+@requires(Permission.CONFIGURE)
+def analytes():
+    """The analytes results may be given for; a new marker is declared here."""
+    status = 200
+    if request.method == "POST":
+        form = request.form
+        try:
+            declared = services.declare_analyte(
+                form.get("code", ""),
+                form.get("name", ""),
+                form.get("kind", ""),
+                form.get("unit", ""),
+                values=form.get("values", "").split(","),
+                aliases=form.get("aliases", "").split(","),
+                actor=current_user,
+            )
+        except DomainError as err:
+            flash(str(err.message), "error")
+            status = err.status
+        else:
+            flash(_("Analyte %(code)s declared.", code=declared.code), "success")
+            return redirect(url_for("assays.analytes"))
+    return render_template(
+        "assays/analytes.html", analytes=services.analyte_choices(), form=request.form
+    ), status
+
+
 # --- plate design ------------------------------------------------------------------------
 
 
@@ -178,7 +219,7 @@ def plate_design():
     templates = platemap.load_layout_templates()
     if request.method == "POST":
         try:
-            entries = services.parse_entries(request.form.get("aliquots", ""))
+            entries = services.parse_entries(request.form.get("aliquots", ""), actor=current_user)
             design = services.design_plate(
                 request.form.get("template", ""),
                 entries,

@@ -27,6 +27,7 @@ class Plate:
     layout: dict[str, str]  # well → content
     truth: dict[str, float]  # sample barcode → concentration in the sample (dilution applied)
     dilutions: dict[str, float]
+    long_list: bytes  # the same reads, corrected, as a LIS exports them (French CSV)
 
 
 def layout(samples: list[str]) -> dict[str, str]:
@@ -116,6 +117,15 @@ def make_plate(
         od450[well] = round(response(x) * jitter + BLANK_OD + REFERENCE_OD, 4)
         od540[well] = REFERENCE_OD
     truth = {b: c * dilutions.get(b, 1.0) for b, c in samples.items()}
+    lines = ["Position;Sample ID;OD corr"] + [
+        f"{well};{content};{od450[well] - od540[well]:.4f}".replace(".", ",")
+        for well, content in sorted(wells.items())
+    ]
     return Plate(
-        reader_xlsx(od450, od540), plate_map_xlsx(wells, dilutions), wells, truth, dilutions
+        reader_xlsx(od450, od540),
+        plate_map_xlsx(wells, dilutions),
+        wells,
+        truth,
+        dilutions,
+        ("\n".join(lines) + "\n").encode("utf-8-sig"),
     )

@@ -138,3 +138,27 @@ def test_plate_design_records_the_volume_taken(serum, login_as, db):
     assert (first.volume_ul, diluted.volume_ul) == (300, 400)
     assert first.custody_events[-1].kind == "CONSUMED"
     assert db.session.execute(sa.select(sa.func.count(Result.id))).scalar() == 0
+
+
+def test_a_box_scanned_for_a_plate_stands_for_its_tubes(serum, login_as):
+    technician = login_as("technician")
+    answer = technician.post(
+        "/assays/plate-design",
+        data={"template": "vegf-elisa-7pt", "volume_per_well_ul": "50", "aliquots": "BX-0001"},
+    )
+    assert answer.status_code == 400
+    assert "do not fit" in answer.get_data(as_text=True)
+
+
+def test_a_declared_analyte_is_read_from_result_sheets(app, serum, db):
+    db.session.commit()
+    added = app.test_cli_runner().invoke(
+        args=["assay", "analyte-add", "IL6", "Interleukin 6", "--unit", "pg/mL",
+              "--alias", "IL-6"])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    preview = services.preview_results(
+        sheet([[serum[("LIM-001", "BL")], "IL-6", "0,012", "ng/mL", "ELISA", "2026-03-02", ""]]),
+        "il6.xlsx", keep=False, actor=None,
+    ).data  # fmt: skip
+    assert preview["rows"][0]["analyte"] == "IL6"
+    assert preview["rows"][0]["value"] == pytest.approx(12.0)

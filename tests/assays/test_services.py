@@ -154,3 +154,17 @@ def test_the_command_line_prints_the_preview_as_json(app, serum, db, tmp_path):
     assert json.loads(accepted.output)["status"] == "accepted"
     twice = app.test_cli_runner().invoke(args=[*command, "--accept"])
     assert twice.exit_code == 1 and "already imported" in twice.output
+
+
+def test_a_long_list_from_a_laboratory_system_reads_like_the_blocks(serum, db):
+    truth = concentrations(serum)
+    plate = make_plate(truth)
+    options = pipeline.Options(
+        long_list=True, well_column="Position", sample_column="Sample ID", value_column="OD corr"
+    )
+    data = services.preview_plate(
+        plate.long_list, "lis.csv", plate.plate_map, "VEGF", options, keep=False, actor=None
+    ).data
+    found = {s["barcode"]: s["concentration"] for s in data["samples"]}
+    assert found == pytest.approx(truth, rel=0.01)
+    assert data["problems"] == []

@@ -135,12 +135,12 @@ def test_a_ratio_converts_only_to_a_ratio():
     assert convert(1.3, "", "ratio") == 1.3
     with pytest.raises(UnitError, match="cannot convert g/L to a dimensionless ratio"):
         convert(1, "g/L", "")
-    with pytest.raises(UnitError, match="cannot convert a dimensionless ratio .* to mg/L"):
+    with pytest.raises(UnitError, match=r"cannot convert a dimensionless ratio .* to mg/L"):
         convert(1, "ratio", "mg/L")
 
 
 def test_incompatible_units_name_both():
-    with pytest.raises(UnitError, match="^cannot convert g/L to IU/mL$"):
+    with pytest.raises(UnitError, match=r"^cannot convert g/L to IU/mL$"):
         convert(1, "g/L", "IU/mL")
     with pytest.raises(UnitError, match="cannot convert mg/L to mmol/L"):
         convert(1, "mg/L", "mmol/L")
