@@ -97,6 +97,7 @@ def _init_login(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from biobank.assays.api import blp as assays_api
     from biobank.assays.views import bp as assay_views
     from biobank.auth.api import blp as auth_api
     from biobank.auth.views import bp as auth_views
@@ -135,6 +136,7 @@ def _register_blueprints(app: Flask) -> None:
         storage_api,
         printing_api,
         distribution_api,
+        assays_api,
     ):
         # The API is protected by bearer tokens; a browser session using it is checked
         # for CSRF in _unit_of_work's before_request instead.

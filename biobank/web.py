@@ -63,6 +63,14 @@ def _find_field(form, dotted: str):
     return node
 
 
+def file_response(content: bytes, mimetype: str, filename: str, *, inline: bool = False):
+    """A file for the browser: shown (a PDF to print, a picture) or downloaded."""
+    response = current_app.response_class(content, mimetype=mimetype)
+    disposition = "inline" if inline else "attachment"
+    response.headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    return response
+
+
 # Sections a higher domain adds to a lower domain's page (the assay results on the aliquot
 # page, which samples/ cannot import): page name → functions returning HTML.
 _PANELS: dict[str, list] = {}

@@ -179,10 +179,13 @@ EXPORT_COLUMNS = (
 )  # fmt: skip
 
 
-def export_rows(criteria: response.Criteria) -> list[list]:
+def export_rows(criteria: response.Criteria, *, actor=None) -> list[list]:
     """One row per participant × visit × analyte (the result used for the response),
-    sorted, for a reproducible file."""
-    rows = _rows(_ROW.order_by(Participant.code, Visit.study_day, Analyte.code, Result.id))
+    sorted, for a reproducible file; a centre's user exports that centre only."""
+    query = _ROW.order_by(Participant.code, Visit.study_day, Analyte.code, Result.id)
+    if actor is not None and actor.site_id is not None:
+        query = query.where(Participant.site_id == actor.site_id)
+    rows = _rows(query)
     by_participant: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         by_participant[row.participant][row.analyte].append(row)
@@ -213,11 +216,11 @@ def export_rows(criteria: response.Criteria) -> list[list]:
     return table
 
 
-def export_csv(criteria: response.Criteria) -> bytes:
+def export_csv(criteria: response.Criteria, *, actor=None) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
-    for row in export_rows(criteria):
+    for row in export_rows(criteria, actor=actor):
         writer.writerow(["" if v is None else v for v in row])
     return out.getvalue().encode("utf-8")
 
@@ -225,14 +228,14 @@ def export_csv(criteria: response.Criteria) -> bytes:
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def export_xlsx(criteria: response.Criteria, *, created: datetime) -> bytes:
+def export_xlsx(criteria: response.Criteria, *, created: datetime, actor=None) -> bytes:
     """The same table as an xlsx. Only the creation time (in the document's properties)
     differs between two exports of the same database: the zip entries get a fixed date."""
     book = openpyxl.Workbook(write_only=True)
     book.properties.created = book.properties.modified = created.replace(tzinfo=None)
     sheet = book.create_sheet("Results")
     sheet.append(EXPORT_COLUMNS)
-    for row in export_rows(criteria):
+    for row in export_rows(criteria, actor=actor):
         sheet.append(row)
     about = book.create_sheet("About")
     about.append(["criteria_version", criteria.version])

@@ -17,8 +17,10 @@ What the reader accepts:
   numbers and numbers stored as text; formulas by their cached values;
 * .csv: comma, semicolon or tab separated (whichever gives a header), UTF-8 with or
   without a byte-order mark, UTF-16 with one (Excel "Unicode text"), else cp1252;
-* values "12.5", "12,5", "1 920", "< 0.5", "<0,5", "> 70"; a qualitative value followed by
-  free text ("Positive IgA lambda") keeps the text as the result's detail;
+* values "12.5", "12,5", "1 920", "< 0.5", "<0,5", "> 70"; "1,920" is refused as
+  ambiguous (a thousands separator or a decimal comma) rather than read 1000 times off;
+* qualitative values in the words of ``analytes.toml`` ("Négatif" is "negative"), followed
+  by free text kept as the result's detail ("Positive IgA lambda");
 * dates "2026-03-02" and "02/03/2026" (day first, as French laboratories write them).
 
 Nothing is guessed and nothing is skipped silently but a wholly empty row. Every problem
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import math
 import operator
@@ -41,7 +44,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -219,7 +222,7 @@ class AnalyteSpec:
     value_aliases: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a sheet makes tens of thousands of them
 class ResultRow:
     """One result of the sheet, its analyte resolved and its value in canonical units."""
 
@@ -260,9 +263,12 @@ def parse_analytes(text: str) -> dict[str, AnalyteSpec]:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise AnalyteError("", f"TOML syntax error: {err}") from None
-    unknown = sorted(set(document) - {"analytes"})
+    unknown = sorted(set(document) - {"analytes", "value_words"})
     if unknown:
-        raise AnalyteError(unknown[0], 'unknown key: the file holds only "[[analytes]]" tables')
+        raise AnalyteError(
+            unknown[0], 'unknown key: the file holds "[value_words]" and "[[analytes]]" tables'
+        )
+    value_words = _parse_value_words(document.get("value_words", {}))
     entries = document.get("analytes")
     if not isinstance(entries, list) or not entries:
         raise AnalyteError("analytes", "declare at least one analyte as an [[analytes]] table")
@@ -270,7 +276,7 @@ def parse_analytes(text: str) -> dict[str, AnalyteSpec]:
     names: dict[str, str] = {}  # key of every name -> code of its analyte
     for number, entry in enumerate(entries):
         where = f"analytes[{number}]"
-        spec = _parse_analyte(entry, where)
+        spec = _with_value_words(_parse_analyte(entry, where), value_words)
         if spec.code in analytes:
             raise AnalyteError(f"{where}.code", f"{spec.code} is declared twice")
         for field, name in _names(spec):
@@ -281,6 +287,40 @@ def parse_analytes(text: str) -> dict[str, AnalyteSpec]:
                 )
         analytes[spec.code] = spec
     return analytes
+
+
+def _parse_value_words(table: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(table, dict):
+        raise AnalyteError("value_words", "must be a table: value = [words]")
+    seen: dict[str, str] = {}
+    for value in table:
+        for word in (value, *_text_list(table, value, "value_words")):
+            if seen.setdefault(_key(word), value) != value:
+                raise AnalyteError(
+                    f"value_words.{value}", f'"{word}" already means {seen[_key(word)]}'
+                )
+    return {value: _text_list(table, value, "value_words") for value in table}
+
+
+def _with_value_words(spec: AnalyteSpec, value_words: Mapping[str, Sequence[str]]) -> AnalyteSpec:
+    """``spec`` with the shared words for its values added after its own; a word the
+    analyte already uses for one of its values keeps that meaning."""
+    if spec.kind != QUALITATIVE:
+        return spec
+    taken = {_key(word) for word, _ in spec.value_aliases} | {_key(v) for v in spec.values}
+    shared = []
+    for value in spec.values:
+        for word in value_words.get(value, ()):
+            if _key(word) not in taken:
+                taken.add(_key(word))
+                shared.append((word, value))
+    return replace(spec, value_aliases=(*spec.value_aliases, *shared))
+
+
+@functools.cache
+def _default_value_words() -> dict[str, tuple[str, ...]]:
+    document = tomllib.loads(DEFAULT_ANALYTES_PATH.read_text(encoding="utf-8-sig"))
+    return _parse_value_words(document.get("value_words", {}))
 
 
 _ANALYTE_KEYS = ("code", "name", "kind", "unit", "values", "value_aliases", "aliases")
@@ -330,7 +370,7 @@ def _parse_analyte(entry: Any, where: str) -> AnalyteSpec:
     value_aliases = entry.get("value_aliases", {})
     if not isinstance(value_aliases, dict):
         raise AnalyteError(f"{where}.value_aliases", "must be a table: value = [words]")
-    for value, _ in value_aliases.items():
+    for value in value_aliases:
         if value not in values:
             raise AnalyteError(
                 f"{where}.value_aliases.{value}", f"not one of the values ({', '.join(values)})"
@@ -608,6 +648,7 @@ class _Reader:
         # distinct spelling is resolved once.
         self.analyte_cache: dict[Any, AnalyteSpec | str] = {}
         self.unit_cache: dict[tuple[Any, str], tuple[str, str | None]] = {}
+        self.qualitative_cache: dict[tuple[Any, str], tuple[str, str] | str] = {}
         self.first_rows: dict[tuple[str, str], int] = {}
         self.columns: Mapping[str, _Column] = {}
         self.width = 0
@@ -726,11 +767,19 @@ class _Reader:
             elif value is not None:
                 value = units.convert(value, unit, spec.unit)
         elif spec is not None:
-            try:
-                text, extra = self._qualitative(value_cell, spec)
-                detail = "; ".join(part for part in (extra, detail) if part)
-            except _RowProblem as err:
-                self._problem(problems, number, "value", err.problem)
+            key = (value_cell, spec.code)
+            found = self.qualitative_cache.get(key)
+            if found is None:
+                try:
+                    found = self._qualitative(value_cell, spec)
+                except _RowProblem as err:
+                    found = err.problem
+                self.qualitative_cache[key] = found
+            if type(found) is str:
+                self._problem(problems, number, "value", found)
+            else:
+                text, extra = found
+                detail = f"{extra}; {detail}" if extra and detail else extra or detail
             if not _blank(unit_cell):
                 unit, problem = self._unit(unit_cell, spec)
                 if problem is not None:
@@ -836,8 +885,12 @@ def _unit_advice(spec: AnalyteSpec) -> str:
 
 
 def _value_words(spec: AnalyteSpec) -> dict[str, str]:
+    # The shared words of analytes.toml apply to every qualitative analyte whose values
+    # they name, also to one declared later and rebuilt from the database without them.
+    spec = _with_value_words(spec, _default_value_words())
     words = {_key(value): value for value in spec.values}
-    words.update((_key(word), value) for word, value in spec.value_aliases)
+    for word, value in spec.value_aliases:
+        words.setdefault(_key(word), value)
     return words
 
 
@@ -878,17 +931,20 @@ def _text(value: Any) -> str:
 
 
 def _parse_number(cell: Any) -> tuple[str | None, float]:
-    if isinstance(cell, bool | date | time | timedelta):
+    comparator = None
+    kind = type(cell)
+    if kind is float or kind is int:  # not bool, whose type is bool
+        number = float(cell)
+    elif kind is not str:
+        formatted = "a true/false value" if kind is bool else "a date"
+        if not isinstance(cell, bool | date | time | timedelta):
+            formatted = kind.__name__
         raise _RowProblem(
-            f"{_text(cell)} is not a number (the cell is formatted as a "
-            f"{'date' if not isinstance(cell, bool) else 'true/false value'}): "
+            f"{_text(cell)} is not a number (the cell is formatted as {formatted}): "
             "format it as a number",
         )
-    comparator = None
-    if isinstance(cell, int | float):
-        number = float(cell)
     else:
-        text = str(cell).strip()
+        text = cell.strip()
         match = _COMPARATOR.fullmatch(text)
         if match:
             comparator, text = match.group(1), match.group(2).strip()

@@ -196,6 +196,20 @@ def _in_analyte_unit(data: dict, analyte: Analyte) -> None:
         sample["unit"] = analyte.unit
 
 
+def _store(run: AssayRun) -> None:
+    """Add the run; the same file imported at the same moment by someone else loses on
+    the unique SHA-256 and is told so."""
+    db.session.add(run)
+    try:
+        db.session.flush()
+    except sa.exc.IntegrityError as err:
+        raise Conflict(
+            _l("This file is being imported by someone else at this moment."),
+            code="run.duplicate_file",
+            fields={"file": run.file_name},
+        ) from err
+
+
 @dataclass(frozen=True)
 class Preview:
     run: AssayRun | None
@@ -271,8 +285,7 @@ def preview_plate(
             problems=len(data["problems"]),
             created_by_id=getattr(actor, "id", None),
         )
-        db.session.add(run)
-        db.session.flush()
+        _store(run)
         data["run"] = run.code
     return Preview(run, data)
 
@@ -324,8 +337,7 @@ def preview_results(data: bytes, filename: str, *, keep: bool = True, actor) -> 
             problems=len(problems),
             created_by_id=getattr(actor, "id", None),
         )
-        db.session.add(run)
-        db.session.flush()
+        _store(run)
         preview["run"] = run.code
     return Preview(run, preview)
 
@@ -373,7 +385,9 @@ def accept_run(code: str | int, *, actor) -> AssayRun:
 
 
 def _write_plate(run: AssayRun, preview: dict, actor) -> None:
-    found = _aliquots([s["barcode"] for s in preview["samples"]], actor)
+    # The aliquots the preview found, whoever accepts: a manager of one centre accepting
+    # the central laboratory's plate writes every result the preview showed.
+    found = _aliquots([s["barcode"] for s in preview["samples"] if s["known"]], None)
     for sample in preview["samples"]:
         aliquot = found.get(sample["barcode"])
         if aliquot is None:
@@ -410,7 +424,7 @@ def _write_plate(run: AssayRun, preview: dict, actor) -> None:
 
 
 def _write_sheet(run: AssayRun, preview: dict, actor) -> None:
-    found = _aliquots([r["barcode"] for r in preview["rows"]], actor)
+    found = _aliquots([r["barcode"] for r in preview["rows"] if r["known"]], None)
     analytes = {a.code: a for a in list_analytes()}
     for row in preview["rows"]:
         aliquot = found.get(row["barcode"])

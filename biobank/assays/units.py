@@ -98,11 +98,12 @@ _SPACE = re.compile(r"\s+")
 
 
 def _key(text: str) -> str:
-    # NFKC folds full-width letters and the script "ℓ" into plain ones, and turns the
-    # micro sign into the Greek mu: both micro characters then become one, and case and
-    # spacing stop mattering ("mg / dl" is "mg/dL").
-    text = unicodedata.normalize("NFKC", text).replace("\u03bc", MICRO)
-    return _SPACE.sub("", text).lower()
+    # NFKC folds full-width letters and the script "ℓ" into plain ones and turns the micro
+    # sign into the Greek small mu; lowering turns the capital Mu that upper-casing "µg/mL"
+    # gives ("ΜG/ML") into it too; then all three are the micro sign. Case and spacing stop
+    # mattering ("mg / dl" is "mg/dL").
+    text = unicodedata.normalize("NFKC", text).lower().replace("\u03bc", MICRO)
+    return _SPACE.sub("", text)
 
 
 def _spellings() -> dict[str, str]:

@@ -30,7 +30,7 @@ from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.db import utcnow
 from biobank.errors import DomainError, Invalid
-from biobank.web import add_panel
+from biobank.web import add_panel, file_response
 
 bp = Blueprint("assays", __name__, template_folder="templates")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -55,13 +55,6 @@ def _int(name: str) -> int | None:
 def criteria() -> response.Criteria:
     """The response criteria, with the overrides of the settings (RESPONSE_CRITERIA)."""
     return response.load_criteria(**current_app.config.get("RESPONSE_CRITERIA", {}))
-
-
-def _download(content: bytes, mimetype: str, filename: str, inline: bool = False):
-    answer = current_app.response_class(content, mimetype=mimetype)
-    disposition = "inline" if inline else "attachment"
-    answer.headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
-    return answer
 
 
 # --- runs --------------------------------------------------------------------------------
@@ -146,7 +139,7 @@ def curve(code, fmt):
         raise Invalid(_("The picture is a PNG or an SVG."), fields={"format": fmt})
     found = services.get_run(code)
     picture = pictures.run_curve(found, fmt)
-    return _download(
+    return file_response(
         picture,
         "image/png" if fmt == "png" else "image/svg+xml",
         f"curve-{found.code}.{fmt}",
@@ -231,7 +224,7 @@ def plate_design():
             return render_template(
                 "assays/plate_design.html", templates=templates, form=request.form
             ), err.status
-        return _download(design.workbook, XLSX, f"plate-map-{utcnow():%Y%m%d-%H%M}.xlsx")
+        return file_response(design.workbook, XLSX, f"plate-map-{utcnow():%Y%m%d-%H%M}.xlsx")
     return render_template("assays/plate_design.html", templates=templates, form={})
 
 
@@ -243,10 +236,12 @@ def plate_design():
 def export(fmt):
     """One row per participant × visit × analyte, for the statisticians."""
     if fmt == "csv":
-        return _download(outcomes.export_csv(criteria()), "text/csv", "study-results.csv")
+        return file_response(
+            outcomes.export_csv(criteria(), actor=current_user), "text/csv", "study-results.csv"
+        )
     if fmt == "xlsx":
-        content = outcomes.export_xlsx(criteria(), created=utcnow())
-        return _download(content, XLSX, "study-results.xlsx")
+        content = outcomes.export_xlsx(criteria(), created=utcnow(), actor=current_user)
+        return file_response(content, XLSX, "study-results.xlsx")
     raise Invalid(_("The export is an xlsx or a CSV file."), fields={"format": fmt})
 
 
@@ -256,7 +251,7 @@ def time_course_picture(code):
     course = outcomes.time_course(code, actor=current_user)
     analyte = request.args.get("analyte", "VEGF")
     picture = pictures.time_course(code, analyte, course.get(analyte, []))
-    return _download(picture, "image/png", f"{code}-{analyte}.png", inline=True)
+    return file_response(picture, "image/png", f"{code}-{analyte}.png", inline=True)
 
 
 # --- sections of other pages -------------------------------------------------------------

@@ -16,17 +16,15 @@ from biobank.distribution.forms import CatalogueFilterForm, RequestForm
 from biobank.distribution.models import REQUEST_STATUSES
 from biobank.errors import DomainError
 from biobank.study import services as study
-from biobank.web import show_error
+from biobank.web import file_response, show_error
 
 bp = Blueprint("distribution", __name__, template_folder="templates")
 
 
 def paper_response(paper: paperwork.Paper):
     """A PDF opens in the browser (to print); a spreadsheet downloads."""
-    disposition = "inline" if paper.mimetype == "application/pdf" else "attachment"
-    response = current_app.response_class(paper.content, mimetype=paper.mimetype)
-    response.headers["Content-Disposition"] = f'{disposition}; filename="{paper.filename}"'
-    return response
+    inline = paper.mimetype == "application/pdf"
+    return file_response(paper.content, paper.mimetype, paper.filename, inline=inline)
 
 
 # --- catalogue ---------------------------------------------------------------------------

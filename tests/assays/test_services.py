@@ -58,7 +58,7 @@ def test_out_of_range_samples_are_flagged_with_their_limit_never_extrapolated(se
 
 def test_a_barcode_that_is_not_an_aliquot_is_a_problem_and_gets_no_result(serum, db):
     stranger = new_aliquot_barcode()
-    plate = make_plate({list(serum.values())[0]: 100.0, stranger: 100.0})
+    plate = make_plate({next(iter(serum.values())): 100.0, stranger: 100.0})
     preview = services.preview_plate(
         plate.reader, "p.xlsx", plate.plate_map, "VEGF", OPTIONS, actor=None
     )

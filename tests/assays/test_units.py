@@ -40,6 +40,7 @@ MICRO = "\u00b5"
         ("mcg/L", "µg/L"),
         ("\u03bcg/L", "µg/L"),  # Greek small letter mu
         ("\u00b5g/l", "µg/L"),  # micro sign
+        ("\u039cG/ML", "µg/mL"),  # "µg/mL".upper(): the Greek capital Mu
         ("ug/ml", "µg/mL"),
         ("pg/ml", "pg/mL"),
         ("ng/l", "ng/L"),

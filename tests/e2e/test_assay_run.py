@@ -52,13 +52,13 @@ def test_a_plate_is_imported_checked_on_its_curve_and_accepted(page, log_in, pla
         "img => img.complete && img.naturalWidth > 300", arg=curve.element_handle()
     )
     expect(page.locator("table.standards tbody tr")).to_have_count(8)
-    low = [b for b, c in plate.truth.items() if c == 5.0][0]
+    low = next(b for b, c in plate.truth.items() if c == 5.0)
     expect(page.locator(f"table.samples tr[data-barcode='{low}']")).to_contain_text("< 15.6")
 
     page.get_by_role("button", name="Accept the run and record its results").click()
     expect(page.locator(".big-badge")).to_have_text("accepted")
 
-    high = [b for b, c in plate.truth.items() if c == 850.0][0]
+    high = next(b for b, c in plate.truth.items() if c == 850.0)
     page.locator(f"table.samples tr[data-barcode='{high}'] a").click()
     results = page.locator("table.aliquot-results")
     expect(results).to_contain_text("VEGF")
