@@ -94,6 +94,15 @@ VALUE_LABELS = {
         "accepted": _l("accepted"),
         "rejected": _l("rejected"),
     },
+    "response": {
+        "complete": _l("complete"),
+        "very good partial": _l("very good partial"),
+        "partial": _l("partial"),
+        "stable": _l("stable"),
+        "progression": _l("progression"),
+        "not evaluable": _l("not evaluable"),
+        "not evaluable by M-spike": _l("not evaluable by M-spike"),
+    },
     "run_kind": {"plate": _l("plate"), "sheet": _l("result sheet")},
     "item_outcome": {
         "received": _l("received"),
