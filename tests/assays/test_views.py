@@ -16,7 +16,7 @@ def upload(client, plate):
             "analyte": "VEGF",
             "read": "450",
             "reference": "540",
-        },  # fmt: skip
+        },
         content_type="multipart/form-data",
     )
 
