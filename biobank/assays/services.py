@@ -154,22 +154,19 @@ def _refuse_known(content: bytes) -> str:
     return digest
 
 
-def _aliquots(barcodes, actor) -> dict[str, Aliquot]:
-    """The aliquots these barcodes name that the actor may see."""
-    found = {}
+def _aliquots(barcodes, actor) -> dict[str, int]:
+    """Barcode → id of the aliquots these barcodes name that the actor may see."""
     codes = sorted(set(barcodes))
     if not codes:
-        return found
+        return {}
     query = (
-        sa.select(Aliquot)
+        sa.select(Aliquot.barcode, Aliquot.id)
         .join(Specimen, Specimen.id == Aliquot.specimen_id)
         .join(Visit, Visit.id == Specimen.visit_id)
         .join(Participant, Participant.id == Visit.participant_id)
         .where(Aliquot.barcode.in_(codes))
     )
-    for aliquot in db.session.execute(samples.site_scope(query, actor)).scalars():
-        found[aliquot.barcode] = aliquot
-    return found
+    return dict(db.session.execute(samples.site_scope(query, actor)).all())
 
 
 def _in_analyte_unit(data: dict, analyte: Analyte) -> None:
@@ -388,63 +385,78 @@ def _write_plate(run: AssayRun, preview: dict, actor) -> None:
     # The aliquots the preview found, whoever accepts: a manager of one centre accepting
     # the central laboratory's plate writes every result the preview showed.
     found = _aliquots([s["barcode"] for s in preview["samples"] if s["known"]], None)
-    for sample in preview["samples"]:
-        aliquot = found.get(sample["barcode"])
-        if aliquot is None:
-            continue
-        db.session.add(
-            Result(
-                run_id=run.id,
-                aliquot_id=aliquot.id,
-                analyte_id=run.analyte_id,
-                value=sample["concentration"],
-                unit=sample["unit"],
-                flag=sample["flag"],
-                limit=sample["limit"],
-                dilution=sample["dilution"],
-                cv_pct=sample["cv_pct"],
-                method=run.instrument or "ELISA",
-                measured_on=run.created_at.date(),
-                source="wells " + ", ".join(sample["wells"]),
-            )
-        )
-    for well, info in preview["wells"].items():
-        aliquot = found.get(info["content"])
-        db.session.add(
-            Well(
-                run_id=run.id,
-                position=well,
-                role=info["kind"],
-                content=info["content"][:40],
-                aliquot_id=aliquot.id if aliquot else None,
-                dilution=info["dilution"],
-                response=info["response"],
-            )
-        )
+    _insert(
+        Result,
+        [
+            {
+                "run_id": run.id,
+                "aliquot_id": found[sample["barcode"]],
+                "analyte_id": run.analyte_id,
+                "value": sample["concentration"],
+                "unit": sample["unit"],
+                "flag": sample["flag"],
+                "limit": sample["limit"],
+                "dilution": sample["dilution"],
+                "cv_pct": sample["cv_pct"],
+                "method": run.instrument or "ELISA",
+                "measured_on": run.created_at.date(),
+                "source": "wells " + ", ".join(sample["wells"]),
+                "detail": "",
+            }
+            for sample in preview["samples"]
+            if sample["barcode"] in found
+        ],
+    )
+    _insert(
+        Well,
+        [
+            {
+                "run_id": run.id,
+                "position": well,
+                "role": info["kind"],
+                "content": info["content"][:40],
+                "aliquot_id": found.get(info["content"]),
+                "dilution": info["dilution"],
+                "response": info["response"],
+                "raw": "",
+            }
+            for well, info in preview["wells"].items()
+        ],
+    )
 
 
 def _write_sheet(run: AssayRun, preview: dict, actor) -> None:
     found = _aliquots([r["barcode"] for r in preview["rows"] if r["known"]], None)
-    analytes = {a.code: a for a in list_analytes()}
-    for row in preview["rows"]:
-        aliquot = found.get(row["barcode"])
-        if aliquot is None:
-            continue
-        db.session.add(
-            Result(
-                run_id=run.id,
-                aliquot_id=aliquot.id,
-                analyte_id=analytes[row["analyte"]].id,
-                value=row["value"],
-                unit=row["unit"],
-                comparator=row["comparator"],
-                text=row["text"],
-                detail=row["detail"] or "",
-                method=row["method"] or "",
-                measured_on=date.fromisoformat(row["measured_on"]) if row["measured_on"] else None,
-                source=f"row {row['row']}",
-            )
-        )
+    analytes = {a.code: a.id for a in list_analytes()}
+    _insert(
+        Result,
+        [
+            {
+                "run_id": run.id,
+                "aliquot_id": found[row["barcode"]],
+                "analyte_id": analytes[row["analyte"]],
+                "value": row["value"],
+                "unit": row["unit"],
+                "comparator": row["comparator"],
+                "text": row["text"],
+                "detail": row["detail"] or "",
+                "method": row["method"] or "",
+                "measured_on": date.fromisoformat(row["measured_on"])
+                if row["measured_on"]
+                else None,
+                "source": f"row {row['row']}",
+                "dilution": 1.0,
+            }
+            for row in preview["rows"]
+            if row["barcode"] in found
+        ],
+    )
+
+
+def _insert(model, rows: list[dict]) -> None:
+    # Plain rows in one executemany: thousands of ORM objects would cost more than the rows.
+    if rows:
+        db.session.execute(sa.insert(model), rows)
 
 
 def reject_run(code: str | int, reason: str, *, actor) -> AssayRun:
