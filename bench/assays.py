@@ -3,7 +3,7 @@
 Prints one JSON line of figures, each a median over repeated runs, next to a baseline
 measured in the same run (the machines are shared and noisy):
 - plate: services.preview_plate(keep=False) of one 96-well plate, 36 samples in duplicate
-  (tests/assays/plates.make_plate: a reader xlsx with 450 + 540 nm blocks under instrument
+  (biobank/assays/example.make_plate: a reader xlsx with 450 + 540 nm blocks under instrument
   metadata, and its plate map), on a bank registered and stored through the services
   (tests/distribution/conftest.stock), with its parts (reader file, plate map, fit and
   checks) and openpyxl alone loading the reader file in read-only mode and iterating its
@@ -55,6 +55,7 @@ from flask_migrate import upgrade
 
 from biobank import create_app
 from biobank.assays import outcomes, pipeline, platemap, platereader, response, services
+from biobank.assays.example import make_plate
 from biobank.assays.models import AssayRun, Result
 from biobank.custody.hashing import event_hash
 from biobank.custody.models import GENESIS_HASH
@@ -64,7 +65,6 @@ from biobank.samples.models import Aliquot, Specimen
 from biobank.study import services as study
 from biobank.study.models import Participant, Site, Visit
 from tests import factories
-from tests.assays.plates import make_plate
 from tests.distribution.conftest import stock
 
 OPTIONS = pipeline.Options(read=450, reference=540)

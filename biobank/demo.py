@@ -7,6 +7,7 @@ that already has users it does nothing.
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,6 +17,8 @@ from zoneinfo import ZoneInfo
 import click
 from flask.cli import AppGroup
 
+from biobank.assays import example, pipeline
+from biobank.assays import services as assays
 from biobank.auth import services as auth
 from biobank.auth.models import User
 from biobank.cli import unit_of_work
@@ -198,6 +201,38 @@ def submit_demo_request() -> None:
     )
 
 
+# Serum VEGF (pg/mL) of the demo participants: high at baseline, as in POEMS, falling
+# under treatment; the plate reads them diluted 1:4.
+DEMO_VEGF = {
+    ("LIM-001", "BL"): 2480.0, ("LIM-001", "M2"): 1150.0,
+    ("LIM-002", "BL"): 3100.0, ("LIM-002", "M2"): 2050.0, ("LIM-002", "M4"): 1300.0,
+    ("LIM-002", "M6"): 820.0,
+    ("LIM-003", "BL"): 1960.0, ("LIM-003", "M2"): 2900.0, ("LIM-003", "M4"): 1700.0,
+    ("PAR-001", "BL"): 2250.0, ("PAR-001", "M2"): 900.0,
+}  # fmt: skip
+DEMO_DILUTION = 4.0
+
+
+def demo_plate(noise=None):
+    """A reader file and plate map for the demo's first serum aliquot of each visit."""
+    chosen = {}
+    for (code, visit), vegf in DEMO_VEGF.items():
+        registration = samples.visit_aliquots(code, visit, actor=None)
+        serum = next(a for a in registration.aliquots if a.sample_type == "SER")
+        chosen[serum.barcode] = vegf / DEMO_DILUTION
+    return example.make_plate(chosen, dilutions=dict.fromkeys(chosen, DEMO_DILUTION), noise=noise)
+
+
+def load_demo_results() -> None:
+    """An accepted VEGF plate, so that results and responses show on the pages."""
+    plate = demo_plate()
+    preview = assays.preview_plate(
+        plate.reader, "demo-vegf-plate.xlsx", plate.plate_map, "VEGF",
+        pipeline.Options(read=450, reference=540), instrument="Demo reader", actor=None,
+    )  # fmt: skip
+    assays.accept_run(preview.run.id, actor=None)
+
+
 def create_demo_accounts() -> list[tuple[str, str, str]]:
     created = []
     for name, role, site in ACCOUNTS:
@@ -235,10 +270,26 @@ def setup():
     count = load_demo_data(actor=None)
     stored = load_demo_storage(actor=None)
     submit_demo_request()
+    load_demo_results()
     click.echo(
         f"Demo data: {len(PARTICIPANTS)} participants, {count} aliquots "
-        f"({stored} stored in the central biobank's freezers)."
+        f"({stored} stored in the central biobank's freezers), a request awaiting review, "
+        "an accepted serum VEGF plate."
     )
     click.echo("Demo logins (shown once, write them down):")
     for name, role, password in accounts:
         click.echo(f"  {name:12} {role:11} password: {password}")
+
+
+@demo_cli.command("plate")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@unit_of_work
+def plate(folder):
+    """Write an example reader file and its plate map (the demo's serum aliquots) to try
+    the import page or `flask assay import-plate` with."""
+    # A second reading of the demo plate (another file: the first is already imported).
+    made = demo_plate(noise=lambda n: 0.015 * math.sin(n))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vegf-reader.xlsx").write_bytes(made.reader)
+    (folder / "vegf-plate-map.xlsx").write_bytes(made.plate_map)
+    click.echo(f"written: {folder / 'vegf-reader.xlsx'} and {folder / 'vegf-plate-map.xlsx'}")

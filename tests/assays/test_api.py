@@ -9,7 +9,7 @@ import io
 import pytest
 from openpyxl import load_workbook
 
-from tests.assays.plates import make_plate
+from biobank.assays.example import make_plate
 
 VEGF = {
     ("LIM-001", "BL"): 900.0,

@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from biobank.assays import outcomes, pipeline, response, services
+from biobank.assays.example import make_plate
 from biobank.assays.models import Result
 from biobank.errors import Invalid
 from biobank.samples import services as samples
-from tests.assays.plates import make_plate
 
 
 def sheet(rows) -> bytes:
@@ -162,3 +162,20 @@ def test_a_declared_analyte_is_read_from_result_sheets(app, serum, db):
     ).data  # fmt: skip
     assert preview["rows"][0]["analyte"] == "IL6"
     assert preview["rows"][0]["value"] == pytest.approx(12.0)
+
+
+def test_the_demo_has_an_accepted_plate_and_writes_an_example_to_import(app, db, tmp_path):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo", "setup"]).exit_code == 0
+    course = outcomes.time_course("LIM-002", actor=None)
+    assert [r.visit for r in course["VEGF"]] == ["BL", "M2", "M4", "M6"]
+    assert course["VEGF"][0].value == pytest.approx(3100.0, rel=0.02)
+    written = runner.invoke(args=["demo", "plate", str(tmp_path)])
+    assert written.exit_code == 0, written.output
+    files = [
+        str(tmp_path / "vegf-reader.xlsx"),
+        "--plate-map",
+        str(tmp_path / "vegf-plate-map.xlsx"),
+    ]
+    dry = runner.invoke(args=["assay", "import-plate", *files, "--analyte", "VEGF", "--json"])
+    assert dry.exit_code == 0, dry.output

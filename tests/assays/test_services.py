@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from biobank.assays import pipeline, services
+from biobank.assays.example import make_plate
 from biobank.assays.models import AssayRun, Result, Well
 from biobank.errors import Conflict, Invalid
 from biobank.samples.barcodes import new_aliquot_barcode
-from tests.assays.plates import make_plate
 
 OPTIONS = pipeline.Options(read=450, reference=540)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from tests.assays.plates import make_plate
+from biobank.assays.example import make_plate
 
 
 def upload(client, plate):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from biobank.assays.example import make_plate
 from tests import factories
-from tests.assays.plates import make_plate
 from tests.conftest import PASSWORD
 from tests.distribution.conftest import stock
 

@@ -1,7 +1,7 @@
-"""Plates for the tests, the browser test and the benchmark: a reader file (450 nm read
-and 540 nm correction under instrument metadata, as readers export them) and its plate
-map in the documented xlsx form, generated from known 4PL parameters so that every
-concentration the import finds can be checked against the truth."""
+"""Example plates, for the demonstration, the tests and the benchmark: a reader file
+(450 nm read and 540 nm correction under instrument metadata, as readers export them)
+and its plate map in the documented xlsx form, generated from known 4PL parameters so
+that every concentration the import finds can be checked against the truth."""
 
 from __future__ import annotations
 
