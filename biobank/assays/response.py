@@ -671,11 +671,14 @@ def _join(main: str, notes: Sequence[str | None]) -> str:
 
 
 def _num(value: Fraction | float) -> str:
-    """A number as a reader writes it: 2400, 15.6, 0.35 (at most 4 decimals)."""
+    """A number as a reader writes it: 2400, 15.6, 0.35 — four significant digits (an
+    interpolated 3100.0259 pg/mL reads 3100), at most 4 decimals, never fewer digits
+    than its integer part."""
     exact = value if isinstance(value, Fraction) else _exact(value, "number")
-    d = (Decimal(exact.numerator) / Decimal(exact.denominator)).quantize(
-        Decimal("0.0001"), rounding=ROUND_HALF_UP
-    )
+    d = Decimal(exact.numerator) / Decimal(exact.denominator)
+    whole = len(str(abs(int(d)))) if abs(d) >= 1 else 0
+    step = Decimal(1).scaleb(min(0, whole - 4)) if whole else Decimal("0.0001")
+    d = d.quantize(step, rounding=ROUND_HALF_UP)
     text = format(d.normalize(), "f")
     return "0" if text == "-0" else text
 

@@ -707,3 +707,12 @@ def test_module_imports_only_the_standard_library():
             imported.add(node.module.split(".")[0])
 
     assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
+
+
+def test_interpolated_values_are_written_to_four_significant_digits():
+    series = [
+        response_module.Measurement("BL", 0, 3100.0259),
+        response_module.Measurement("M2", 56, 820.1243),
+    ]
+    (m2,) = response_module.vegf_responses(series, response_module.load_criteria())
+    assert "3100 pg/mL" in m2.rule and "820.1 pg/mL" in m2.rule
