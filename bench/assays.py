@@ -67,6 +67,10 @@ from biobank.study.models import Participant, Site, Visit
 from tests import factories
 from tests.distribution.conftest import stock
 
+# Appended, not first: bench/labels.py must not hide the labels package.
+sys.path.append(str(Path(__file__).resolve().parent))
+from measure import StatementCounter, ms
+
 OPTIONS = pipeline.Options(read=450, reference=540)
 HEADER = ["Barcode", "Analyte", "Value", "Unit", "Method", "Date", "Comment"]
 # The protocol's visits and their nominal days, and two unscheduled ones, for 8 visits.
@@ -78,25 +82,6 @@ TUBES = (("SST", "SST", "SER", "SER-SST-A-B-N-B-D"), ("EDTA", "PED", "PL1", "PL1
 ALIQUOTS_PER_TUBE = 5
 INCLUDED_ON = date(2026, 1, 5)
 BATCH = 20_000
-
-
-class StatementCounter:
-    """SQL statements sent to the database while listening."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.count = 0
-        sa.event.listen(engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, *_args):
-        self.count += 1
-
-    def close(self) -> None:
-        sa.event.remove(self.engine, "before_cursor_execute", self._seen)
-
-
-def ms(samples: list[float]) -> float:
-    return round(statistics.median(samples) * 1000, 2)
 
 
 def timed(call, repeat: int) -> list[float]:

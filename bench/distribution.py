@@ -30,7 +30,6 @@ import io
 import json
 import random
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -52,29 +51,11 @@ from biobank.distribution.models import Reservation
 from biobank.extensions import db
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import StatementCounter, ms
 from scan_lookup import ALIQUOTS_PER_VISIT, VISITS_PER_PARTICIPANT, build
 
 WANTED = 2_000
 PASSWORD = "bench password 1"
-
-
-class StatementCounter:
-    """SQL statements sent to the database while listening."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.count = 0
-        sa.event.listen(engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, *_args):
-        self.count += 1
-
-    def close(self) -> None:
-        sa.event.remove(self.engine, "before_cursor_execute", self._seen)
-
-
-def ms(samples: list[float]) -> float:
-    return round(statistics.median(samples) * 1000, 2)
 
 
 def shape(total: int) -> Criteria:

@@ -36,16 +36,8 @@ from biobank.storage import allocating
 from biobank.storage import services as storage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import StatementCounter
 from scan_lookup import build
-
-
-class StatementCounter:
-    def __init__(self, engine):
-        self.count = 0
-        sa.event.listen(engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, *_args):
-        self.count += 1
 
 
 def freezer(boxes: int, rows: int = 9, cols: int = 9, name: str = "Bench") -> list[str]:

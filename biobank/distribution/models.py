@@ -183,4 +183,5 @@ class ShipmentItem(db.Model):
     note: Mapped[str] = mapped_column(sa.Text, default="")
 
     shipment: Mapped[Shipment] = relationship(back_populates="items")
-    aliquot: Mapped[Aliquot] = relationship()
+    # Loaded with the items, in one query: receipt and packing look at every item's tube.
+    aliquot: Mapped[Aliquot] = relationship(lazy="selectin")

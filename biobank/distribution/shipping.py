@@ -136,13 +136,7 @@ def pick(request_id: int, raw_code: str, *, actor) -> Picked:
             code="request.status",
         )
     aliquot = samples.find_aliquot(raw_code, actor=actor)
-    reservation = db.session.execute(
-        sa.select(Reservation).where(
-            Reservation.request_id == request.id,
-            Reservation.aliquot_id == aliquot.id,
-            Reservation.closed_at.is_(None),
-        )
-    ).scalar()
+    reservation = _open_reservation(request.id, aliquot.id)
     if reservation is None:
         raise Conflict(
             _l(
@@ -183,10 +177,32 @@ def pick(request_id: int, raw_code: str, *, actor) -> Picked:
     return Picked(aliquot.barcode, where, left)
 
 
+def _open_reservation(request_id: int, aliquot_id: int) -> Reservation | None:
+    return db.session.execute(
+        sa.select(Reservation).where(
+            Reservation.request_id == request_id,
+            Reservation.aliquot_id == aliquot_id,
+            Reservation.closed_at.is_(None),
+        )
+    ).scalar()
+
+
 def _refuse_withdrawn(aliquots: list[Aliquot]) -> None:
-    withdrawn = [
-        a.barcode for a in aliquots if a.specimen.visit.participant.consent_status != "given"
-    ]
+    """Refuse, naming them, aliquots whose participant withdrew consent (one query, so a
+    whole shipment is checked at once)."""
+    withdrawn = list(
+        db.session.execute(
+            sa.select(Aliquot.barcode)
+            .join(Specimen, Specimen.id == Aliquot.specimen_id)
+            .join(Visit, Visit.id == Specimen.visit_id)
+            .join(Participant, Participant.id == Visit.participant_id)
+            .where(
+                Aliquot.id.in_([a.id for a in aliquots]),
+                Participant.consent_status != "given",
+            )
+            .order_by(Aliquot.barcode)
+        ).scalars()
+    )
     if withdrawn:
         raise Conflict(
             _l(
@@ -361,13 +377,7 @@ def add_to_shipment(code: str, raw_code: str, *, actor) -> ShipmentItem:
 
 
 def _pack_reserved(shipment: Shipment, aliquot: Aliquot, actor) -> None:
-    reservation = db.session.execute(
-        sa.select(Reservation).where(
-            Reservation.request_id == shipment.request_id,
-            Reservation.aliquot_id == aliquot.id,
-            Reservation.closed_at.is_(None),
-        )
-    ).scalar()
+    reservation = _open_reservation(shipment.request_id, aliquot.id)
     if reservation is None:
         raise Conflict(
             _l(

@@ -354,18 +354,12 @@ def _resolve_box(rack: str | None, box: str | None, actor) -> Container:
     return storage.get_container(code, actor=actor, kind="box")
 
 
-def _site_scope(query, actor):
-    if actor is not None and actor.site_id is not None:
-        query = query.where(Participant.site_id == actor.site_id)
-    return query
-
-
 def _known(codes: Iterable[str], actor) -> dict[str, _Known]:
     """The aliquots these codes name with their place, in one query."""
     codes = list(codes)
     if not codes:
         return {}
-    query = _site_scope(
+    query = samples.site_scope(
         sa.select(
             Aliquot.id,
             Aliquot.barcode,
