@@ -110,7 +110,9 @@ class Reservation(db.Model):
     outcome: Mapped[str | None] = mapped_column(sa.String(24))
 
     request: Mapped[SampleRequest] = relationship()
-    aliquot: Mapped[Aliquot] = relationship()
+    # Loaded with the reservations, in one query: releasing a request's thousands of
+    # reservations writes an event on each tube.
+    aliquot: Mapped[Aliquot] = relationship(lazy="selectin")
 
 
 class Shipment(db.Model):
