@@ -62,8 +62,9 @@ from biobank.custody.models import GENESIS_HASH
 from biobank.extensions import db
 from biobank.samples import barcodes
 from biobank.samples.models import Aliquot, Specimen
+from biobank.sites.models import Site
 from biobank.study import services as study
-from biobank.study.models import Participant, Site, Visit
+from biobank.study.models import Participant, Visit
 from tests import factories
 from tests.distribution.conftest import stock
 

@@ -9,12 +9,15 @@ import sqlalchemy as sa
 from flask import Flask, g, has_request_context, request
 from flask_login import current_user
 
+from biobank import transaction
 from biobank.cli import register_commands
 from biobank.config import DEFAULT_SECRET_KEY, Defaults, default_database_uri, from_environment
 from biobank.errors import register_error_handlers
 from biobank.extensions import api, csrf, db, login_manager, migrate
 from biobank.i18n import init_babel
-from biobank.web import panels, request_writes
+from biobank.logs import init_logging
+from biobank.transaction import request_writes
+from biobank.web import panels
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -41,6 +44,7 @@ def create_app(config: dict | None = None) -> Flask:
             "instance/config.py or the environment."
         )
 
+    init_logging(app)
     db.init_app(app)
     with app.app_context():
         _tune_sqlite(app)
@@ -162,7 +166,7 @@ def _connect_domains() -> None:
 
 
 def _unit_of_work(app: Flask) -> None:
-    """One request, one transaction: commit once at the end, or write nothing."""
+    """One request, one transaction (biobank/transaction.py)."""
 
     @app.before_request
     def protect_api_sessions():
@@ -176,13 +180,4 @@ def _unit_of_work(app: Flask) -> None:
         ):
             csrf.protect()
 
-    @app.after_request
-    def commit(response):
-        # Reads have nothing to commit: the session's end at teardown closes them.
-        if not request_writes():
-            return response
-        if response.status_code < 400:
-            db.session.commit()
-        else:
-            db.session.rollback()
-        return response
+    transaction.install(app)

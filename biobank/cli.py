@@ -1,33 +1,9 @@
-"""Command-line entry points: each domain's command group, run as one unit of work."""
+"""Command-line entry points: each domain's command group (each command is one unit of
+work, see biobank/transaction.py)."""
 
 from __future__ import annotations
 
-from functools import wraps
-
-import click
 from flask import Flask
-
-from biobank.errors import DomainError
-from biobank.extensions import db
-
-
-def unit_of_work(command):
-    """Commit once when the command succeeds; on a refused rule, write nothing and exit 1."""
-
-    @wraps(command)
-    def run(*args, **kwargs):
-        try:
-            result = command(*args, **kwargs)
-        except DomainError as err:
-            db.session.rollback()
-            raise click.ClickException(str(err.message)) from err
-        except Exception:
-            db.session.rollback()
-            raise
-        db.session.commit()
-        return result
-
-    return run
 
 
 def register_commands(app: Flask) -> None:

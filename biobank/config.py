@@ -19,6 +19,10 @@ class Defaults:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     SQLITE_BUSY_TIMEOUT_MS = 15000
 
+    # One line per request and per refused rule at INFO (biobank/logs.py); WARNING keeps
+    # only what went wrong.
+    LOG_LEVEL = "INFO"
+
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
@@ -60,7 +64,7 @@ class Defaults:
 def from_environment() -> dict:
     """Settings taken from environment variables, for containers and CI."""
     settings: dict = {}
-    names = ("SECRET_KEY", "BIOBANK_ENV", "PROTOCOL_FILE")
+    names = ("SECRET_KEY", "BIOBANK_ENV", "PROTOCOL_FILE", "LOG_LEVEL")
     mail = ("NOTIFIER", "MAIL_SERVER", "MAIL_SENDER", "MAIL_USERNAME", "MAIL_PASSWORD")
     for name in names + mail:
         if os.environ.get(name):

@@ -21,16 +21,17 @@ from biobank.assays import example, pipeline
 from biobank.assays import services as assays
 from biobank.auth import services as auth
 from biobank.auth.models import User
-from biobank.cli import unit_of_work
 from biobank.distribution import criteria
 from biobank.distribution import services as requests
 from biobank.extensions import db
 from biobank.samples import services as samples
 from biobank.samples.services import SpinEntry, TubeEntry
+from biobank.sites import services as sites
 from biobank.storage import services as storage
 from biobank.study import services as study
 from biobank.study.cli import shipped_or_configured_protocol
 from biobank.study.protocol import parse_protocol
+from biobank.transaction import unit_of_work
 
 demo_cli = AppGroup("demo", help="Demonstration data.")
 
@@ -78,10 +79,10 @@ def load_protocol_if_missing(path: Path) -> None:
 
 
 def ensure_demo_sites(actor) -> None:
-    existing = {site.code for site in study.list_sites()}
+    existing = {site.code for site in sites.list_sites()}
     for code, name, central in SITES:
         if code not in existing:
-            study.create_site(code, name, is_central=central, actor=actor)
+            sites.create_site(code, name, is_central=central, actor=actor)
 
 
 def load_demo_data(actor) -> int:

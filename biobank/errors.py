@@ -7,7 +7,7 @@ error page elsewhere. Messages are lazy translations, rendered in the user's lan
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, has_request_context, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -44,6 +44,17 @@ class Conflict(DomainError):
 class Forbidden(DomainError):
     status = 403
     default_code = "forbidden"
+
+
+def mark_refused(reason: DomainError | None = None) -> None:
+    """Record that this request was refused: nothing it did will be committed
+    (biobank/transaction.py reads this at the end of the request)."""
+    if has_request_context():
+        g.refused = reason if reason is not None else True
+
+
+def refused() -> bool:
+    return bool(has_request_context() and g.get("refused"))
 
 
 def wants_json() -> bool:
@@ -89,15 +100,19 @@ HTTP_CODES = {
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(err: DomainError):
+        mark_refused(err)
+        app.logger.info("refused %s: %s", err.code, err.message)
         return error_response(err.status, err.code, err.message, err.fields)
 
     @app.errorhandler(CSRFError)
     def handle_csrf(err: CSRFError):
+        mark_refused()
         message = _l("The form expired or was sent from elsewhere. Reload the page and try again.")
         return error_response(400, "csrf", message)
 
     @app.errorhandler(HTTPException)
     def handle_http(err: HTTPException):
+        mark_refused()
         data = getattr(err, "data", None) or {}
         if err.code == 422 and "messages" in data:
             # Validation failed in a request schema: a client error, reported per field.

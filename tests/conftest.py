@@ -150,7 +150,7 @@ def login_as(app, make_user):
         _db.session.commit()
         client = app.test_client()
         response = client.post("/login", data={"username": user.username, "password": PASSWORD})
-        assert response.status_code == 302, response.get_data(as_text=True)
+        assert response.status_code == 303, response.get_data(as_text=True)
         client.user = user
         return client
 

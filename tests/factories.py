@@ -10,6 +10,7 @@ from biobank.demo import load_protocol_if_missing
 from biobank.extensions import db
 from biobank.samples import services as samples
 from biobank.samples.services import SpinEntry, TubeEntry
+from biobank.sites import services as site_services
 from biobank.study import services as study
 from biobank.study.protocol import default_protocol_path
 
@@ -25,9 +26,9 @@ def protocol():
 
 def sites():
     created = [
-        study.create_site("BIO", "Central biobank", is_central=True, actor=None),
-        study.create_site("LIM", "CHU de Limoges", actor=None),
-        study.create_site("PAR", "Hôpital Saint-Louis", actor=None),
+        site_services.create_site("BIO", "Central biobank", is_central=True, actor=None),
+        site_services.create_site("LIM", "CHU de Limoges", actor=None),
+        site_services.create_site("PAR", "Hôpital Saint-Louis", actor=None),
     ]
     db.session.flush()
     return created

@@ -21,6 +21,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from tests import factories
+from tests.pages import refused
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "biobank" / "translations"
@@ -209,7 +210,7 @@ def test_pages_are_in_english_by_default(compiled, client):
 
 def test_the_language_form_switches_pages_to_french(compiled, client):
     response = client.post("/language", data={"lang": "fr", "next": "/login"})
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response.headers["Location"].endswith("/login")
     html = page(client.get("/login"))
     assert '<html lang="fr">' in html
@@ -226,7 +227,7 @@ def test_the_browser_language_is_followed(compiled, client):
 def test_flashed_messages_are_translated(compiled, client):
     client.post("/language", data={"lang": "fr", "next": "/login"})
     response = client.post("/login", data={"username": "nobody", "password": "wrong password"})
-    assert "Nom d’utilisateur inconnu ou mot de passe incorrect." in page(response)
+    assert "Nom d’utilisateur inconnu ou mot de passe incorrect." in refused(client, response)
 
 
 @pytest.fixture
@@ -253,7 +254,7 @@ def test_dates_follow_the_language(compiled, participant, login_as):
     assert facts(english)["Included on"] == "Jan 5, 2026"
 
     response = client.post("/language", data={"lang": "fr", "next": "/participants/LIM-001"})
-    assert response.status_code == 302
+    assert response.status_code == 303
     french = page(client.get("/participants/LIM-001"))
     assert facts(french)["Date d’inclusion"] == "5 janv. 2026"
     assert "Calendrier des visites" in french

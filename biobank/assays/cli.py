@@ -13,7 +13,7 @@ import click
 from flask.cli import AppGroup
 
 from biobank.assays import pipeline, services
-from biobank.cli import unit_of_work
+from biobank.transaction import unit_of_work
 
 assay_cli = AppGroup("assay", help="Assay runs and results.")
 

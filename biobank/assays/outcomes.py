@@ -18,8 +18,10 @@ from biobank.assays import response
 from biobank.assays.models import Analyte, AssayRun, Result
 from biobank.extensions import db
 from biobank.samples.models import Aliquot, Specimen
+from biobank.sites.models import Site
+from biobank.sites.services import in_reach
 from biobank.study import services as study
-from biobank.study.models import Participant, Site, Visit
+from biobank.study.models import Participant, Visit
 
 VEGF, M_SPIKE, IFE = "VEGF", "M_SPIKE", "IFE"
 
@@ -183,9 +185,7 @@ def export_rows(criteria: response.Criteria, *, actor=None) -> list[list]:
     """One row per participant × visit × analyte (the result used for the response),
     sorted, for a reproducible file; a centre's user exports that centre only."""
     query = _ROW.order_by(Participant.code, Visit.study_day, Analyte.code, Result.id)
-    if actor is not None and actor.site_id is not None:
-        query = query.where(Participant.site_id == actor.site_id)
-    rows = _rows(query)
+    rows = _rows(in_reach(query, Participant.site_id, actor))
     by_participant: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         by_participant[row.participant][row.analyte].append(row)

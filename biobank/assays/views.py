@@ -30,7 +30,7 @@ from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.db import utcnow
 from biobank.errors import DomainError, Invalid
-from biobank.web import add_panel, file_response
+from biobank.web import add_panel, file_response, kept_form, refuse
 
 bp = Blueprint("assays", __name__, template_folder="templates")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -106,9 +106,8 @@ def import_plate():
             actor=current_user,
         )
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(url_for("assays.runs"), 303)
-    return redirect(url_for("assays.run", code=preview.run.code))
+        return refuse(err, url_for("assays.runs"))
+    return redirect(url_for("assays.run", code=preview.run.code), 303)
 
 
 @bp.route("/assays/sheets", methods=["POST"])
@@ -118,11 +117,10 @@ def import_sheet():
         content, name = _file("result_file")
         preview = services.preview_results(content, name, actor=current_user)
     except DomainError as err:
-        flash(str(err.message), "error")
         for problem in (err.fields.get("rows") or "").split(" | ")[1:20]:
             flash(problem, "error")
-        return redirect(url_for("assays.runs"), 303)
-    return redirect(url_for("assays.run", code=preview.run.code))
+        return refuse(err, url_for("assays.runs"))
+    return redirect(url_for("assays.run", code=preview.run.code), 303)
 
 
 @bp.route("/assays/runs/<code>")
@@ -153,10 +151,9 @@ def accept(code):
     try:
         accepted = services.accept_run(code, actor=current_user)
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(url_for("assays.run", code=code), 303)
+        return refuse(err, url_for("assays.run", code=code))
     flash(_("Run %(code)s accepted: its results are recorded.", code=accepted.code), "success")
-    return redirect(url_for("assays.run", code=accepted.code))
+    return redirect(url_for("assays.run", code=accepted.code), 303)
 
 
 @bp.route("/assays/runs/<code>/reject", methods=["POST"])
@@ -165,10 +162,9 @@ def reject(code):
     try:
         services.reject_run(code, request.form.get("reason", ""), actor=current_user)
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(url_for("assays.run", code=code), 303)
+        return refuse(err, url_for("assays.run", code=code))
     flash(_("Run rejected; it is kept with the reason."), "success")
-    return redirect(url_for("assays.run", code=code))
+    return redirect(url_for("assays.run", code=code), 303)
 
 
 # --- analytes --------------------------------------------------------------------------
@@ -178,7 +174,7 @@ def reject(code):
 @requires(Permission.CONFIGURE)
 def analytes():
     """The analytes results may be given for; a new marker is declared here."""
-    status = 200
+    here = url_for("assays.analytes")
     if request.method == "POST":
         form = request.form
         try:
@@ -192,14 +188,12 @@ def analytes():
                 actor=current_user,
             )
         except DomainError as err:
-            flash(str(err.message), "error")
-            status = err.status
-        else:
-            flash(_("Analyte %(code)s declared.", code=declared.code), "success")
-            return redirect(url_for("assays.analytes"))
+            return refuse(err, here)
+        flash(_("Analyte %(code)s declared.", code=declared.code), "success")
+        return redirect(here, 303)
     return render_template(
-        "assays/analytes.html", analytes=services.analyte_choices(), form=request.form
-    ), status
+        "assays/analytes.html", analytes=services.analyte_choices(), form=kept_form()
+    )
 
 
 # --- plate design ------------------------------------------------------------------------
@@ -220,12 +214,9 @@ def plate_design():
                 actor=current_user,
             )
         except DomainError as err:
-            flash(str(err.message), "error")
-            return render_template(
-                "assays/plate_design.html", templates=templates, form=request.form
-            ), err.status
+            return refuse(err, url_for("assays.plate_design"))
         return file_response(design.workbook, XLSX, f"plate-map-{utcnow():%Y%m%d-%H%M}.xlsx")
-    return render_template("assays/plate_design.html", templates=templates, form={})
+    return render_template("assays/plate_design.html", templates=templates, form=kept_form())
 
 
 # --- export ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from flask.cli import AppGroup
 
 from biobank.auth import services
 from biobank.auth.roles import Role
-from biobank.cli import unit_of_work
+from biobank.transaction import unit_of_work
 
 user_cli = AppGroup("user", help="Accounts and API tokens.")
 

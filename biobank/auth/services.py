@@ -15,7 +15,7 @@ from biobank.auth.roles import Role
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.extensions import db
-from biobank.study.models import Site
+from biobank.sites.models import Site
 
 # scrypt is memory-hard: a stolen hash table is expensive to attack on GPUs.
 PASSWORD_METHOD = "scrypt"

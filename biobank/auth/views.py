@@ -11,10 +11,10 @@ from biobank.auth import services
 from biobank.auth.access import public, requires
 from biobank.auth.forms import LanguageForm, LoginForm, LogoutForm, UserForm
 from biobank.auth.roles import Permission, Role
-from biobank.errors import DomainError
+from biobank.errors import DomainError, Invalid
 from biobank.i18n import label
-from biobank.study.services import list_sites
-from biobank.web import local_path, show_error
+from biobank.sites.services import list_sites
+from biobank.web import local_path, refill, refuse, refuse_form
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -23,16 +23,18 @@ bp = Blueprint("auth", __name__, template_folder="templates")
 @public
 def login():
     form = LoginForm(next=request.args.get("next", ""))
-    if form.validate_on_submit():
-        user = services.authenticate(form.username.data.strip(), form.password.data)
-        if user is None:
-            flash(_("Unknown user name or wrong password."), "error")
-        else:
-            login_user(services.principal(user.id))
-            if user.locale:
-                session["lang"] = user.locale
-            return redirect(local_path(form.next.data, url_for("auth.home")))
-    return render_template("auth/login.html", form=form)
+    if request.method == "GET":
+        return render_template("auth/login.html", form=refill(form))
+    here = url_for("auth.login", next=form.next.data or None)
+    if not form.validate_on_submit():
+        return refuse_form(form, here)
+    user = services.authenticate(form.username.data.strip(), form.password.data)
+    if user is None:
+        return refuse(Invalid(_("Unknown user name or wrong password.")), here)
+    login_user(services.principal(user.id))
+    if user.locale:
+        session["lang"] = user.locale
+    return redirect(local_path(form.next.data, url_for("auth.home")), 303)
 
 
 @bp.route("/logout", methods=["POST"])
@@ -40,7 +42,7 @@ def login():
 def logout():
     if LogoutForm().validate_on_submit():
         logout_user()
-    return redirect(url_for("auth.login"))
+    return redirect(url_for("auth.login"), 303)
 
 
 @bp.route("/language", methods=["POST"])
@@ -51,7 +53,7 @@ def language():
         session["lang"] = form.lang.data
         if current_user.is_authenticated:
             services.set_locale(current_user.id, form.lang.data)
-    return redirect(local_path(form.next.data, url_for("auth.home")))
+    return redirect(local_path(form.next.data, url_for("auth.home")), 303)
 
 
 @bp.route("/")
@@ -73,7 +75,7 @@ def _user_form() -> UserForm:
 @requires(Permission.ADMINISTER)
 def users():
     return render_template(
-        "auth/users.html", users=services.list_users(), form=_user_form(), token=None
+        "auth/users.html", users=services.list_users(), form=refill(_user_form()), token=None
     )
 
 
@@ -81,33 +83,30 @@ def users():
 @requires(Permission.ADMINISTER)
 def create_user():
     form = _user_form()
-    status = 400
-    if form.validate_on_submit():
-        try:
-            user = services.create_user(
-                form.username.data,
-                form.role.data,
-                form.password.data,
-                site_code=form.site.data or None,
-                email=form.email.data or None,
-                actor=current_user,
-            )
-        except DomainError as err:
-            show_error(form, err)
-            status = err.status
-        else:
-            flash(_("Account %(name)s created.", name=user.username), "success")
-            return redirect(url_for("auth.users"))
-    return render_template(
-        "auth/users.html", users=services.list_users(), form=form, token=None
-    ), status
+    here = url_for("auth.users")
+    if not form.validate_on_submit():
+        return refuse_form(form, here)
+    try:
+        user = services.create_user(
+            form.username.data,
+            form.role.data,
+            form.password.data,
+            site_code=form.site.data or None,
+            email=form.email.data or None,
+            actor=current_user,
+        )
+    except DomainError as err:
+        return refuse(err, here)
+    flash(_("Account %(name)s created.", name=user.username), "success")
+    return redirect(here, 303)
 
 
 @bp.route("/users/<username>/token", methods=["POST"])
 @requires(Permission.ADMINISTER)
 def issue_token(username):
     token = services.issue_token(username, actor=current_user)
-    # Shown on this page once; only its SHA-256 is kept.
+    # Shown on this page once, in answer to the POST: a secret never travels through the
+    # session cookie, as a redirect would need. Only its SHA-256 is kept.
     return render_template(
         "auth/users.html",
         users=services.list_users(),
@@ -121,11 +120,14 @@ def issue_token(username):
 @requires(Permission.ADMINISTER)
 def set_active(username):
     active = request.form.get("active") == "1"
-    services.set_active(username, active, actor=current_user)
+    try:
+        services.set_active(username, active, actor=current_user)
+    except DomainError as err:
+        return refuse(err, url_for("auth.users"))
     flash(
         _("Account %(name)s switched on.", name=username)
         if active
         else _("Account %(name)s switched off.", name=username),
         "success",
     )
-    return redirect(url_for("auth.users"))
+    return redirect(url_for("auth.users"), 303)

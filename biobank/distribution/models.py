@@ -18,7 +18,7 @@ from biobank.auth.models import User
 from biobank.db import enum_check, utcnow
 from biobank.extensions import db
 from biobank.samples.models import Aliquot
-from biobank.study.models import Site
+from biobank.sites.models import Site
 
 REQUEST_STATUSES = (
     "submitted",

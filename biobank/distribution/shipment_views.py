@@ -19,9 +19,11 @@ from biobank.distribution.shipping import Dispatch
 from biobank.distribution.views import paper_response
 from biobank.errors import DomainError, Invalid
 from biobank.i18n import label
+from biobank.sites import services as sites
 from biobank.storage import allocating
 from biobank.study import services as study
 from biobank.study.forms import WithdrawConsentForm
+from biobank.web import kept_form, refuse, refuse_form
 
 bp = Blueprint("shipments", __name__, template_folder="templates")
 
@@ -63,7 +65,7 @@ def shipments():
         page=page,
         status=status,
         statuses=SHIPMENT_STATUSES,
-        sites=study.list_sites(),
+        sites=sites.list_sites(),
     )
 
 
@@ -79,21 +81,23 @@ def create():
             actor=current_user,
         )
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(url_for("shipments.shipments"), 303)
-    return redirect(url_for("shipments.shipment", code=shipment.code))
+        return refuse(err, url_for("shipments.shipments"))
+    return redirect(url_for("shipments.shipment", code=shipment.code), 303)
 
 
 @bp.route("/shipments/<code>")
 @requires(Permission.HANDLE)
 def shipment(code):
     found = shipping.get_shipment(code, actor=current_user)
+    kept = kept_form()
     return render_template(
         "distribution/shipment.html",
         shipment=found,
         lines=paperwork.manifest_lines(found),
         receipt=shipping.receipt(found.code, actor=current_user),
-        error=None,
+        error=kept.refusal if kept.get("scan") else None,
+        code=kept.get("code"),
+        kept=kept,
         last=request.args.get("last"),
     )
 
@@ -105,17 +109,8 @@ def pack(code):
     try:
         item = shipping.add_to_shipment(code, request.form.get("code", ""), actor=current_user)
     except DomainError as err:
-        found = shipping.get_shipment(code, actor=current_user)
-        return render_template(
-            "distribution/shipment.html",
-            shipment=found,
-            lines=paperwork.manifest_lines(found),
-            receipt=shipping.receipt(found.code, actor=current_user),
-            error=err,
-            code=request.form.get("code", ""),
-            last=None,
-        ), err.status
-    return redirect(url_for("shipments.shipment", code=code, last=item.aliquot.barcode))
+        return refuse(err, url_for("shipments.shipment", code=code), flash_it=False)
+    return redirect(url_for("shipments.shipment", code=code, last=item.aliquot.barcode), 303)
 
 
 @bp.route("/shipments/<code>/items/remove", methods=["POST"])
@@ -124,7 +119,7 @@ def unpack(code):
     try:
         shipping.remove_from_shipment(code, request.form.get("code", ""), actor=current_user)
     except DomainError as err:
-        flash(str(err.message), "error")
+        return refuse(err, url_for("shipments.shipment", code=code))
     return _back(code)
 
 
@@ -142,8 +137,7 @@ def dispatch(code):
         )
         sent = shipping.dispatch(code, details, actor=current_user)
     except DomainError as err:
-        flash(str(err.message), "error")
-        return _back(code)
+        return refuse(err, url_for("shipments.shipment", code=code))
     flash(
         ngettext("%(num)d tube dispatched.", "%(num)d tubes dispatched.", len(sent.items)),
         "success",
@@ -162,20 +156,19 @@ def manifest(code, fmt):
 # --- receipt -----------------------------------------------------------------------------
 
 
-def _receive_page(code: str, *, error=None, checked=None, status: int = 200):
-    return render_template(
-        "distribution/receive.html",
-        receipt=shipping.receipt(code, actor=current_user),
-        error=error,
-        checked=checked,
-        code=request.form.get("code", ""),
-    ), status
-
-
 @bp.route("/shipments/<code>/receive")
 @requires(Permission.HANDLE)
 def receive(code):
-    return _receive_page(code)
+    found = shipping.receipt(code, actor=current_user)
+    kept = kept_form()
+    return render_template(
+        "distribution/receive.html",
+        receipt=found,
+        error=kept.refusal if kept.get("scan") else None,
+        checked=shipping.last_checked(found, request.args.get("last")),
+        code=kept.get("code"),
+        kept=kept,
+    )
 
 
 @bp.route("/shipments/<code>/check-in", methods=["POST"])
@@ -191,8 +184,8 @@ def check_in(code):
             actor=current_user,
         )
     except DomainError as err:
-        return _receive_page(code, error=err, status=err.status)
-    return _receive_page(code, checked=checked)
+        return refuse(err, url_for("shipments.receive", code=code), flash_it=False)
+    return _back(code, "shipments.receive", last=checked.barcode)
 
 
 @bp.route("/shipments/<code>/check-in-rack", methods=["POST"])
@@ -204,7 +197,7 @@ def check_in_rack(code):
             raise Invalid(_("Choose the rack scanner's file."), fields={"file": ""})
         checked = shipping.check_in_rack(code, upload.read(), actor=current_user)
     except DomainError as err:
-        return _receive_page(code, error=err, status=err.status)
+        return refuse(err, url_for("shipments.receive", code=code))
     flash(ngettext("%(num)d tube read.", "%(num)d tubes read.", len(checked)), "success")
     return _back(code, "shipments.receive")
 
@@ -221,8 +214,7 @@ def complete_receipt(code):
             actor=current_user,
         )
     except DomainError as err:
-        flash(str(err.message), "error")
-        return _back(code, "shipments.receive")
+        return refuse(err, url_for("shipments.receive", code=code))
     flash(
         _(
             "Receipt recorded: %(ok)d received, %(damaged)d damaged, %(missing)d missing.",
@@ -251,8 +243,7 @@ def use(code):
             actor=current_user,
         )
     except DomainError as err:
-        flash(str(err.message), "error")
-        return _back(code)
+        return refuse(err, url_for("shipments.shipment", code=code))
     flash(
         _("%(code)s: %(status)s.", code=aliquot.barcode, status=label(aliquot.status, "status")),
         "success",
@@ -287,8 +278,7 @@ def store_all(code):
             [(b, box, pos) for b, box, pos in rows if b and box], actor=current_user
         )
     except DomainError as err:
-        flash(str(err.message), "error")
-        return _back(code, "shipments.store")
+        return refuse(err, url_for("shipments.store", code=code))
     flash(ngettext("%(num)d aliquot stored.", "%(num)d aliquots stored.", count), "success")
     return _back(code)
 
@@ -301,14 +291,13 @@ def store_all(code):
 def withdraw_consent(code):
     """Record the withdrawal: distribution stops at once; the page lists what to destroy."""
     form = WithdrawConsentForm()
+    back = url_for("study.participant", code=code)
     if not form.validate_on_submit():
-        flash(_("Enter the date the consent was withdrawn."), "error")
-        return redirect(url_for("study.participant", code=code), 303)
+        return refuse_form(form, back)
     try:
         affected = shipping.withdraw_consent(code, form.withdrawn_on.data, actor=current_user)
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(url_for("study.participant", code=code), 303)
+        return refuse(err, back)
     flash(
         ngettext(
             "Consent withdrawal recorded. %(num)d aliquot is affected.",
@@ -317,7 +306,7 @@ def withdraw_consent(code):
         ),
         "warning",
     )
-    return redirect(url_for("shipments.withdrawn", code=code))
+    return redirect(url_for("shipments.withdrawn", code=code), 303)
 
 
 @bp.route("/participants/<code>/withdrawn-aliquots")
@@ -341,8 +330,7 @@ def destroy(code):
             actor=current_user,
         )
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(url_for("shipments.withdrawn", code=code), 303)
+        return refuse(err, url_for("shipments.withdrawn", code=code))
     flash(
         ngettext(
             "%(num)d aliquot recorded as destroyed.",
@@ -351,4 +339,4 @@ def destroy(code):
         ),
         "success",
     )
-    return redirect(url_for("shipments.withdrawn", code=code))
+    return redirect(url_for("shipments.withdrawn", code=code), 303)

@@ -17,7 +17,7 @@ from flask_babel import lazy_gettext as _l
 
 from biobank.custody import services as custody
 from biobank.custody.services import EventKind
-from biobank.db import utcnow
+from biobank.db import Page, utcnow
 from biobank.distribution import services as requests
 from biobank.distribution.models import Reservation, SampleRequest, Shipment, ShipmentItem
 from biobank.errors import Conflict, Forbidden, Invalid, NotFound
@@ -25,13 +25,15 @@ from biobank.extensions import db
 from biobank.notifications import services as notifications
 from biobank.samples import services as samples
 from biobank.samples.models import Aliquot, Specimen
+from biobank.sites import services as sites
+from biobank.sites.models import Site
 from biobank.storage import places
 from biobank.storage import services as storage
 from biobank.storage.models import StoredPosition
 from biobank.storage.positions import grid_for
 from biobank.storage.rackscan import RackScanError, parse_rack_csv
 from biobank.study import services as study
-from biobank.study.models import Participant, Site, Visit
+from biobank.study.models import Participant, Visit
 
 PICKABLE_REQUESTS = ("approved", "being_prepared")
 # Statuses a tube may leave its site in, for a transfer.
@@ -262,7 +264,7 @@ def create_shipment(
         shipment.recipient = request.receiving_lab
         shipment.contact = f"{request.contact_name} <{request.contact_email}>"
     else:
-        site = study.get_site(destination_site)
+        site = sites.get_site(destination_site)
         if site.id == origin.id:
             raise Invalid(
                 _l("A transfer goes to another site."),
@@ -275,7 +277,7 @@ def create_shipment(
     return shipment
 
 
-def list_shipments(*, actor, status: str | None = None, limit=100, offset=0) -> study.Page:
+def list_shipments(*, actor, status: str | None = None, limit=100, offset=0) -> Page:
     query = sa.select(Shipment)
     if actor.site_id is not None:
         query = query.where(
@@ -288,7 +290,7 @@ def list_shipments(*, actor, status: str | None = None, limit=100, offset=0) -> 
         query = query.where(Shipment.status == status)
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
     items = db.session.execute(query.order_by(Shipment.id.desc()).limit(limit).offset(offset))
-    return study.Page(list(items.scalars()), total)
+    return Page(list(items.scalars()), total)
 
 
 def shipments_of(request_id: int) -> list[Shipment]:
@@ -574,8 +576,26 @@ def check_in(code: str, raw_code: str, *, damaged: bool = False, note: str = "",
     item.checked_at = utcnow()
     item.note = (note or "").strip()[:500]
     db.session.flush()
+    return _checked(shipment, item)
+
+
+def _checked(shipment: Shipment, item) -> Checked:
     grid = grid_for(shipment.box_rows, shipment.box_cols)
-    return Checked(barcode, item.outcome, item.box_number, grid.label(item.row, item.col))
+    return Checked(
+        item.aliquot.barcode, item.outcome, item.box_number, grid.label(item.row, item.col)
+    )
+
+
+def last_checked(receipt: Receipt, barcode: str | None) -> Checked | None:
+    """What the receipt recorded for ``barcode`` (the tube scanned last), if anything."""
+    if not barcode:
+        return None
+    if barcode in receipt.unexpected:
+        return Checked(barcode, "unexpected", None, None)
+    item = next((i for i in receipt.shipment.items if i.aliquot.barcode == barcode), None)
+    if item is None or item.outcome is None:
+        return None
+    return _checked(receipt.shipment, item)
 
 
 def check_in_rack(code: str, data: bytes, *, actor) -> list[Checked]:

@@ -16,7 +16,7 @@ from biobank.distribution.forms import CatalogueFilterForm, RequestForm
 from biobank.distribution.models import REQUEST_STATUSES
 from biobank.errors import DomainError
 from biobank.study import services as study
-from biobank.web import file_response, show_error
+from biobank.web import file_response, kept_form, refill, refuse, refuse_form, show_error
 
 bp = Blueprint("distribution", __name__, template_folder="templates")
 
@@ -67,7 +67,10 @@ def new_request():
     """A request: what, for what, where to; the match count updates as the criteria change."""
     form = RequestForm(request.form if request.method == "POST" else request.args)
     form.offer(study.current_protocol())
-    if request.method == "POST" and form.validate_on_submit():
+    here = url_for("distribution.new_request")
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return refuse_form(form, here)
         try:
             created = services.submit_request(
                 title=form.title.data,
@@ -79,23 +82,22 @@ def new_request():
                 actor=current_user,
             )
         except DomainError as err:
-            show_error(form, err)
-        else:
-            flash(_("Request %(code)s submitted for review.", code=created.code), "success")
-            return redirect(url_for("distribution.request_page", request_id=created.id))
+            return refuse(err, here)
+        flash(_("Request %(code)s submitted for review.", code=created.code), "success")
+        return redirect(url_for("distribution.request_page", request_id=created.id), 303)
+    refill(form)
     match = None
     if form.visits.data and form.sample_types.data:
         try:
             match = services.match_count(criteria_module.parse(form.criteria_data()))
         except DomainError:
             match = None
-    status = 400 if request.method == "POST" else 200
     return render_template(
         "distribution/request_form.html",
         form=form,
         match=match,
         threshold=current_app.config["CATALOGUE_SMALL_CELL"],
-    ), status
+    )
 
 
 @bp.route("/requests/<int:request_id>")
@@ -117,10 +119,9 @@ def cancel(request_id):
     try:
         services.cancel(request_id, request.form.get("reason", ""), actor=current_user)
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(url_for("distribution.request_page", request_id=request_id), 303)
+        return refuse(err, url_for("distribution.request_page", request_id=request_id))
     flash(_("Request cancelled; its aliquots are released."), "success")
-    return redirect(url_for("distribution.request_page", request_id=request_id))
+    return redirect(url_for("distribution.request_page", request_id=request_id), 303)
 
 
 # --- review ------------------------------------------------------------------------------
@@ -163,8 +164,8 @@ def start_review(request_id):
     try:
         services.start_review(request_id, actor=current_user)
     except DomainError as err:
-        flash(str(err.message), "error")
-    return redirect(url_for("distribution.review", request_id=request_id))
+        return refuse(err, url_for("distribution.request_page", request_id=request_id))
+    return redirect(url_for("distribution.review", request_id=request_id), 303)
 
 
 @bp.route("/requests/<int:request_id>/approve", methods=["POST"])
@@ -187,8 +188,7 @@ def approve(request_id):
             actor=current_user,
         )
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(back, 303)
+        return refuse(err, back)
     flash(
         ngettext(
             "Approved: %(num)d aliquot reserved.",
@@ -197,7 +197,7 @@ def approve(request_id):
         ),
         "success",
     )
-    return redirect(url_for("distribution.request_page", request_id=request_id))
+    return redirect(url_for("distribution.request_page", request_id=request_id), 303)
 
 
 @bp.route("/requests/<int:request_id>/reject", methods=["POST"])
@@ -206,35 +206,37 @@ def reject(request_id):
     try:
         services.reject(request_id, request.form.get("reason", ""), actor=current_user)
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(url_for("distribution.review", request_id=request_id), 303)
+        return refuse(err, url_for("distribution.review", request_id=request_id))
     flash(_("Request rejected; the researcher is told why."), "success")
-    return redirect(url_for("distribution.request_page", request_id=request_id))
+    return redirect(url_for("distribution.request_page", request_id=request_id), 303)
 
 
 # --- picking -----------------------------------------------------------------------------
 
 
-@bp.route("/requests/<int:request_id>/pick", methods=["GET", "POST"])
+@bp.route("/requests/<int:request_id>/pick")
 @requires(Permission.HANDLE)
 def pick(request_id):
     """Pick by scan: the right tube is ticked and checked out, any other is refused loudly."""
-    code, error, picked = request.values.get("code"), None, None
-    if request.method == "POST":
-        try:
-            picked = shipping.pick(request_id, code or "", actor=current_user)
-        except DomainError as err:
-            error = err
-        else:
-            return redirect(url_for("distribution.pick", request_id=request_id, ok=picked.barcode))
-    found = shipping.pick_list(request_id, actor=current_user)
+    kept = kept_form()
     return render_template(
         "distribution/pick.html",
-        pick_list=found,
-        code=code,
-        error=error,
+        pick_list=shipping.pick_list(request_id, actor=current_user),
+        code=kept.get("code"),
+        error=kept.refusal,
         ok=request.args.get("ok"),
-    ), (error.status if error else 200)
+    )
+
+
+@bp.route("/requests/<int:request_id>/pick", methods=["POST"])
+@requires(Permission.HANDLE)
+def pick_scanned(request_id):
+    here = url_for("distribution.pick", request_id=request_id)
+    try:
+        picked = shipping.pick(request_id, request.form.get("code", ""), actor=current_user)
+    except DomainError as err:
+        return refuse(err, here, flash_it=False)
+    return redirect(url_for("distribution.pick", request_id=request_id, ok=picked.barcode), 303)
 
 
 @bp.route("/requests/<int:request_id>/pick-list.pdf")

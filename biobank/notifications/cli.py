@@ -6,8 +6,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from biobank.cli import unit_of_work
 from biobank.notifications import services
+from biobank.transaction import unit_of_work
 
 notifications_cli = AppGroup("notifications", help="The notification outbox.")
 

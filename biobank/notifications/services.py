@@ -25,11 +25,10 @@ from typing import Protocol
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from biobank.db import utcnow
+from biobank.db import Page, utcnow
 from biobank.errors import Invalid
 from biobank.extensions import db
 from biobank.notifications.models import OutboxMessage
-from biobank.study.services import Page
 
 EVENT_MAX = 40
 SUBJECT_MAX = 300

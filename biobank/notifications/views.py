@@ -9,6 +9,7 @@ from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.errors import DomainError
 from biobank.notifications import services
+from biobank.web import refuse
 
 bp = Blueprint("notifications", __name__, template_folder="templates")
 PAGE = 50
@@ -31,8 +32,7 @@ def deliver():
     try:
         notifier = services.notifier_from_config(current_app.config)
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(url_for("notifications.outbox"))
+        return refuse(err, url_for("notifications.outbox"))
     report = services.deliver_pending(notifier)
     counts = {"sent": report.sent, "failed": report.failed, "held": report.held}
     if notifier.delivers:
@@ -43,4 +43,4 @@ def deliver():
             **counts,
         )
     flash(message, "warning" if report.failed else "success")
-    return redirect(url_for("notifications.outbox"))
+    return redirect(url_for("notifications.outbox"), 303)

@@ -9,7 +9,6 @@ from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.printing import schemas, services
 from biobank.printing.responses import label_file
-from biobank.web import writes
 
 blp = Blueprint("printing_api", __name__, description="Label templates and label printing.")
 
@@ -31,11 +30,23 @@ def list_templates():
 
 @blp.route("/aliquots/<barcode>/label")
 @requires(Permission.REGISTER)
-@writes
-@blp.arguments(schemas.LabelArgs, location="query")
+@blp.arguments(schemas.PreviewArgs, location="query")
+@blp.doc(
+    responses={200: {"description": "The label as a PNG picture", "content": {"image/png": {}}}}
+)
+def aliquot_label_preview(args, barcode):
+    """One aliquot's label as a PNG preview: not a print, nothing is recorded. A print
+    (PDF, ZPL) is a POST, since it is recorded in custody."""
+    rendered = services.preview(barcode, args["template"], dpi=args["dpi"], actor=current_user)
+    return label_file(rendered)
+
+
+@blp.route("/aliquots/<barcode>/label", methods=["POST"])
+@requires(Permission.REGISTER)
+@blp.arguments(schemas.LabelArgs)
 @blp.doc(responses=LABEL_RESPONSES)
 def aliquot_label(args, barcode):
-    """One aliquot's label. PDF and ZPL are prints and recorded as LABEL_PRINTED (a reprint
+    """One aliquot's label, printed: PDF and ZPL are recorded as LABEL_PRINTED (a reprint
     needs ``reason``); PNG is a preview and records nothing."""
     if args["format"] == "png":
         rendered = services.preview(barcode, args["template"], dpi=args["dpi"], actor=current_user)

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from biobank.cli import unit_of_work
 from biobank.printing import services
+from biobank.transaction import unit_of_work
 
 printer_cli = AppGroup("printer", help="Network label printers (raw ZPL, Zebra port 9100).")
 template_cli = AppGroup("label-template", help="Label templates and sheet layouts.")

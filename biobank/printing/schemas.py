@@ -22,6 +22,17 @@ class TemplateListSchema(Schema):
     items = fields.List(fields.Nested(TemplateSchema))
 
 
+class PreviewArgs(Schema):
+    template = fields.String(load_default="cryo-38x13")
+    format = fields.String(
+        load_default="png",
+        validate=validate.Equal(
+            "png", error="A GET gives the PNG preview only; print a PDF or ZPL with POST."
+        ),
+    )
+    dpi = fields.Integer(load_default=None, validate=validate.OneOf([203, 300, 600]))
+
+
 class LabelArgs(Schema):
     template = fields.String(load_default="cryo-38x13")
     format = fields.String(load_default="pdf", validate=validate.OneOf(FORMATS))

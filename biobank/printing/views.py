@@ -11,12 +11,12 @@ from wtforms.fields.choices import SelectChoice
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.custody import services as custody
-from biobank.errors import DomainError
+from biobank.errors import DomainError, Invalid
 from biobank.printing import services
 from biobank.printing.forms import BoxLabelForm, PrinterForm, PrintForm, TemplateForm
 from biobank.printing.responses import label_file
 from biobank.samples import services as samples
-from biobank.web import local_path, show_error
+from biobank.web import local_path, refill, refuse, refuse_form
 
 bp = Blueprint("printing", __name__, template_folder="templates")
 PRINTER_PREFIX = "printer:"
@@ -59,7 +59,7 @@ def _print_form(barcodes: list[str], next_url: str) -> PrintForm:
 def visit_labels(code, visit_code):
     registration = samples.visit_aliquots(code, visit_code, actor=current_user)
     barcodes = [a.barcode for a in registration.aliquots]
-    form = _print_form(barcodes, request.full_path)
+    form = refill(_print_form(barcodes, request.full_path))
     return render_template("printing/visit_labels.html", registration=registration, form=form)
 
 
@@ -67,7 +67,7 @@ def visit_labels(code, visit_code):
 @requires(Permission.REGISTER)
 def aliquot_labels(barcode):
     aliquot = samples.scan_aliquot(barcode, actor=current_user)
-    form = _print_form([aliquot.barcode], request.full_path)
+    form = refill(_print_form([aliquot.barcode], request.full_path))
     prints = [e for e in custody.history(aliquot.id) if e.kind == "LABEL_PRINTED"]
     return render_template(
         "printing/aliquot_labels.html", aliquot=aliquot, form=form, prints=prints
@@ -89,8 +89,8 @@ def print_labels():
     form = _print_form([], request.form.get("next", ""))
     back = local_path(form.next.data, url_for("samples.scan"))
     if not form.validate_on_submit() or not form.barcodes.data:
-        flash(_("Choose at least one aliquot, a label and an output."), "error")
-        return redirect(back)
+        err = Invalid(_("Choose at least one aliquot, a label and an output."))
+        return refuse(err, back)
     output = form.output.data
     printer = _printer_of(output)
     try:
@@ -104,8 +104,7 @@ def print_labels():
             actor=current_user,
         )
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(back)
+        return refuse(err, back)
     if printer:
         flash(
             ngettext(
@@ -116,7 +115,7 @@ def print_labels():
             ),
             "success",
         )
-        return redirect(back)
+        return redirect(back, 303)
     return label_file(rendered)
 
 
@@ -125,37 +124,35 @@ def print_labels():
 def box_labels():
     form = BoxLabelForm()
     form.output.choices = _outputs()
-    status = 200
-    if form.validate_on_submit():
-        printer = _printer_of(form.output.data)
-        try:
-            rendered = services.box_label(
-                form.code.data,
-                form.name.data or "",
-                form.contents.data or "",
-                form.output.data if printer is None else "zpl",
-                printer=printer,
-                copies=form.copies.data,
-                actor=current_user,
-            )
-        except DomainError as err:
-            show_error(form, err)
-            status = err.status
-        else:
-            if printer is None:
-                return label_file(rendered)
-            flash(_("Box label sent to printer %(name)s.", name=printer), "success")
-            return redirect(url_for("printing.box_labels"))
-    elif form.is_submitted():
-        status = 400
-    return render_template("printing/box_labels.html", form=form), status
+    here = url_for("printing.box_labels")
+    if request.method == "GET":
+        return render_template("printing/box_labels.html", form=refill(form))
+    if not form.validate_on_submit():
+        return refuse_form(form, here)
+    printer = _printer_of(form.output.data)
+    try:
+        rendered = services.box_label(
+            form.code.data,
+            form.name.data or "",
+            form.contents.data or "",
+            form.output.data if printer is None else "zpl",
+            printer=printer,
+            copies=form.copies.data,
+            actor=current_user,
+        )
+    except DomainError as err:
+        return refuse(err, here)
+    if printer is None:
+        return label_file(rendered)
+    flash(_("Box label sent to printer %(name)s.", name=printer), "success")
+    return redirect(here, 303)
 
 
 @bp.route("/printers")
 @requires(Permission.ADMINISTER)
 def printers():
     return render_template(
-        "printing/printers.html", printers=services.list_printers(), form=PrinterForm()
+        "printing/printers.html", printers=services.list_printers(), form=refill(PrinterForm())
     )
 
 
@@ -163,33 +160,29 @@ def printers():
 @requires(Permission.ADMINISTER)
 def add_printer():
     form = PrinterForm()
-    status = 400
-    if form.validate_on_submit():
-        try:
-            printer = services.add_printer(
-                form.name.data,
-                form.host.data,
-                port=form.port.data,
-                dpi=int(form.dpi.data),
-                location=form.location.data,
-                actor=current_user,
-            )
-        except DomainError as err:
-            show_error(form, err)
-            status = err.status
-        else:
-            flash(_("Printer %(name)s added.", name=printer.name), "success")
-            return redirect(url_for("printing.printers"))
-    return render_template(
-        "printing/printers.html", printers=services.list_printers(), form=form
-    ), status
+    here = url_for("printing.printers")
+    if not form.validate_on_submit():
+        return refuse_form(form, here)
+    try:
+        printer = services.add_printer(
+            form.name.data,
+            form.host.data,
+            port=form.port.data,
+            dpi=int(form.dpi.data),
+            location=form.location.data,
+            actor=current_user,
+        )
+    except DomainError as err:
+        return refuse(err, here)
+    flash(_("Printer %(name)s added.", name=printer.name), "success")
+    return redirect(here, 303)
 
 
 @bp.route("/label-templates")
 @requires(Permission.CONFIGURE)
 def label_templates():
     return render_template(
-        "printing/templates.html", templates=services.list_templates(), form=TemplateForm()
+        "printing/templates.html", templates=services.list_templates(), form=refill(TemplateForm())
     )
 
 
@@ -197,16 +190,12 @@ def label_templates():
 @requires(Permission.CONFIGURE)
 def save_label_template():
     form = TemplateForm()
-    status = 400
-    if form.validate_on_submit():
-        try:
-            saved = services.save_template(form.source.data, actor=current_user)
-        except DomainError as err:
-            show_error(form, err)
-            status = err.status
-        else:
-            flash(_("Label template %(name)s saved.", name=saved.name), "success")
-            return redirect(url_for("printing.label_templates"))
-    return render_template(
-        "printing/templates.html", templates=services.list_templates(), form=form
-    ), status
+    here = url_for("printing.label_templates")
+    if not form.validate_on_submit():
+        return refuse_form(form, here)
+    try:
+        saved = services.save_template(form.source.data, actor=current_user)
+    except DomainError as err:
+        return refuse(err, here)
+    flash(_("Label template %(name)s saved.", name=saved.name), "success")
+    return redirect(here, 303)

@@ -19,8 +19,10 @@ from biobank.errors import Conflict, Invalid, NotFound
 from biobank.extensions import db
 from biobank.samples import barcodes, sprec
 from biobank.samples.models import Aliquot, Specimen
+from biobank.sites.models import Site
+from biobank.sites.services import in_reach
 from biobank.study import services as study
-from biobank.study.models import Participant, Site, Visit
+from biobank.study.models import Participant, Visit
 from biobank.study.services import Page
 
 # barcodes.py is a pure module and speaks English; these are the same messages, translated.
@@ -439,9 +441,7 @@ def _summaries(rows) -> list[AliquotSummary]:
 
 def site_scope(query, actor):
     """``query`` (joined to Participant) limited to the actor's centre, if bound to one."""
-    if actor is not None and actor.site_id is not None:
-        query = query.where(Participant.site_id == actor.site_id)
-    return query
+    return in_reach(query, Participant.site_id, actor)
 
 
 def valid_code(raw_code: str) -> str:

@@ -19,7 +19,7 @@ from biobank.samples import services, sprec
 from biobank.samples.forms import FindParticipantForm, RegistrationForm
 from biobank.samples.services import SpinEntry, TubeEntry
 from biobank.study import services as study
-from biobank.web import show_error
+from biobank.web import refill, refuse, refuse_form, show_error
 
 bp = Blueprint("samples", __name__, template_folder="templates")
 RECENT_EVENTS = 5
@@ -129,7 +129,9 @@ def _registration_form(participant, protocol) -> RegistrationForm:
         SelectChoice(d.code, f"{d.code} — {d.name} · {_plan_text(d)}")
         for d in study.visits_to_register(participant)
     ]
-    if not form.tubes.entries:  # a GET: one section per tube type of the protocol
+    if request.method == "GET":
+        refill(form)
+    if not form.tubes.entries:  # a fresh page: one section per tube type of the protocol
         for tube in protocol.tube_types:
             form.tubes.append_entry({"tube_type": tube.code})
     return form
@@ -141,46 +143,44 @@ def register(code):
     participant = study.get_participant(code, actor=current_user)
     protocol = study.current_protocol(participant.study_code)
     form = _registration_form(participant, protocol)
-    status = 200
-    if form.validate_on_submit():
-        tubes = _tube_entries(form, ZoneInfo(participant.site.timezone))
-        try:
-            result = services.register_collection(
-                participant.code, form.visit.data, tubes, actor=current_user
-            )
-        except DomainError as err:
-            index = {t.tube_type.data: str(i) for i, t in enumerate(form.tubes)}
-            show_error(form, err, {key: _form_key(key, index) for key in err.fields})
-            status = err.status
-        else:
-            flash(
-                ngettext(
-                    "Visit %(v)s of %(p)s registered: %(num)d aliquot.",
-                    "Visit %(v)s of %(p)s registered: %(num)d aliquots.",
-                    len(result.aliquots),
-                    v=result.visit.visit_code,
-                    p=participant.code,
-                ),
-                "success",
-            )
-            if result.visit.out_of_window:
-                flash(
-                    _(
-                        "This visit was collected outside its protocol window (study day "
-                        "%(d)d); it is flagged.",
-                        d=result.visit.study_day,
-                    ),
-                    "warning",
-                )
-            return redirect(
-                url_for("samples.visit", code=participant.code, visit_code=result.visit.visit_code)
-            )
-    elif form.is_submitted():
-        status = 400
-    tube_types = {t.code: t for t in protocol.tube_types}
-    return render_template(
-        "samples/register.html", form=form, participant=participant, tube_types=tube_types
-    ), status
+    if request.method == "GET":
+        tube_types = {t.code: t for t in protocol.tube_types}
+        return render_template(
+            "samples/register.html", form=form, participant=participant, tube_types=tube_types
+        )
+    here = url_for("samples.register", code=participant.code)
+    if not form.validate_on_submit():
+        return refuse_form(form, here)
+    tubes = _tube_entries(form, ZoneInfo(participant.site.timezone))
+    try:
+        result = services.register_collection(
+            participant.code, form.visit.data, tubes, actor=current_user
+        )
+    except DomainError as err:
+        index = {t.tube_type.data: str(i) for i, t in enumerate(form.tubes)}
+        return refuse(err, here, field_names={key: _form_key(key, index) for key in err.fields})
+    flash(
+        ngettext(
+            "Visit %(v)s of %(p)s registered: %(num)d aliquot.",
+            "Visit %(v)s of %(p)s registered: %(num)d aliquots.",
+            len(result.aliquots),
+            v=result.visit.visit_code,
+            p=participant.code,
+        ),
+        "success",
+    )
+    if result.visit.out_of_window:
+        flash(
+            _(
+                "This visit was collected outside its protocol window (study day "
+                "%(d)d); it is flagged.",
+                d=result.visit.study_day,
+            ),
+            "warning",
+        )
+    return redirect(
+        url_for("samples.visit", code=participant.code, visit_code=result.visit.visit_code), 303
+    )
 
 
 def _form_key(service_key: str, index: dict[str, str]) -> str:

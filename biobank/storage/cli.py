@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from biobank.cli import unit_of_work
 from biobank.storage import rack_import
+from biobank.transaction import unit_of_work
 
 storage_cli = AppGroup("storage", help="Freezers, boxes, rack scans.")
 

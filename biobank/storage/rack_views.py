@@ -16,6 +16,7 @@ from biobank.auth.roles import Permission
 from biobank.errors import DomainError, Invalid
 from biobank.storage import rack_import
 from biobank.storage.rackscan import MAX_BYTES
+from biobank.web import kept_form, refuse
 
 bp = Blueprint("racks", __name__, template_folder="templates")
 
@@ -23,7 +24,7 @@ bp = Blueprint("racks", __name__, template_folder="templates")
 @bp.route("/storage/rack-scan")
 @requires(Permission.HANDLE)
 def rack_scan():
-    box_code = (request.args.get("box") or "").strip().upper()
+    box_code = (request.args.get("box") or kept_form().get("box")).strip().upper()
     return render_template("storage/rack_scan.html", preview=None, box_code=box_code)
 
 
@@ -36,19 +37,20 @@ def rack_scan_post():
     try:
         data, filename = _scan_file(filename)
     except DomainError as err:
-        return _form_with_error(err, box_code)
+        return refuse(err, url_for("racks.rack_scan"))
     if request.form.get("confirm") == "1":
         try:
             applied = rack_import.apply_rack(data, box=box_code or None, actor=current_user)
         except DomainError as err:
-            # The error status makes the request roll back whatever was flushed.
-            return _form_with_error(err, box_code, kept=_keep(data), filename=filename)
+            return refuse(err, url_for("racks.rack_scan"))
         _flash_applied(applied)
-        return redirect(url_for("storage.box", barcode=applied.rack))
+        return redirect(url_for("storage.box", barcode=applied.rack), 303)
     try:
         preview = rack_import.preview_rack(data, box=box_code or None, actor=current_user)
     except DomainError as err:
-        return _form_with_error(err, box_code)
+        return refuse(err, url_for("racks.rack_scan"))
+    # A preview writes nothing: shown in answer to the upload (a file cannot be kept across
+    # a redirect), and applied only by the confirming form, which carries the scan.
     return render_template(
         "storage/rack_scan.html",
         preview=preview,
@@ -56,12 +58,6 @@ def rack_scan_post():
         kept=_keep(data),
         filename=filename,
     )
-
-
-def _form_with_error(err: DomainError, box_code: str, **kept):
-    flash(str(err.message), "error")
-    page = render_template("storage/rack_scan.html", preview=None, box_code=box_code, **kept)
-    return page, err.status
 
 
 def _scan_file(filename: str) -> tuple[bytes, str]:

@@ -18,10 +18,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.custody import services as custody
 from biobank.custody.services import EventKind
+from biobank.db import Page
 from biobank.errors import Conflict, Forbidden, Invalid, NotFound
 from biobank.extensions import db
 from biobank.samples import services as samples
 from biobank.samples.models import Aliquot, Specimen
+from biobank.sites import services as sites
+from biobank.sites.services import in_reach
 from biobank.storage.models import (
     CONTAINER_KINDS,
     PARENT_KINDS,
@@ -31,7 +34,6 @@ from biobank.storage.models import (
     StoredPosition,
 )
 from biobank.storage.positions import Grid, PositionError, grid_for
-from biobank.study import services as study
 from biobank.study.models import Participant, Visit
 
 BARCODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,39}$")
@@ -90,9 +92,7 @@ def list_container_types() -> list[ContainerType]:
 
 
 def _visible(query, actor):
-    if actor is not None and actor.site_id is not None:
-        query = query.where(Container.site_id == actor.site_id)
-    return query
+    return in_reach(query, Container.site_id, actor)
 
 
 def get_container(barcode: str, *, actor, kind: str | None = None) -> Container:
@@ -162,7 +162,7 @@ def create_container(
     if parent_row is not None:
         site_id = parent_row.site_id
     else:
-        site_id = study.get_site(site).id if site else getattr(actor, "site_id", None)
+        site_id = sites.get_site(site).id if site else getattr(actor, "site_id", None)
         if site_id is None:
             raise Invalid(_l("Say which site this room belongs to."), fields={"site": ""})
     if actor is not None and actor.site_id is not None and actor.site_id != site_id:
@@ -843,9 +843,7 @@ class BoxSummary:
     id: int | None = None
 
 
-def list_containers(
-    *, kind: str | None = None, actor, limit: int = 100, offset: int = 0
-) -> study.Page:
+def list_containers(*, kind: str | None = None, actor, limit: int = 100, offset: int = 0) -> Page:
     """Containers (boxes with their free positions), in one query."""
     occupied = (
         sa.select(StoredPosition.box_id, sa.func.count().label("n"))
@@ -874,7 +872,7 @@ def list_containers(
         BoxSummary(code, name, r or 0, c or 0, (r or 0) * (c or 0) - used, type_name, id_)
         for code, name, r, c, used, type_name, id_ in rows
     ]
-    return study.Page(items, total)
+    return Page(items, total)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from flask_login import current_user
 
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
-from biobank.errors import DomainError
+from biobank.errors import DomainError, Invalid
 from biobank.storage import allocating, services
 from biobank.storage.positions import PositionError
+from biobank.web import kept_form, refuse
 
 bp = Blueprint("storage", __name__, template_folder="templates")
 
@@ -67,23 +68,22 @@ def store_scanned():
     target = request.form.get("target") or None
     back = {"box": box_code}
     if not code:
-        return redirect(url_for("storage.scan_to_store", **back))
+        return redirect(url_for("storage.scan_to_store", **back), 303)
     box_map = services.box_map(box_code, actor=current_user)
     try:
         position = box_map.grid.canonical(code)
     except PositionError:
         position = None
     if position is not None:  # a position scanned or typed: the next tube goes there
-        return redirect(url_for("storage.scan_to_store", target=position, **back))
+        return redirect(url_for("storage.scan_to_store", target=position, **back), 303)
     try:
         stored = services.store(
             code, box_code, target, move=request.form.get("move") == "1", actor=current_user
         )
     except DomainError as err:
-        flash(str(err.message), "error")
         if err.code == "storage.confirm_move":
             back.update(confirm=code, target=target or "")
-        return redirect(url_for("storage.scan_to_store", **back))
+        return refuse(err, url_for("storage.scan_to_store", **back))
     if stored.moved_from:
         flash(
             _(
@@ -99,7 +99,7 @@ def store_scanned():
             _("%(code)s stored at %(pos)s.", code=stored.aliquot.barcode, pos=stored.position),
             "success",
         )
-    return redirect(url_for("storage.scan_to_store", last=stored.aliquot.barcode, **back))
+    return redirect(url_for("storage.scan_to_store", last=stored.aliquot.barcode, **back), 303)
 
 
 @bp.route("/participants/<code>/visits/<visit_code>/allocation")
@@ -123,10 +123,9 @@ def store_allocation(code, visit_code):
     try:
         count = allocating.store_all(placements, actor=current_user)
     except DomainError as err:
-        flash(str(err.message), "error")
-        return redirect(url_for("storage.allocation", code=code, visit_code=visit_code))
+        return refuse(err, url_for("storage.allocation", code=code, visit_code=visit_code))
     flash(ngettext("%(num)d aliquot stored.", "%(num)d aliquots stored.", count), "success")
-    return redirect(url_for("samples.visit", code=code, visit_code=visit_code))
+    return redirect(url_for("samples.visit", code=code, visit_code=visit_code), 303)
 
 
 @bp.route("/storage/move", methods=["GET", "POST"])
@@ -139,14 +138,18 @@ def move():
         try:
             moved = services.move_container(container, parent, actor=current_user)
         except DomainError as err:
-            flash(str(err.message), "error")
-            return render_template("storage/move.html", container=container), err.status
+            return refuse(err, url_for("storage.move"))
         flash(
             _("%(code)s moved into %(parent)s.", code=moved.barcode, parent=parent.upper()),
             "success",
         )
-        return redirect(url_for("storage.move"))
-    return render_template("storage/move.html", container=request.args.get("container", ""))
+        return redirect(url_for("storage.move"), 303)
+    kept = kept_form()
+    return render_template(
+        "storage/move.html",
+        container=kept.get("container", request.args.get("container", "")),
+        parent=kept.get("parent"),
+    )
 
 
 @bp.route("/storage/check-out", methods=["GET", "POST"])
@@ -163,11 +166,10 @@ def check_out():
                 actor=current_user,
             )
         except DomainError as err:
-            flash(str(err.message), "error")
-            return render_template("storage/check_out.html", form=request.form), err.status
+            return refuse(err, url_for("storage.check_out"))
         flash(_("%(code)s checked out.", code=aliquot.barcode), "success")
-        return redirect(url_for("storage.check_out"))
-    return render_template("storage/check_out.html", form={})
+        return redirect(url_for("storage.check_out"), 303)
+    return render_template("storage/check_out.html", form=kept_form())
 
 
 @bp.route("/storage/return", methods=["GET", "POST"])
@@ -179,8 +181,8 @@ def return_tube():
         try:
             volume = int(request.form.get("volume_ul", ""))
         except ValueError:
-            flash(_("Enter the volume left, in µL."), "error")
-            return render_template("storage/return.html", form=request.form), 400
+            err = Invalid(_("Enter the volume left, in µL."), fields={"volume_ul": ""})
+            return refuse(err, url_for("storage.return_tube"))
         try:
             placed = services.return_aliquot(
                 code,
@@ -191,14 +193,13 @@ def return_tube():
                 actor=current_user,
             )
         except DomainError as err:
-            flash(str(err.message), "error")
-            return render_template("storage/return.html", form=request.form), err.status
+            return refuse(err, url_for("storage.return_tube"))
         flash(
             _("%(code)s is back at %(where)s.", code=placed.aliquot.barcode, where=placed.location),
             "success",
         )
-        return redirect(url_for("storage.return_tube"))
-    return render_template("storage/return.html", form={})
+        return redirect(url_for("storage.return_tube"), 303)
+    return render_template("storage/return.html", form=kept_form())
 
 
 @bp.route("/storage/containers/<barcode>")
@@ -225,18 +226,22 @@ def excursion(barcode):
         ended = datetime.fromisoformat(request.form["ended_at"]).replace(tzinfo=zone)
         highest = float(request.form["highest_c"].replace(",", "."))
     except (KeyError, ValueError):
-        flash(
-            _("Enter when the excursion started and ended, and the highest temperature."), "error"
+        err = Invalid(
+            _("Enter when the excursion started and ended, and the highest temperature."),
+            fields={"started_at": "", "ended_at": "", "highest_c": ""},
         )
-        return redirect(url_for("storage.container", barcode=barcode))
-    count = services.record_excursion(
-        barcode,
-        started_at=started,
-        ended_at=ended,
-        highest_c=highest,
-        note=request.form.get("note", ""),
-        actor=current_user,
-    )
+        return refuse(err, url_for("storage.container", barcode=barcode))
+    try:
+        count = services.record_excursion(
+            barcode,
+            started_at=started,
+            ended_at=ended,
+            highest_c=highest,
+            note=request.form.get("note", ""),
+            actor=current_user,
+        )
+    except DomainError as err:
+        return refuse(err, url_for("storage.container", barcode=barcode))
     flash(
         ngettext(
             "Excursion recorded on %(num)d aliquot.",
@@ -245,4 +250,4 @@ def excursion(barcode):
         ),
         "success",
     )
-    return redirect(url_for("storage.container", barcode=barcode))
+    return redirect(url_for("storage.container", barcode=barcode), 303)

@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
+from biobank.sites import services as sites
 from biobank.study import schemas, services
 
 blp = Blueprint("study_api", __name__, description="Sites, participants, visits, protocol.")
@@ -63,7 +64,7 @@ def participant_visits(code):
 @requires(Permission.SIGNED_IN)
 @blp.response(200, schemas.SiteSchema(many=True))
 def list_sites():
-    return services.list_sites()
+    return sites.list_sites()
 
 
 @blp.route("/protocol")

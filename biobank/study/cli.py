@@ -8,9 +8,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from biobank.cli import unit_of_work
+from biobank.sites import services as sites
 from biobank.study import services
 from biobank.study.protocol import ProtocolError, default_protocol_path, parse_protocol
+from biobank.transaction import unit_of_work
 
 protocol_cli = AppGroup("protocol", help="The trial protocol: arms, visits, sample plan.")
 site_cli = AppGroup("site", help="Recruiting centres and the central biobank.")
@@ -65,13 +66,13 @@ def show():
 @unit_of_work
 def create_site(code, name, timezone, central):
     """Create the site CODE."""
-    site = services.create_site(code, name, timezone=timezone, is_central=central, actor=None)
+    site = sites.create_site(code, name, timezone=timezone, is_central=central, actor=None)
     click.echo(f"created site {site.code}")
 
 
 @site_cli.command("list")
 def list_sites():
-    for site in services.list_sites():
+    for site in sites.list_sites():
         click.echo(
             f"{site.code:8} {site.name} ({site.timezone}){' central' if site.is_central else ''}"
         )

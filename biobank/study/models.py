@@ -1,4 +1,4 @@
-"""Sites, the trial protocol (versioned by content), participants and their visits.
+"""The trial protocol (versioned by content), participants and their visits.
 
 No column here, nor anywhere in the schema, holds a name, a birth date or any other
 direct identifier: a participant is known by a pseudonymised study code only.
@@ -13,22 +13,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biobank.db import enum_check, utcnow
 from biobank.extensions import db
+from biobank.sites.models import Site
 
 DISEASE_STATUSES = ("de_novo", "relapsed", "refractory")
 CONSENT_STATUSES = ("given", "withdrawn")
-
-
-class Site(db.Model):
-    """A recruiting centre; the central biobank is a site too."""
-
-    __tablename__ = "site"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(sa.String(16), unique=True)
-    name: Mapped[str] = mapped_column(sa.String(200))
-    timezone: Mapped[str] = mapped_column(sa.String(64), default="Europe/Paris")
-    is_central: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Protocol(db.Model):

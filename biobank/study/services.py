@@ -1,4 +1,4 @@
-"""Sites, protocol loading, participants and visits.
+"""Protocol loading, participants and visits.
 
 A user bound to a site sees and changes only that site's participants: every query on
 participants goes through ``_visible``, and a participant of another centre is "not
@@ -8,65 +8,32 @@ found" rather than "forbidden", so that its existence is not disclosed either.
 from __future__ import annotations
 
 import re
-import zoneinfo
 from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
+from biobank.db import Page
 from biobank.errors import Conflict, Forbidden, Invalid, NotFound
 from biobank.extensions import db
+from biobank.sites.models import Site
+from biobank.sites.services import get_site, in_reach
 from biobank.study.models import (
     DISEASE_STATUSES,
     Arm,
     Participant,
     Protocol,
     SamplePlan,
-    Site,
     TubeType,
     Visit,
     VisitDefinition,
 )
 from biobank.study.protocol import ProtocolSpec
 
-SITE_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
 # Pseudonymised codes only: a centre prefix and a number (LIM-001). A pattern this strict
 # also keeps names and dates out of the one free identifier the schema has.
 PARTICIPANT_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,7}-[0-9]{1,6}$")
-
-
-# --- sites -------------------------------------------------------------------------------
-
-
-def create_site(code: str, name: str, *, timezone: str = "Europe/Paris", is_central=False, actor):
-    code = (code or "").strip().upper()
-    if not SITE_CODE.match(code):
-        raise Invalid(
-            _l("Site code must be 2 to 16 capital letters or digits, e.g. LIM."),
-            fields={"code": code},
-        )
-    if not (name or "").strip():
-        raise Invalid(_l("A site name is required."), fields={"name": ""})
-    if timezone not in zoneinfo.available_timezones():
-        raise Invalid(_l("Unknown time zone %(tz)s.", tz=timezone), fields={"timezone": timezone})
-    if db.session.execute(db.select(Site.id).where(Site.code == code)).first():
-        raise Conflict(_l("Site %(code)s already exists.", code=code), fields={"code": code})
-    site = Site(code=code, name=name.strip(), timezone=timezone, is_central=is_central)
-    db.session.add(site)
-    db.session.flush()
-    return site
-
-
-def list_sites() -> list[Site]:
-    return db.session.execute(db.select(Site).order_by(Site.code)).scalars().all()
-
-
-def get_site(code: str) -> Site:
-    site = db.session.execute(db.select(Site).where(Site.code == code)).scalar()
-    if site is None:
-        raise NotFound(_l("No site with code %(code)s.", code=code), fields={"site": code})
-    return site
 
 
 # --- protocol ----------------------------------------------------------------------------
@@ -190,9 +157,7 @@ def visit_definition(protocol: Protocol, arm_code: str, visit_code: str) -> Visi
 
 
 def _visible(query, actor):
-    if actor is not None and actor.site_id is not None:
-        query = query.where(Participant.site_id == actor.site_id)
-    return query
+    return in_reach(query, Participant.site_id, actor)
 
 
 def _check_site_binding(actor, site: Site) -> None:
@@ -264,12 +229,6 @@ def register_participant(
             _l("Participant %(code)s is already registered.", code=code), fields={"code": code}
         ) from err
     return participant
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list
-    total: int
 
 
 def list_participants(*, actor, site_code=None, arm_code=None, limit=100, offset=0) -> Page:

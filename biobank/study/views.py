@@ -10,9 +10,10 @@ from wtforms.fields.choices import SelectChoice
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.errors import DomainError
+from biobank.sites import services as site_services
 from biobank.study import services
 from biobank.study.forms import ParticipantForm, SiteForm, WithdrawConsentForm
-from biobank.web import show_error
+from biobank.web import refill, refuse, refuse_form
 
 bp = Blueprint("study", __name__, template_folder="templates")
 PAGE = 50
@@ -32,7 +33,7 @@ def participants():
         result=result,
         page=page,
         page_size=PAGE,
-        sites=services.list_sites(),
+        sites=site_services.list_sites(),
         protocol=services.current_protocol(),
         site=site,
         arm=arm,
@@ -44,31 +45,32 @@ def participants():
 def new_participant():
     protocol = services.current_protocol()
     form = ParticipantForm()
-    sites = services.list_sites()
+    sites = site_services.list_sites()
     if current_user.site_id is not None:
         sites = [s for s in sites if s.id == current_user.site_id]
     form.site.choices = [
         SelectChoice(s.code, f"{s.code} — {s.name}") for s in sites if not s.is_central
     ]
     form.arm.choices = [SelectChoice(a.code, f"{a.name} — {a.description}") for a in protocol.arms]
-    if form.validate_on_submit():
-        try:
-            participant = services.register_participant(
-                form.code.data,
-                form.site.data,
-                form.arm.data,
-                form.disease_status.data,
-                form.included_on.data,
-                form.consent_given_on.data,
-                actor=current_user,
-            )
-        except DomainError as err:
-            show_error(form, err)
-            return render_template("study/participant_form.html", form=form), err.status
-        flash(_("Participant %(code)s registered.", code=participant.code), "success")
-        return redirect(url_for("study.participant", code=participant.code))
-    status = 400 if form.errors else 200
-    return render_template("study/participant_form.html", form=form), status
+    here = url_for("study.new_participant")
+    if request.method == "GET":
+        return render_template("study/participant_form.html", form=refill(form))
+    if not form.validate_on_submit():
+        return refuse_form(form, here)
+    try:
+        participant = services.register_participant(
+            form.code.data,
+            form.site.data,
+            form.arm.data,
+            form.disease_status.data,
+            form.included_on.data,
+            form.consent_given_on.data,
+            actor=current_user,
+        )
+    except DomainError as err:
+        return refuse(err, here)
+    flash(_("Participant %(code)s registered.", code=participant.code), "success")
+    return redirect(url_for("study.participant", code=participant.code), 303)
 
 
 @bp.route("/participants/<code>")
@@ -81,38 +83,37 @@ def participant(code):
         participant=found,
         schedule=services.schedule(found),
         done=done,
-        withdraw_form=WithdrawConsentForm(),
+        withdraw_form=refill(WithdrawConsentForm()),
     )
 
 
 @bp.route("/sites")
 @requires(Permission.SIGNED_IN)
 def sites():
-    return render_template("study/sites.html", sites=services.list_sites(), form=SiteForm())
+    return render_template(
+        "study/sites.html", sites=site_services.list_sites(), form=refill(SiteForm())
+    )
 
 
 @bp.route("/sites", methods=["POST"])
 @requires(Permission.CONFIGURE)
 def create_site():
     form = SiteForm()
-    if form.validate_on_submit():
-        try:
-            site = services.create_site(
-                form.code.data,
-                form.name.data,
-                timezone=form.timezone.data,
-                is_central=form.is_central.data,
-                actor=current_user,
-            )
-        except DomainError as err:
-            show_error(form, err)
-            status = err.status
-        else:
-            flash(_("Site %(code)s created.", code=site.code), "success")
-            return redirect(url_for("study.sites"))
-    else:
-        status = 400
-    return render_template("study/sites.html", sites=services.list_sites(), form=form), status
+    here = url_for("study.sites")
+    if not form.validate_on_submit():
+        return refuse_form(form, here)
+    try:
+        site = site_services.create_site(
+            form.code.data,
+            form.name.data,
+            timezone=form.timezone.data,
+            is_central=form.is_central.data,
+            actor=current_user,
+        )
+    except DomainError as err:
+        return refuse(err, here)
+    flash(_("Site %(code)s created.", code=site.code), "success")
+    return redirect(here, 303)
 
 
 @bp.route("/protocol")

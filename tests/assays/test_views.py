@@ -24,13 +24,13 @@ def upload(client, plate):
 def test_a_technician_imports_and_only_a_manager_accepts(serum, login_as):
     technician, manager = login_as("technician"), login_as("manager")
     answer = upload(technician, make_plate({next(iter(serum.values())): 200.0}))
-    assert answer.status_code == 302
+    assert answer.status_code == 303
     run_url = answer.headers["Location"]
     page = technician.get(run_url).get_data(as_text=True)
     assert "A manager accepts or rejects this run." in page
     assert technician.post(f"{run_url}/accept").status_code == 403
     assert manager.get(f"{run_url}/curve.svg").data.startswith(b"<?xml")
-    assert manager.post(f"{run_url}/accept").status_code == 302
+    assert manager.post(f"{run_url}/accept").status_code == 303
     assert "accepted" in manager.get(run_url).get_data(as_text=True)
 
 

@@ -21,7 +21,8 @@ from biobank.storage import services as storage
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.distribution.conftest import stock
-from tests.samples.test_concurrency import ROUNDS, THREADS
+from tests.races import ROUNDS, THREADS
+from tests.races import race as race_
 
 MANAGER = SimpleNamespace(id=None, username="manager", site_id=None, may=lambda _p: True)
 
@@ -55,7 +56,6 @@ def requests_for(code: str, researcher, count: int) -> list[int]:
 
 
 def race(app, work) -> tuple[Counter, list[DomainError]]:
-    from tests.samples.test_concurrency import race as run_race
 
     errors: list[DomainError] = []
 
@@ -66,7 +66,7 @@ def race(app, work) -> tuple[Counter, list[DomainError]]:
             errors.append(err)
             raise
 
-    return run_race(app, recording), errors
+    return race_(app, recording), errors
 
 
 @pytest.mark.slow

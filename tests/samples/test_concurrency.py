@@ -1,9 +1,8 @@
-"""Races between technicians, run with real threads, many times over, on the test database
-(SQLite by default, PostgreSQL in CI): one wins, the others are told, nothing is half-written."""
+"""Races between technicians through the services (tests/races.py): one wins, the others
+are told, nothing is half-written."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
@@ -17,41 +16,7 @@ from biobank.samples.models import Aliquot, Specimen
 from biobank.study import services as study
 from biobank.study.models import Visit
 from tests import factories
-
-THREADS = 4
-ROUNDS = 12
-
-
-def race(app, work, threads=THREADS) -> Counter:
-    """Run ``work(n)`` in ``threads`` threads released at the same instant, each in its own
-    application context and transaction; count the outcomes by exception class name."""
-    _db.session.commit()  # the test's own transaction would hold SQLite's write lock
-    barrier = threading.Barrier(threads)
-    outcomes: Counter = Counter()
-    lock = threading.Lock()
-
-    def run(n):
-        with app.app_context():
-            barrier.wait()
-            try:
-                work(n)
-                _db.session.commit()
-                outcome = "ok"
-            except DomainError as err:
-                _db.session.rollback()
-                outcome = type(err).__name__
-            except Exception as err:  # anything else is a bug the test must show
-                _db.session.rollback()
-                outcome = f"unexpected {type(err).__name__}: {err}"
-            with lock:
-                outcomes[outcome] += 1
-
-    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    return outcomes
+from tests.races import ROUNDS, THREADS, race
 
 
 def count(model) -> int:

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from tests.samples.test_concurrency import ROUNDS, THREADS, race
+from tests.races import ROUNDS, THREADS, race
 
 
 @pytest.fixture

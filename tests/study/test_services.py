@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from biobank.errors import Conflict, Forbidden, Invalid, NotFound
+from biobank.sites import services as sites
 from biobank.study import services as study
 from biobank.study.models import Participant, Protocol
 from biobank.study.protocol import default_protocol_path, parse_protocol
@@ -129,10 +130,10 @@ def test_a_withdrawal_without_date_is_refused_by_the_database(db, sites):
 )
 def test_sites_are_validated(db, protocol, code, timezone, field):
     if field is None:
-        assert study.create_site(code, "Somewhere", timezone=timezone, actor=None).code == "LIM"
+        assert sites.create_site(code, "Somewhere", timezone=timezone, actor=None).code == "LIM"
         return
     with pytest.raises(Invalid) as refused:
-        study.create_site(code, "Somewhere", timezone=timezone, actor=None)
+        sites.create_site(code, "Somewhere", timezone=timezone, actor=None)
     assert field in refused.value.fields
 
 
