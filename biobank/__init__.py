@@ -154,15 +154,29 @@ def _connect_domains() -> None:
     from biobank.storage.services import location_column
 
     set_location_column(location_column)
+    # A box, rack or freezer label scanned where a tube was expected is named as such.
+    from biobank.samples.services import add_code_resolver
+    from biobank.storage.services import scanned_container
+
+    add_code_resolver(scanned_container)
     # A reserved aliquot leaves storage only for its request (distribution, above storage).
     from biobank.distribution.services import reservation_guard
     from biobank.storage.services import add_take_out_guard
 
     add_take_out_guard(reservation_guard)
+    # The box map shows which request holds a reserved tube (distribution, above storage).
+    from biobank.distribution.services import reserved_for
+    from biobank.storage.services import add_reservation_lookup
+
+    add_reservation_lookup(reserved_for)
     # Assay results on the aliquot and participant pages (assays sits above both).
     from biobank.assays.views import register_panels
 
     register_panels()
+    # The shipments an aliquot travelled in, on its page (distribution sits above samples).
+    from biobank.distribution.shipment_views import register_panels as shipment_panels
+
+    shipment_panels()
 
 
 def _unit_of_work(app: Flask) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from flask import Flask, current_app, has_request_context, request, session
 from flask_babel import format_date, format_datetime, format_decimal, get_locale
@@ -35,6 +35,7 @@ VALUE_LABELS = {
         "consumed": _l("consumed"),
         "destroyed": _l("destroyed"),
         "lost": _l("lost"),
+        "missing": _l("missing"),
     },
     "temperature": {"RT": _l("room temperature"), "2-10": _l("2–10 °C")},
     "sprec_element": {
@@ -64,6 +65,55 @@ VALUE_LABELS = {
         "TEMPERATURE_EXCURSION": _l("temperature excursion"),
         "RESERVED": _l("reserved"),
         "RELEASED": _l("reservation released"),
+        "MISSING": _l("missing at receipt"),
+        "FOUND": _l("found"),
+    },
+    # Keys of custody events' details (the `details` filter).
+    "detail": {
+        "template": _l("label template"),
+        "format": _l("format"),
+        "count": _l("copies"),
+        "job_labels": _l("labels in the job"),
+        "reprint": _l("reprint"),
+        "reason": _l("reason"),
+        "printer": _l("printer"),
+        "dpi": _l("resolution (dpi)"),
+        "specimen": _l("specimen"),
+        "sprec": _l("pre-analytical code"),
+        "series": _l("series"),
+        "volume_ul": _l("volume"),
+        "from_ul": _l("volume before"),
+        "to_ul": _l("volume after"),
+        "volume_ul_before": _l("volume before"),
+        "volume_ul_taken": _l("volume taken"),
+        "volume_ul_left": _l("volume left"),
+        "used_ul": _l("volume used"),
+        "thawed": _l("thawed"),
+        "freeze_thaw_count": _l("freeze–thaw cycles"),
+        "container": _l("container"),
+        "started_at": _l("started"),
+        "ended_at": _l("ended"),
+        "highest_c": _l("highest temperature"),
+        "temperature_c": _l("temperature"),
+        "shipment": _l("shipment"),
+        "box": _l("box"),
+        "position": _l("position"),
+        "carrier": _l("carrier"),
+        "tracking_number": _l("tracking number"),
+        "condition": _l("condition on arrival"),
+        "damaged": _l("damaged"),
+        "request": _l("request"),
+        "last_aliquot": _l("last aliquot of its series"),
+        "outcome": _l("outcome"),
+    },
+    # What a scanned code that is no tube turned out to be (samples' scan lookup).
+    "scanned": {
+        "room": _l("room %(code)s"),
+        "freezer": _l("freezer %(code)s"),
+        "tank": _l("liquid nitrogen tank %(code)s"),
+        "shelf": _l("shelf %(code)s"),
+        "rack": _l("rack %(code)s"),
+        "box": _l("box %(code)s"),
     },
     "request_status": {
         "submitted": _l("submitted"),
@@ -147,9 +197,35 @@ def _when(value, fmt="medium"):
 
 
 def _details(text: str) -> str:
-    """A custody event's details, readable: "template: cryo-38x13 · format: pdf"."""
+    """A custody event's details, readable in the page's language: "label template:
+    cryo-38x13 · reprint: yes · volume before: 500 µL"."""
     values = json.loads(text or "{}")
-    return " · ".join(f"{key}: {value}" for key, value in values.items() if value is not None)
+    return " · ".join(
+        # A key without a label is still shown, as words.
+        f"{str(label(key, 'detail')).replace('_', ' ')}: {_detail_value(key, value)}"
+        for key, value in values.items()
+        if value is not None
+    )
+
+
+def _detail_value(key: str, value) -> str:
+    # The details are canonical JSON: booleans, integer volumes (µL), temperatures (°C),
+    # times as UTC ISO strings; the key's suffix says which.
+    if isinstance(value, bool):
+        return str(_l("yes") if value else _l("no"))
+    if isinstance(value, int | float):
+        volume = key.endswith("_ul") or "_ul_" in key
+        unit = " µL" if volume else " °C" if key.endswith("_c") else ""
+        return f"{format_decimal(value)}{unit}"
+    if key.endswith("_at") and isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return format_datetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    if key == "outcome":
+        return str(label(value, "reservation"))
+    return str(value)
 
 
 def _number(value):

@@ -37,6 +37,11 @@ Public API:
 * ``render_zpl(template, labels, dpi)``: ZPL II for Zebra printers, deterministic.
 * ``render_pages(template_or_sheet, labels, dpi, skip=0)``: the page bitmaps
   behind the PDF (Pillow images), e.g. for previews.
+* ``render_contact_sheet(template_or_sheet, labels, dpi)``: a preview of many
+  labels on one PNG, each at true size: a grid with a thin gap for a label
+  template, the pages one below the other for a sheet. ``contact_sheet_size``
+  gives its size in dots before drawing; a picture larger than ``max_pixels``
+  dots (default 40 million, an A4 page at 600 dpi) is refused (ValueError).
 * ``LabelError``: the code cannot be printed at a scannable size (the message
   names the template, the code length and what would fit) or has characters
   outside printable ASCII without space, ^, ~ and >.
@@ -47,6 +52,7 @@ dots: 1/2/3 and 2/3/6 dots at 203/300/600 dpi), with quiet zones of 10 and 1
 modules inside the symbol's box. See ``labels.sizing``.
 """
 
+from labels.contact import contact_sheet_size, render_contact_sheet
 from labels.errors import LabelError
 from labels.loading import load_template, load_template_file, parse_template, template_names
 from labels.model import LabelData, Sheet, Template
@@ -60,9 +66,11 @@ __all__ = [
     "LabelError",
     "Sheet",
     "Template",
+    "contact_sheet_size",
     "load_template",
     "load_template_file",
     "parse_template",
+    "render_contact_sheet",
     "render_pages",
     "render_pdf",
     "render_png",

@@ -82,7 +82,15 @@ def visit(
     tube_types=("SST", "EDTA"),
     actor=None,
 ):
-    """Register a visit with its planned tubes; returns the Registration."""
+    """Register a visit with its planned tubes, drawn on its nominal day unless ``on``
+    says when; returns the Registration."""
+    if on is None:
+        participant = study.get_participant(participant_code, actor=None)
+        definition = study.visit_definition(
+            study.current_protocol(participant.study_code), participant.arm_code, visit_code
+        )
+        day = participant.included_on + timedelta(days=definition.nominal_day)
+        on = datetime(day.year, day.month, day.day, 8, 30, tzinfo=UTC)
     tubes = [tube(t, collected_at=on) for t in tube_types]
     return samples.register_collection(participant_code, visit_code, tubes, actor=actor)
 

@@ -135,4 +135,4 @@ def analyte_add(code, name, kind, unit, values, aliases):
     """Declare an analyte (a new marker) that results may be given for."""
     services.ensure_default_analytes()
     analyte = services.declare_analyte(code, name, kind, unit, values, aliases, actor=None)
-    click.echo(f"analyte {analyte.code} declared ({analyte.kind} {analyte.unit})")
+    click.echo(f"analyte {analyte.code} declared ({f'{analyte.kind} {analyte.unit}'.rstrip()})")

@@ -21,8 +21,9 @@ def run_curve(run: AssayRun, fmt: str) -> bytes:
     )
 
 
-def time_course(participant: str, analyte: str, rows) -> bytes:
-    """Values by study day; a flagged value is drawn at its limit, open."""
+def time_course(participant: str, analyte: str, rows, *, day_label: str) -> bytes:
+    """Values by study day; a flagged value is drawn at its limit, open. ``day_label``
+    is the x axis's name in the reader's language."""
     points = [
         plot.Point(
             r.study_day, r.value if r.value is not None else r.limit, r.visit, r.flag is not None
@@ -30,6 +31,14 @@ def time_course(participant: str, analyte: str, rows) -> bytes:
         for r in rows
         if r.value is not None or r.limit is not None
     ]
-    unit = rows[0].unit if rows else ""
-    label = f"{analyte} ({unit})" if unit else analyte
-    return plot.time_course_picture(points, title=f"{participant} · {analyte}", ylabel=label)
+    return plot.time_course_picture(
+        points,
+        title=f"{participant} · {analyte}",
+        ylabel=with_unit(analyte, rows[0].unit if rows else ""),
+        xlabel=day_label,
+    )
+
+
+def with_unit(name: str, unit: str | None) -> str:
+    """The name with its unit, as "VEGF (pg/mL)"; a ratio has no unit, so no empty "()"."""
+    return f"{name} ({unit})" if unit else name

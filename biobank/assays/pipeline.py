@@ -176,7 +176,7 @@ def evaluate_readings(
     for sample in samples:
         if sample.flag:
             note = f" — {sample.note}" if sample.note else ""
-            limit = f" ({sample.limit:g} {unit})" if sample.limit is not None else ""
+            limit = f" ({f'{sample.limit:g} {unit}'.rstrip()})" if sample.limit is not None else ""
             problems.append(f"{sample.name}: {sample.flag}{limit}{note}")
         if sample.cv_flag:
             problems.append(

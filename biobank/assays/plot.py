@@ -70,7 +70,7 @@ from biobank.assays.curvefit import (  # noqa: E402
     StandardCheck,
 )
 
-__all__ = ["curve_picture"]
+__all__ = ["Point", "curve_picture", "time_course_picture"]
 
 DPI = 110
 SIZE_INCHES = (7.0, 4.8)  # 770 × 528 px at 110 dpi
@@ -299,26 +299,34 @@ class Point:
     flagged: bool  # outside the calibrated range: drawn open, at its limit
 
 
-def time_course_picture(points: Sequence[Point], *, title: str, ylabel: str) -> bytes:
-    """A participant's values of one analyte by study day, as a PNG."""
-    figure = Figure(figsize=(6.4, 3.2), dpi=110)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.plot([p.day for p in points], [p.value for p in points], color="#0b5cad", lw=1.5)
-    for point in points:
-        axes.plot(
-            [point.day], [point.value], marker="o", markersize=7, color="#0b5cad",
-            markerfacecolor="white" if point.flagged else "#0b5cad",
-        )  # fmt: skip
-        axes.annotate(
-            point.label, (point.day, point.value), textcoords="offset points", xytext=(0, 8),
-            ha="center", fontsize=8,
-        )  # fmt: skip
-    axes.set_xlabel("study day")
-    axes.set_ylabel(ylabel)
-    axes.set_title(title, fontsize=10)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    out = io.BytesIO()
-    figure.savefig(out, format="png")
+def time_course_picture(
+    points: Sequence[Point], *, title: str, ylabel: str, xlabel: str, fmt: str = "png"
+) -> bytes:
+    """A participant's values of one analyte by study day, as a PNG (or an SVG).
+
+    The axis labels come from the caller, in the reader's language ("study day").
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown picture format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    with _LOCK, mpl.rc_context(_RC):
+        figure = Figure(figsize=(6.4, 3.2), dpi=110)
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        axes.plot([p.day for p in points], [p.value for p in points], color="#0b5cad", lw=1.5)
+        for point in points:
+            axes.plot(
+                [point.day], [point.value], marker="o", markersize=7, color="#0b5cad",
+                markerfacecolor="white" if point.flagged else "#0b5cad",
+            )  # fmt: skip
+            axes.annotate(
+                point.label, (point.day, point.value), textcoords="offset points",
+                xytext=(0, 8), ha="center", fontsize=8,
+            )  # fmt: skip
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
+        axes.set_title(title, fontsize=10)
+        axes.grid(alpha=0.3)
+        figure.tight_layout()
+        out = io.BytesIO()
+        figure.savefig(out, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
     return out.getvalue()

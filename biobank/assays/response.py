@@ -5,8 +5,11 @@ protein after 2 cycles (Group 1) and at months 2, 4 and 6 (Group 2). This module
 participant's series of results into one categorised response per post-baseline visit,
 each carrying the rule applied, in words, and the version of the criteria.
 
-Pure: standard library only; nothing here touches Flask, the database or the rest of
-``biobank``, so it is tested alone and can be rerun on exported data.
+Pure: the standard library and flask_babel's ``gettext`` only; nothing here touches the
+database or the rest of ``biobank``, so it is tested alone and can be rerun on exported
+data. The rule is written in the reader's language when it is computed (responses are
+computed per request); outside a request, as in the tests of this module, it is English.
+Numbers keep the decimal point in every language, as the percent change beside the rule.
 
 Criteria (thresholds in ``response_criteria.toml``, each with its source):
 
@@ -57,6 +60,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+from flask_babel import gettext
 
 __all__ = [
     "ABOVE_ULOQ",
@@ -313,13 +318,13 @@ def vegf_responses(series: Sequence[Measurement], criteria: Criteria) -> list[Re
     progression_pct = _exact(criteria.vegf_progression_increase_pct, "threshold")
     unit = VEGF_UNIT
 
-    base = _use(baseline, criteria, unit, "baseline") if baseline is not None else None
+    base = _use(baseline, criteria, unit, _("baseline")) if baseline is not None else None
     blocked = _baseline_problem(base)
     if blocked is not None:
         return [
             Response(
                 m.visit,
-                _use(m, criteria, unit, "value").used,
+                _use(m, criteria, unit, _("value")).used,
                 None,
                 NOT_EVALUABLE,
                 blocked,
@@ -332,9 +337,9 @@ def vegf_responses(series: Sequence[Measurement], criteria: Criteria) -> list[Re
     abnormal_baseline = b >= uln  # normal means strictly below the ULN
 
     responses = []
-    nadir, nadir_lower_bound, nadir_where = b, base.lower_bound, "baseline"
+    nadir, nadir_lower_bound, nadir_where = b, base.lower_bound, _("baseline")
     for m in visits:
-        cur = _use(m, criteria, unit, "value")
+        cur = _use(m, criteria, unit, _("value"))
         if cur.value is None:
             responses.append(
                 Response(m.visit, None, None, NOT_EVALUABLE, cur.reason or "", version)
@@ -346,40 +351,64 @@ def vegf_responses(series: Sequence[Measurement], criteria: Criteria) -> list[Re
         nadir_text = f"{_num(nadir)} {unit} ({nadir_where})"
         if abnormal_baseline and v < uln:
             category = COMPLETE
-            main = (
-                f"normalised: {_num(v)} {unit} is below the ULN {_num(uln)} {unit} "
-                f"(baseline {_num(b)} {unit})"
+            main = _(
+                "normalised: %(value)s %(unit)s is below the ULN %(uln)s %(unit)s "
+                "(baseline %(baseline)s %(unit)s)",
+                value=_num(v),
+                unit=unit,
+                uln=_num(uln),
+                baseline=_num(b),
             )
         elif rise is None or rise >= progression_pct:
             category = PROGRESSION
-            main = (
-                f"≥ {_num(progression_pct)} % increase from the lowest previous value "
-                f"{nadir_text}: {_signed_pct(rise)}"
+            main = _(
+                "≥ %(threshold)s %% increase from the lowest previous value %(nadir)s: %(change)s",
+                threshold=_num(progression_pct),
+                nadir=nadir_text,
+                change=_signed_pct(rise),
             )
         elif decrease >= partial_pct:
             category = PARTIAL
-            main = (
-                f"≥ {_num(partial_pct)} % decrease from baseline {_num(b)} {unit}: "
-                f"{_signed_pct(-decrease)}"
+            main = _(
+                "≥ %(threshold)s %% decrease from baseline %(baseline)s %(unit)s: %(change)s",
+                threshold=_num(partial_pct),
+                baseline=_num(b),
+                unit=unit,
+                change=_signed_pct(-decrease),
             )
         else:
             category = STABLE
-            main = (
-                f"{_signed_pct(-decrease)} from baseline {_num(b)} {unit} (partial needs a "
-                f"≥ {_num(partial_pct)} % decrease); {_versus_nadir(v, nadir, nadir_text, unit)} "
-                f"(progression needs a ≥ {_num(progression_pct)} % increase)"
+            main = _(
+                "%(change)s from baseline %(baseline)s %(unit)s (partial needs a "
+                "≥ %(partial)s %% decrease); %(against_lowest)s (progression needs a "
+                "≥ %(progression)s %% increase)",
+                change=_signed_pct(-decrease),
+                baseline=_num(b),
+                unit=unit,
+                partial=_num(partial_pct),
+                against_lowest=_versus_nadir(v, nadir, nadir_text, unit),
+                progression=_num(progression_pct),
             )
         if not abnormal_baseline:
-            main += (
-                f"; baseline {_num(b)} {unit} already below the ULN {_num(uln)} {unit}: "
-                "complete response not applicable, category from the percentages only"
+            main = _join(
+                main,
+                [
+                    _(
+                        "baseline %(baseline)s %(unit)s already below the ULN %(uln)s "
+                        "%(unit)s: complete response not applicable, category from the "
+                        "percentages only",
+                        baseline=_num(b),
+                        unit=unit,
+                        uln=_num(uln),
+                    )
+                ],
             )
         notes = [base.note, cur.note, *_bound_cautions(category, base, cur, nadir_lower_bound)]
         responses.append(
             Response(m.visit, cur.used, _percent_1dp(b, v), category, _join(main, notes), version)
         )
         if v < nadir:
-            nadir, nadir_lower_bound, nadir_where = v, cur.lower_bound, f"visit {m.visit}"
+            nadir, nadir_lower_bound, nadir_where = v, cur.lower_bound, _visit(m.visit)
     return responses
 
 
@@ -405,13 +434,13 @@ def haematological_responses(
     progression_abs = _exact(criteria.m_progression_absolute_g_l, "threshold")
     unit = M_SPIKE_UNIT
 
-    base = _use(baseline, criteria, unit, "baseline M-spike") if baseline is not None else None
+    base = _use(baseline, criteria, unit, _("baseline M-spike")) if baseline is not None else None
     blocked = _baseline_problem(base, allow_zero=True)
     if blocked is not None:
         return [
             Response(
                 m.visit,
-                _use(m, criteria, unit, "M-spike").used,
+                _use(m, criteria, unit, _("M-spike")).used,
                 None,
                 NOT_EVALUABLE,
                 blocked,
@@ -424,35 +453,44 @@ def haematological_responses(
     evaluable = b >= evaluable_from
 
     responses = []
-    nadir, nadir_lower_bound, nadir_where = b, base.lower_bound, "baseline"
+    nadir, nadir_lower_bound, nadir_where = b, base.lower_bound, _("baseline")
     for m in visits:
-        cur = _use(m, criteria, unit, "M-spike")
+        cur = _use(m, criteria, unit, _("M-spike"))
         v = cur.value
         ife = immunofixation.get(m.visit)
         change = _percent_1dp(b, v) if v is not None and b > 0 else None
         notes: list[str | None] = [base.note, cur.note]
         if ife == "negative":
             category = COMPLETE
-            main = "serum immunofixation negative at this visit"
-            if v is None:
-                main += f" (M-spike: {cur.reason})"
+            main = (
+                _("serum immunofixation negative at this visit")
+                if v is not None
+                else _(
+                    "serum immunofixation negative at this visit (M-spike: %(reason)s)",
+                    reason=cur.reason or "",
+                )
+            )
         elif not evaluable:
             category = NOT_EVALUABLE_BY_M_SPIKE
-            main = (
-                f"baseline M-spike {_num(b)} {unit} is below {_num(evaluable_from)} {unit}: "
+            main = _(
+                "baseline M-spike %(baseline)s %(unit)s is below %(threshold)s %(unit)s: "
                 "not measurable enough for M-spike categories; complete response needs a "
-                "negative serum immunofixation"
+                "negative serum immunofixation",
+                baseline=_num(b),
+                unit=unit,
+                threshold=_num(evaluable_from),
             )
-            main += (
-                " (immunofixation positive at this visit)"
+            at_visit = (
+                _("immunofixation positive at this visit")
                 if ife == "positive"
-                else " (no immunofixation at this visit)"
+                else _("no immunofixation at this visit")
             )
+            main = f"{main} ({at_visit})"
         elif v is None:
             category = NOT_EVALUABLE
             main = cur.reason or ""
             if ife is None:
-                main += "; no immunofixation at this visit"
+                main = _join(main, [_("no immunofixation at this visit")])
         else:
             decrease = (b - v) * 100 / b
             rise_abs = v - nadir
@@ -460,42 +498,59 @@ def haematological_responses(
             nadir_text = f"{_num(nadir)} {unit} ({nadir_where})"
             if (rise is None or rise >= progression_pct) and rise_abs >= progression_abs:
                 category = PROGRESSION
-                main = (
-                    f"≥ {_num(progression_pct)} % and ≥ {_num(progression_abs)} {unit} rise from "
-                    f"the lowest previous value {nadir_text}: {_signed_pct(rise)}, "
-                    f"+{_num(rise_abs)} {unit}"
+                main = _(
+                    "≥ %(threshold)s %% and ≥ %(absolute)s %(unit)s rise from the lowest "
+                    "previous value %(nadir)s: %(change)s, +%(rise)s %(unit)s",
+                    threshold=_num(progression_pct),
+                    absolute=_num(progression_abs),
+                    unit=unit,
+                    nadir=nadir_text,
+                    change=_signed_pct(rise),
+                    rise=_num(rise_abs),
                 )
             elif decrease >= vgpr_pct:
                 category = VERY_GOOD_PARTIAL
-                main = (
-                    f"≥ {_num(vgpr_pct)} % fall from baseline {_num(b)} {unit}: "
-                    f"{_signed_pct(-decrease)}"
-                )
+                main = _fall(vgpr_pct, b, unit, decrease)
             elif decrease >= partial_pct:
                 category = PARTIAL
-                main = (
-                    f"≥ {_num(partial_pct)} % fall from baseline {_num(b)} {unit}: "
-                    f"{_signed_pct(-decrease)}"
-                )
+                main = _fall(partial_pct, b, unit, decrease)
             else:
                 category = STABLE
-                main = (
-                    f"{_signed_pct(-decrease)} from baseline {_num(b)} {unit} (partial needs a "
-                    f"≥ {_num(partial_pct)} % fall); "
-                    f"{_versus_nadir(v, nadir, nadir_text, unit, absolute=True)} "
-                    f"(progression needs ≥ {_num(progression_pct)} % and "
-                    f"≥ {_num(progression_abs)} {unit})"
+                main = _(
+                    "%(change)s from baseline %(baseline)s %(unit)s (partial needs a "
+                    "≥ %(partial)s %% fall); %(against_lowest)s (progression needs "
+                    "≥ %(progression)s %% and ≥ %(absolute)s %(unit)s)",
+                    change=_signed_pct(-decrease),
+                    baseline=_num(b),
+                    unit=unit,
+                    partial=_num(partial_pct),
+                    against_lowest=_versus_nadir(v, nadir, nadir_text, unit, absolute=True),
+                    progression=_num(progression_pct),
+                    absolute=_num(progression_abs),
                 )
             if ife is None:
-                notes.append("no immunofixation at this visit")
+                notes.append(_("no immunofixation at this visit"))
             notes.extend(_bound_cautions(category, base, cur, nadir_lower_bound))
         responses.append(Response(m.visit, cur.used, change, category, _join(main, notes), version))
         if evaluable and v is not None and v < nadir:
-            nadir, nadir_lower_bound, nadir_where = v, cur.lower_bound, f"visit {m.visit}"
+            nadir, nadir_lower_bound, nadir_where = v, cur.lower_bound, _visit(m.visit)
     return responses
 
 
 # --- helpers -------------------------------------------------------------------------
+
+
+def _(message: str, **values: str) -> str:
+    """``message`` in the reader's language (English outside a request), filled in.
+
+    Always %-formatted, with or without values, so that "%%" is a per cent sign in every
+    message alike (flask_babel formats only when it is given values).
+    """
+    return gettext(message) % values
+
+
+def _visit(visit: str) -> str:
+    return _("visit %(visit)s", visit=visit)
 
 
 @dataclass(frozen=True)
@@ -522,11 +577,13 @@ def _exact(value: float, what: str) -> Fraction:
 
 
 def _use(m: Measurement, criteria: Criteria, unit: str, role: str) -> _Used:
-    """Apply the "< LLOQ" rule or the "> ULOQ" convention to one result."""
+    """Apply the "< LLOQ" rule or the "> ULOQ" convention to one result.
+
+    ``role`` names the result in the reader's language ("baseline", "M-spike")."""
     where = f"visit {m.visit!r}"
     if m.flag is None:
         if m.value is None:
-            return _Used(None, None, reason=f"no {role} result at this visit")
+            return _Used(None, None, reason=_("no %(role)s result at this visit", role=role))
         value = _exact(m.value, f"{where}: value")
         if value < 0:
             raise ValueError(f"{where}: value must not be negative, got {m.value!r}")
@@ -541,23 +598,40 @@ def _use(m: Measurement, criteria: Criteria, unit: str, role: str) -> _Used:
     if limit <= 0:
         raise ValueError(f"{where}: limit must be greater than 0, got {m.limit!r}")
     if m.flag == ABOVE_ULOQ:
-        note = (
-            f"{role} > ULOQ: limit {_num(limit)} {unit} used "
-            "(a lower bound; the true value is higher)"
+        note = _(
+            "%(role)s > ULOQ: limit %(limit)s %(unit)s used "
+            "(a lower bound; the true value is higher)",
+            role=role,
+            limit=_num(limit),
+            unit=unit,
         )
         return _Used(limit, float(limit), note=note, lower_bound=True)
     rule = criteria.below_lloq_rule
     if rule == "exclude":
-        reason = f"{role} < LLOQ {_num(limit)} {unit}: excluded (rule: exclude)"
+        reason = _(
+            "%(role)s < LLOQ %(limit)s %(unit)s: excluded (rule: exclude)",
+            role=role,
+            limit=_num(limit),
+            unit=unit,
+        )
         return _Used(None, None, reason=reason, excluded=True)
     if rule == "half_limit":
         half = limit / 2
-        note = (
-            f"{role} < LLOQ {_num(limit)} {unit}: half the limit, {_num(half)} {unit}, "
-            "used (rule: half_limit)"
+        note = _(
+            "%(role)s < LLOQ %(limit)s %(unit)s: half the limit, %(half)s %(unit)s, "
+            "used (rule: half_limit)",
+            role=role,
+            limit=_num(limit),
+            half=_num(half),
+            unit=unit,
         )
         return _Used(half, float(half), note=note)
-    note = f"{role} < LLOQ: limit {_num(limit)} {unit} used (rule: limit)"
+    note = _(
+        "%(role)s < LLOQ: limit %(limit)s %(unit)s used (rule: limit)",
+        role=role,
+        limit=_num(limit),
+        unit=unit,
+    )
     return _Used(limit, float(limit), note=note)
 
 
@@ -593,11 +667,11 @@ def _split(
 def _baseline_problem(base: _Used | None, allow_zero: bool = False) -> str | None:
     """Why no visit can be categorised against this baseline, or None."""
     if base is None or (base.value is None and not base.excluded):
-        return "no baseline"
+        return _("no baseline")
     if base.value is None:
-        return f"{base.reason}: no visit can be compared with it"
+        return _("%(reason)s: no visit can be compared with it", reason=base.reason or "")
     if base.value == 0 and not allow_zero:
-        return "baseline is 0: a percent change from it is undefined"
+        return _("baseline is 0: a percent change from it is undefined")
     return None
 
 
@@ -631,18 +705,28 @@ def _rise_pct(reference: Fraction, value: Fraction) -> Fraction | None:
     return (value - reference) * 100 / reference
 
 
+def _fall(threshold: Fraction, baseline: Fraction, unit: str, decrease: Fraction) -> str:
+    return _(
+        "≥ %(threshold)s %% fall from baseline %(baseline)s %(unit)s: %(change)s",
+        threshold=_num(threshold),
+        baseline=_num(baseline),
+        unit=unit,
+        change=_signed_pct(-decrease),
+    )
+
+
 def _versus_nadir(
     value: Fraction, nadir: Fraction, nadir_text: str, unit: str, absolute: bool = False
 ) -> str:
     """How a value stands against the lowest previous value, in words."""
     if value < nadir:
-        return f"below the lowest previous value {nadir_text}"
+        return _("below the lowest previous value %(nadir)s", nadir=nadir_text)
     if value == nadir:
-        return f"equal to the lowest previous value {nadir_text}"
+        return _("equal to the lowest previous value %(nadir)s", nadir=nadir_text)
     rise = _signed_pct(_rise_pct(nadir, value))
     if absolute:
         rise += f", +{_num(value - nadir)} {unit}"
-    return f"{rise} from the lowest previous value {nadir_text}"
+    return _("%(change)s from the lowest previous value %(nadir)s", change=rise, nadir=nadir_text)
 
 
 def _bound_cautions(category: str, base: _Used, cur: _Used, nadir_lower_bound: bool) -> list[str]:
@@ -650,24 +734,36 @@ def _bound_cautions(category: str, base: _Used, cur: _Used, nadir_lower_bound: b
     cautions = []
     if cur.lower_bound and category != PROGRESSION:
         cautions.append(
-            "caution: the value is a lower bound, so the fall may be smaller than shown; "
-            "re-assay the sample diluted"
+            _(
+                "caution: the value is a lower bound, so the fall may be smaller than shown; "
+                "re-assay the sample diluted"
+            )
         )
     if nadir_lower_bound and category == PROGRESSION:
         cautions.append(
-            "caution: the lowest previous value is a lower bound, so the rise may be smaller "
-            "than shown; re-assay that sample diluted"
+            _(
+                "caution: the lowest previous value is a lower bound, so the rise may be "
+                "smaller than shown; re-assay that sample diluted"
+            )
         )
     if base.lower_bound and category == STABLE and not cur.lower_bound:
         cautions.append(
-            "caution: the baseline is a lower bound, so the fall may be larger than shown; "
-            "re-assay the baseline sample diluted"
+            _(
+                "caution: the baseline is a lower bound, so the fall may be larger than "
+                "shown; re-assay the baseline sample diluted"
+            )
         )
     return cautions
 
 
 def _join(main: str, notes: Sequence[str | None]) -> str:
-    return "; ".join([main, *(n for n in notes if n)])
+    """The rule followed by its notes, each after a semicolon (spaced as the language
+    wants it)."""
+    text = main
+    for note in notes:
+        if note:
+            text = _("%(rule)s; %(note)s", rule=text, note=note)
+    return text
 
 
 def _num(value: Fraction | float) -> str:
@@ -686,7 +782,7 @@ def _num(value: Fraction | float) -> str:
 def _signed_pct(change: Fraction | None) -> str:
     """A signed percentage to 2 decimals, so that 49.96 % is not shown as 50 %."""
     if change is None:
-        return "an infinite % increase (from 0)"
+        return _("an infinite %% increase (from 0)")
     d = (Decimal(change.numerator) / Decimal(change.denominator)).quantize(
         Decimal("0.01"), rounding=ROUND_HALF_UP
     )

@@ -69,6 +69,7 @@ def runs():
         page=services.list_runs(status=status, limit=200),
         analytes=[a for a in services.analyte_choices() if a.kind == "numeric"],
         status=status,
+        form=kept_form(),
     )
 
 
@@ -127,7 +128,9 @@ def import_sheet():
 @requires(Permission.IMPORT_ASSAYS)
 def run(code):
     found = services.get_run(code)
-    return render_template("assays/run.html", run=found, preview=json.loads(found.preview))
+    return render_template(
+        "assays/run.html", run=found, preview=json.loads(found.preview), form=kept_form()
+    )
 
 
 @bp.route("/assays/runs/<code>/curve.<fmt>")
@@ -214,7 +217,9 @@ def plate_design():
                 actor=current_user,
             )
         except DomainError as err:
-            return refuse(err, url_for("assays.plate_design"))
+            # A tube that cannot give its volume is named in the list of tubes.
+            tube = {"barcode": "aliquots", "volume_ul": "aliquots"}
+            return refuse(err, url_for("assays.plate_design"), field_names=tube)
         return file_response(design.workbook, XLSX, f"plate-map-{utcnow():%Y%m%d-%H%M}.xlsx")
     return render_template("assays/plate_design.html", templates=templates, form=kept_form())
 
@@ -241,7 +246,7 @@ def export(fmt):
 def time_course_picture(code):
     course = outcomes.time_course(code, actor=current_user)
     analyte = request.args.get("analyte", "VEGF")
-    picture = pictures.time_course(code, analyte, course.get(analyte, []))
+    picture = pictures.time_course(code, analyte, course.get(analyte, []), day_label=_("study day"))
     return file_response(picture, "image/png", f"{code}-{analyte}.png", inline=True)
 
 

@@ -38,6 +38,8 @@ class EventKind(StrEnum):
     TEMPERATURE_EXCURSION = "TEMPERATURE_EXCURSION"
     RESERVED = "RESERVED"
     RELEASED = "RELEASED"
+    MISSING = "MISSING"
+    FOUND = "FOUND"
 
 
 def record(

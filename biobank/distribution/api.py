@@ -288,7 +288,10 @@ def manifest_pdf(code):
 @blp.arguments(schemas.CheckInSchema)
 @blp.response(200, schemas.CheckedSchema)
 def check_in(data, code):
-    """One tube scanned on arrival; a tube the manifest does not list is noted unexpected."""
+    """One tube scanned on arrival; a tube the manifest does not list is noted unexpected.
+    A tube scanned again: 409 ``receipt.already_checked_in`` (unless it is now ``damaged``
+    or gets a note). After the receipt is complete, a tube recorded missing is found and
+    received (``outcome: found``)."""
     return shipping.check_in(
         code, data["barcode"], damaged=data["damaged"], note=data["note"], actor=current_user
     )
@@ -317,7 +320,9 @@ def receipt(code):
 @blp.arguments(schemas.CompleteReceiptSchema)
 @blp.response(200, schemas.ReceiptSchema)
 def complete_receipt(data, code):
-    """Close the receipt: scanned tubes are recorded RECEIVED, the others missing."""
+    """Close the receipt: scanned tubes are recorded RECEIVED, the others missing (status and
+    MISSING custody event); the managers are told of any discrepancy. Once only: 409
+    ``receipt.already_recorded``."""
     return shipping.complete_receipt(
         code,
         received_at=data["received_at"],
@@ -336,6 +341,18 @@ def record_use(data, code):
     aliquot = shipping.record_use(
         code, data["barcode"], data["used_ul"], returned=data["returned"], actor=current_user
     )
+    return samples.scan_aliquot(aliquot.barcode, actor=current_user)
+
+
+@blp.route("/aliquots/<barcode>/found", methods=["POST"])
+@requires(Permission.HANDLE)
+@blp.arguments(schemas.FoundSchema)
+@blp.response(200, AliquotSchema)
+def record_found(data, barcode):
+    """A tube recorded missing at a receipt was found (``where``): FOUND in its custody, and
+    checked out (in hand) until it is stored again or received with its shipment. 409
+    ``aliquot.not_missing`` for a tube that is not missing."""
+    aliquot = shipping.record_found(barcode, data["where"], note=data["note"], actor=current_user)
     return samples.scan_aliquot(aliquot.barcode, actor=current_user)
 
 

@@ -67,10 +67,25 @@ class PickLine:
 
 
 @dataclass(frozen=True)
+class DateFact:
+    """A date and time among the header facts: ``text`` as the reader's language writes it
+    (printed in the PDF), ``value`` the same moment as a naive local date-time (a real date
+    cell of the workbook, shown with ``number_format``)."""
+
+    text: str
+    value: datetime
+    number_format: str = "yyyy-mm-dd hh:mm"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class DocumentHeader:
     title: str  # "Pick list — request R00012"
     reference: str  # "R00012"
-    lines: tuple[tuple[str, str], ...]  # (label, value) facts shown under the title
+    # (label, value) facts shown under the title; a value is text or a DateFact
+    lines: tuple[tuple[str, str | DateFact], ...]
     generated: str  # formatted generation time, printed in the footer
 
 
@@ -208,6 +223,40 @@ class _Pdf(FPDF):
                 advances[char] = self.get_string_width(char) / self.font_size_pt
             return sum(map(advances.__getitem__, text)) * self.font_size_pt
 
+    def wrap(self, text: str, max_width: float) -> list[str]:
+        """``text`` in lines no wider than ``max_width`` in the current font, broken at
+        spaces; a word wider than a line is broken between characters. Nothing is cut:
+        the lines joined by spaces give the text back (with single spaces)."""
+        words = text.split()
+        lines: list[str] = []
+        current = ""
+        for word in words:
+            candidate = f"{current} {word}" if current else word
+            if self.width(candidate) <= max_width:
+                current = candidate
+                continue
+            if current:
+                lines.append(current)
+            while len(word) > 1 and self.width(word) > max_width:
+                cut = self._longest_fitting(word, max_width)
+                lines.append(word[:cut])
+                word = word[cut:]
+            current = word
+        if current:
+            lines.append(current)
+        return lines
+
+    def _longest_fitting(self, word: str, max_width: float) -> int:
+        """How many first characters of ``word`` fit (at least one)."""
+        low, high = 1, len(word)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.width(word[:middle]) <= max_width:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
     def fitted(
         self, text: str, max_width: float, *, keep_end: bool = False, min_pt: float | None = None
     ) -> tuple[str, float]:
@@ -315,6 +364,11 @@ class _Column:
     width: float
     align: str = "L"
 
+    @property
+    def room(self) -> float:
+        """The width text may take (right-aligned numbers keep clear of the next column)."""
+        return self.width - (3.5 if self.align == "R" else 2) * PAD
+
 
 def _columns_x(columns: Sequence[_Column]) -> list[float]:
     xs, x = [], MARGIN
@@ -324,60 +378,154 @@ def _columns_x(columns: Sequence[_Column]) -> list[float]:
     return xs
 
 
-def _draw_column_headings(
-    pdf: _Pdf, y: float, columns: Sequence[_Column], labels: Mapping[str, str]
-) -> None:
-    pdf.set_fill_color(SHADE_GREY)
-    pdf.rect(MARGIN, y, CONTENT_W, HEADING_H, style="F")
-    pdf.set_fill_color(0)
-    for x, column in zip(_columns_x(columns), columns, strict=True):
-        heading = _one_line(labels[column.key])
+MM_PER_PT = 25.4 / 72
+LINE_SPACING = 1.2
+CELL_PAD_Y = 1.0
+# The most a column grows to hold its longest word; a longer word breaks between
+# characters rather than squeezing the others out.
+WIDEST_COLUMN = 40.0
+NARROWEST_FLEXIBLE = 30.0
+
+
+def _line_height(size_pt: float) -> float:
+    return size_pt * MM_PER_PT * LINE_SPACING
+
+
+@dataclass(frozen=True)
+class _Text:
+    """Text laid out for a cell: its lines, in one font."""
+
+    lines: tuple[str, ...]
+    family: str
+    style: str
+    size: float
+    align: str = "L"
+
+    @property
+    def height(self) -> float:
+        return len(self.lines) * _line_height(self.size)
+
+
+def _lay_out(
+    pdf: _Pdf,
+    text: Any,
+    column: _Column,
+    *,
+    family: str = SANS,
+    style: str = "",
+    size: float = BODY_PT,
+    shrink: bool = False,
+) -> _Text:
+    """``text`` wrapped into ``column``: every character printed, none cut. With
+    ``shrink`` (a barcode, better read on one line), the font first shrinks down to
+    MIN_PT."""
+    text = _one_line(text)
+    pdf.use(family, style, size)
+    if shrink and text and pdf.width(text) > column.room:
+        size = max(MIN_PT, size * column.room / pdf.width(text) * 0.999)
+        pdf.use(family, style, size)
+    return _Text(tuple(pdf.wrap(text, column.room)), family, style, size, column.align)
+
+
+def _draw_text(pdf: _Pdf, x: float, y: float, w: float, h: float, text: _Text) -> None:
+    """The lines of ``text`` in the box (x, y, w, h), the block centred vertically."""
+    if not text.lines:
+        return
+    pdf.use(text.family, text.style, text.size)
+    line_h = _line_height(text.size)
+    top = y + (h - text.height) / 2
+    for number, line in enumerate(text.lines):
+        width = pdf.width(line)
+        if text.align == "R":
+            tx = x + w - 2.5 * PAD - width
+        elif text.align == "C":
+            tx = x + (w - width) / 2
+        else:
+            tx = x + PAD
+        pdf.text(tx, top + number * line_h + line_h / 2 + 0.35 * pdf.font_size, line)
+
+
+def _fit_columns(
+    pdf: _Pdf,
+    columns: Sequence[_Column],
+    labels: Mapping[str, str],
+    values: Mapping[str, Iterable[Any]],
+    flexible: str,
+) -> tuple[_Column, ...]:
+    """The columns widened to hold their longest word (of the heading, in the reader's
+    language, and of ``values``), the room taken from the ``flexible`` column, whose text
+    wraps. What still does not fit breaks between characters, never cut."""
+    needed = {}
+    for column in columns:
+        pad = column.width - column.room
         pdf.use(SANS, "B", HEADING_PT)
-        room = column.width - (3.5 if column.align == "R" else 2) * PAD  # as in cell_text
-        if pdf.width(heading) > room and " " in heading:
-            two = _two_lines(pdf, heading, room)
-            if two is not None:
-                half = HEADING_H / 2
-                pdf.cell_text(x, y + 0.6, column.width, half, two[0], align=column.align)
-                pdf.cell_text(x, y + half - 0.6, column.width, half, two[1], align=column.align)
-                continue
-        pdf.cell_text(x, y, column.width, HEADING_H, heading, align=column.align, min_pt=MIN_PT)
+        widest = max((pdf.width(w) for w in _one_line(labels[column.key]).split()), default=0)
+        if column.key != flexible:
+            pdf.use(SANS, "", BODY_PT)
+            words = {w for value in values.get(column.key, ()) for w in _one_line(value).split()}
+            widest = max([widest, *(pdf.width(w) for w in words)])
+        needed[column.key] = min(WIDEST_COLUMN, widest + pad + 0.1)
+    widths = {c.key: max(c.width, needed[c.key]) for c in columns}
+    over = sum(widths.values()) - CONTENT_W
+    if over > 0:
+        floor = max(NARROWEST_FLEXIBLE, needed[flexible])
+        taken = min(over, max(0.0, widths[flexible] - floor))
+        widths[flexible] -= taken
+        over -= taken
+    if over > 0:  # still too wide: every column gives up its share
+        total = sum(widths.values())
+        widths = {key: width * CONTENT_W / total for key, width in widths.items()}
+    return tuple(_Column(c.key, widths[c.key], c.align) for c in columns)
+
+
+@dataclass(frozen=True)
+class _Headings:
+    columns: tuple[_Column, ...]
+    texts: tuple[_Text, ...]
+    height: float
+
+
+def _headings(pdf: _Pdf, columns: tuple[_Column, ...], labels: Mapping[str, str]) -> _Headings:
+    texts = tuple(_lay_out(pdf, labels[c.key], c, style="B", size=HEADING_PT) for c in columns)
+    height = max(HEADING_H, max(t.height for t in texts) + 2 * CELL_PAD_Y)
+    return _Headings(columns, texts, height)
+
+
+def _draw_column_headings(pdf: _Pdf, y: float, headings: _Headings) -> None:
+    pdf.set_fill_color(SHADE_GREY)
+    pdf.rect(MARGIN, y, CONTENT_W, headings.height, style="F")
+    pdf.set_fill_color(0)
+    for x, column, text in zip(
+        _columns_x(headings.columns), headings.columns, headings.texts, strict=True
+    ):
+        _draw_text(pdf, x, y, column.width, headings.height, text)
     pdf.set_line_width(0.3)
-    pdf.hline(MARGIN, MARGIN + CONTENT_W, y + HEADING_H, grey=0)
+    pdf.hline(MARGIN, MARGIN + CONTENT_W, y + headings.height, grey=0)
     pdf.set_line_width(0.2)
 
 
-def _two_lines(pdf: _Pdf, text: str, max_width: float) -> tuple[str, str] | None:
-    """``text`` split at a space into two lines that fit ``max_width`` at a font size
-    no smaller than MIN_PT (the font is left at that size); None when no split fits."""
-    words = text.split(" ")
-    best: tuple[float, str, str] | None = None
-    for cut in range(1, len(words)):
-        first, second = " ".join(words[:cut]), " ".join(words[cut:])
-        widest = max(pdf.width(first), pdf.width(second))
-        if best is None or widest < best[0]:
-            best = (widest, first, second)
-    if best is None:
-        return None
-    widest, first, second = best
-    size = min(pdf.font_size_pt, pdf.font_size_pt * max_width / widest * 0.999)
-    if size < MIN_PT:
-        return None
-    pdf.use(pdf.font_family, pdf.font_style, size)
-    return first, second
-
-
-def _draw_barcode(pdf: _Pdf, x: float, y: float, w: float, h: float, barcode: str) -> None:
+def _barcode(pdf: _Pdf, barcode: str, column: _Column) -> _Text:
     barcode = _one_line(barcode)
     if _PLAIN_ASCII.fullmatch(barcode):
-        pdf.use(MONO, "B", BODY_PT + 1)
-    else:
-        pdf.use(SANS, "B", BODY_PT)
-    pdf.cell_text(x, y, w, h, barcode, keep_end=True, min_pt=MIN_PT)
+        return _lay_out(pdf, barcode, column, family=MONO, style="B", size=BODY_PT + 1, shrink=True)
+    return _lay_out(pdf, barcode, column, style="B", shrink=True)
+
+
+def _row_height(texts: Iterable[_Text]) -> float:
+    return max(ROW_H, max((t.height for t in texts), default=0) + 2 * CELL_PAD_Y)
+
+
+def _draw_row(
+    pdf: _Pdf, y: float, columns: tuple[_Column, ...], texts: dict[str, _Text], height: float
+) -> None:
+    for x, column in zip(_columns_x(columns), columns, strict=True):
+        if column.key in texts:
+            _draw_text(pdf, x, y, column.width, height, texts[column.key])
+    pdf.hline(MARGIN, MARGIN + CONTENT_W, y + height)
 
 
 def _title_and_facts(flow: _Flow, pdf: _Pdf, header: DocumentHeader) -> None:
-    """Place the title and the (label, value) header lines."""
+    """Place the title and the (label, value) header lines, both wrapped."""
     pdf.use(SANS, "B", 14)
     title = str(header.title).strip()
     title_lines = pdf.multi_cell(CONTENT_W, 7, title, dry_run=True, output=MethodReturnValue.LINES)
@@ -386,12 +534,15 @@ def _title_and_facts(flow: _Flow, pdf: _Pdf, header: DocumentHeader) -> None:
     label_w = 48.0
     value_w = CONTENT_W - label_w
     for label, value in header.lines:
+        pdf.use(SANS, "B", 9.5)
+        label_lines = pdf.wrap(_one_line(label), label_w - 2 * PAD)
         pdf.use(SANS, "", 9.5)
         value = str(value).strip()
         lines = pdf.multi_cell(
             value_w, 5, value or " ", dry_run=True, output=MethodReturnValue.LINES
         )
-        flow.place(5 * max(1, len(lines)), _draw_fact, label, value, label_w, value_w)
+        height = 5 * max(1, len(lines), len(label_lines))
+        flow.place(height, _draw_fact, label_lines, value, value_w)
     flow.space(4)
 
 
@@ -404,12 +555,13 @@ def _draw_title(pdf: _Pdf, y: float, title: str) -> None:
     pdf.set_line_width(0.2)
 
 
-def _draw_fact(pdf: _Pdf, y: float, label: str, value: str, label_w: float, value_w: float) -> None:
+def _draw_fact(pdf: _Pdf, y: float, label_lines: list[str], value: str, value_w: float) -> None:
     pdf.use(SANS, "B", 9.5)
-    pdf.cell_text(MARGIN - PAD, y, label_w, 5, label)
+    for number, line in enumerate(label_lines):
+        pdf.cell_text(MARGIN - PAD, y + 5 * number, 48.0, 5, line)
     if value:
         pdf.use(SANS, "", 9.5)
-        pdf.set_xy(MARGIN + label_w, y)
+        pdf.set_xy(MARGIN + 48.0, y)
         pdf.multi_cell(value_w, 5, value, padding=0)
 
 
@@ -454,33 +606,42 @@ PICK_COLUMNS = (
     _Column("participant", 19),
     _Column("visit", 14),
 )
-_PICK_X = _columns_x(PICK_COLUMNS)
 CHECKBOX = 3.6
 
 
-def _draw_pick_row(pdf: _Pdf, y: float, line: PickLine) -> None:
-    c_pick, c_loc, c_pos, c_bar, c_type, c_vol, c_part, c_visit = PICK_COLUMNS
-    x_pick, x_loc, x_pos, x_bar, x_type, x_vol, x_part, x_visit = _PICK_X
-    h = ROW_H
+def _lay_out_pick_row(
+    pdf: _Pdf, columns: tuple[_Column, ...], line: PickLine
+) -> tuple[float, dict[str, _Text]]:
+    by_key = {c.key: c for c in columns}
+    texts = {
+        "location": _lay_out(pdf, line.location, by_key["location"]),
+        "position": _lay_out(pdf, line.position, by_key["position"]),
+        "barcode": _barcode(pdf, line.barcode, by_key["barcode"]),
+        "sample_type": _lay_out(pdf, line.sample_type, by_key["sample_type"]),
+        "volume_ul": _lay_out(pdf, str(line.volume_ul), by_key["volume_ul"]),
+        "participant": _lay_out(pdf, line.participant, by_key["participant"]),
+        "visit": _lay_out(pdf, line.visit, by_key["visit"]),
+    }
+    return _row_height(texts.values()), texts
 
-    box_x = x_pick + (c_pick.width - CHECKBOX) / 2
-    box_y = y + (h - CHECKBOX) / 2
+
+def _draw_pick_row(
+    pdf: _Pdf,
+    y: float,
+    columns: tuple[_Column, ...],
+    texts: dict[str, _Text],
+    height: float,
+    picked: bool,
+) -> None:
+    box_x = MARGIN + (columns[0].width - CHECKBOX) / 2
+    box_y = y + (height - CHECKBOX) / 2
     pdf.rect(box_x, box_y, CHECKBOX, CHECKBOX)
-    if line.picked:
+    if picked:
         pdf.set_line_width(0.5)
         pdf.line(box_x + 0.7, box_y + 1.9, box_x + 1.5, box_y + 2.9)
         pdf.line(box_x + 1.5, box_y + 2.9, box_x + 3.1, box_y + 0.6)
         pdf.set_line_width(0.2)
-
-    pdf.use(SANS, "", BODY_PT)
-    pdf.cell_text(x_loc, y, c_loc.width, h, line.location, keep_end=True)
-    pdf.cell_text(x_pos, y, c_pos.width, h, line.position)
-    pdf.cell_text(x_type, y, c_type.width, h, line.sample_type)
-    pdf.cell_text(x_vol, y, c_vol.width, h, str(line.volume_ul), align="R")
-    pdf.cell_text(x_part, y, c_part.width, h, line.participant)
-    pdf.cell_text(x_visit, y, c_visit.width, h, line.visit)
-    _draw_barcode(pdf, x_bar, y, c_bar.width, h, line.barcode)
-    pdf.hline(MARGIN, MARGIN + CONTENT_W, y + h)
+    _draw_row(pdf, y, columns, texts, height)
 
 
 def pick_list_pdf(
@@ -492,8 +653,10 @@ def pick_list_pdf(
 ) -> bytes:
     """The pick list: one row per tube to fetch, in the given order, with a box to tick.
 
-    A4 portrait. Long locations keep their end ("…Rack A › Box 3"). The last row is
-    followed by the count of lines and of lines already picked.
+    A4 portrait. Every cell wraps rather than being cut: a long location takes two or
+    three lines, whole, so two freezers never look alike; column headings wrap in the
+    reader's language. The last row is followed by the count of lines and of lines
+    already picked.
     """
     labels = _labels(labels)
     pdf = _Pdf(header.title, compress=compress)
@@ -501,11 +664,20 @@ def pick_list_pdf(
     flow = _Flow()
     _title_and_facts(flow, pdf, header)
 
-    headings = (HEADING_H, _draw_column_headings, (PICK_COLUMNS, labels))
-    flow.place(HEADING_H, _draw_column_headings, PICK_COLUMNS, labels, keep=ROW_H)
-    flow.repeat = [headings]
+    values = {
+        "position": {line.position for line in lines},
+        "sample_type": {line.sample_type for line in lines},
+        "volume_ul": {str(line.volume_ul) for line in lines},
+        "participant": {line.participant for line in lines},
+        "visit": {line.visit for line in lines},
+    }
+    columns = _fit_columns(pdf, PICK_COLUMNS, labels, values, "location")
+    headings = _headings(pdf, columns, labels)
+    flow.place(headings.height, _draw_column_headings, headings, keep=ROW_H)
+    flow.repeat = [(headings.height, _draw_column_headings, (headings,))]
     for line in lines:
-        flow.place(ROW_H, _draw_pick_row, line)
+        height, texts = _lay_out_pick_row(pdf, columns, line)
+        flow.place(height, _draw_pick_row, columns, texts, height, line.picked)
     flow.repeat = []
 
     picked = sum(1 for line in lines if line.picked)
@@ -528,7 +700,6 @@ MANIFEST_COLUMNS = (
     _Column("visit", 26),
     _Column("participant", 46),
 )
-_MANIFEST_X = _columns_x(MANIFEST_COLUMNS)
 SIGNATURE_H = 28.0
 
 
@@ -540,18 +711,19 @@ def _by_box(lines: Iterable[ManifestLine]) -> dict[int, list[ManifestLine]]:
     return boxes
 
 
-def _draw_manifest_row(pdf: _Pdf, y: float, line: ManifestLine) -> None:
-    c_pos, c_bar, c_type, c_vol, c_visit, c_part = MANIFEST_COLUMNS
-    x_pos, x_bar, x_type, x_vol, x_visit, x_part = _MANIFEST_X
-    h = ROW_H
-    pdf.use(SANS, "", BODY_PT)
-    pdf.cell_text(x_pos, y, c_pos.width, h, line.position)
-    pdf.cell_text(x_type, y, c_type.width, h, line.sample_type)
-    pdf.cell_text(x_vol, y, c_vol.width, h, str(line.volume_ul), align="R")
-    pdf.cell_text(x_visit, y, c_visit.width, h, line.visit)
-    pdf.cell_text(x_part, y, c_part.width, h, line.participant)
-    _draw_barcode(pdf, x_bar, y, c_bar.width, h, line.barcode)
-    pdf.hline(MARGIN, MARGIN + CONTENT_W, y + h)
+def _lay_out_manifest_row(
+    pdf: _Pdf, columns: tuple[_Column, ...], line: ManifestLine
+) -> tuple[float, dict[str, _Text]]:
+    by_key = {c.key: c for c in columns}
+    texts = {
+        "position": _lay_out(pdf, line.position, by_key["position"]),
+        "barcode": _barcode(pdf, line.barcode, by_key["barcode"]),
+        "sample_type": _lay_out(pdf, line.sample_type, by_key["sample_type"]),
+        "volume_ul": _lay_out(pdf, str(line.volume_ul), by_key["volume_ul"]),
+        "visit": _lay_out(pdf, line.visit, by_key["visit"]),
+        "participant": _lay_out(pdf, line.participant, by_key["participant"]),
+    }
+    return _row_height(texts.values()), texts
 
 
 def _draw_signatures(pdf: _Pdf, y: float, left: str, right: str) -> None:
@@ -562,7 +734,7 @@ def _draw_signatures(pdf: _Pdf, y: float, left: str, right: str) -> None:
     for x, label in ((MARGIN, left), (MARGIN + w + gap, right)):
         pdf.rect(x, y, w, SIGNATURE_H)
         pdf.use(SANS, "", 8)
-        pdf.cell_text(x, y, w, 6, label)
+        pdf.cell_text(x, y, w, 6, label, min_pt=MIN_PT)
     pdf.set_line_width(0.2)
 
 
@@ -573,24 +745,34 @@ def manifest_pdf(
     labels: Mapping[str, str] | None = None,
     compress: bool = True,
 ) -> bytes:
-    """The shipment manifest: a table per shipping box, the totals, two signature boxes."""
+    """The shipment manifest: a table per shipping box, the totals, two signature boxes.
+    Cells and headings wrap, never cut."""
     labels = _labels(labels)
     pdf = _Pdf(header.title, compress=compress)
     pdf.set_line_width(0.2)
     flow = _Flow()
     _title_and_facts(flow, pdf, header)
 
+    values = {
+        "position": {line.position for line in lines},
+        "sample_type": {line.sample_type for line in lines},
+        "volume_ul": {str(line.volume_ul) for line in lines},
+        "visit": {line.visit for line in lines},
+    }
+    columns = _fit_columns(pdf, MANIFEST_COLUMNS, labels, values, "participant")
+    headings = _headings(pdf, columns, labels)
     for number, box_lines in _by_box(lines).items():
         heading = f"{labels['box']} {number} ({_tubes(len(box_lines), labels)})"
         flow.space(2)
-        flow.place(8, _draw_line_of_text, heading, "B", 10.5, keep=HEADING_H + ROW_H)
-        flow.place(HEADING_H, _draw_column_headings, MANIFEST_COLUMNS, labels)
+        flow.place(8, _draw_line_of_text, heading, "B", 10.5, keep=headings.height + ROW_H)
+        flow.place(headings.height, _draw_column_headings, headings)
         flow.repeat = [
             (8, _draw_line_of_text, (heading, "B", 10.5)),
-            (HEADING_H, _draw_column_headings, (MANIFEST_COLUMNS, labels)),
+            (headings.height, _draw_column_headings, (headings,)),
         ]
         for line in box_lines:
-            flow.place(ROW_H, _draw_manifest_row, line)
+            height, texts = _lay_out_manifest_row(pdf, columns, line)
+            flow.place(height, _draw_row, columns, texts, height)
         flow.repeat = []
         flow.space(2)
 
@@ -647,6 +829,15 @@ def _text_cell(ws: Any, value: str, *, bold: bool = False) -> Any:
     return cell
 
 
+def _fact_cell(ws: Any, value: str | DateFact) -> Any:
+    """A header fact's value: a date as a real date cell with its number format."""
+    if not isinstance(value, DateFact):
+        return _text_cell(ws, value)
+    cell = WriteOnlyCell(ws, value=value.value.replace(tzinfo=None))
+    cell.number_format = value.number_format
+    return cell
+
+
 def _bold_cell(ws: Any, value: int) -> Any:
     cell = WriteOnlyCell(ws, value=value)
     cell.font = _BOLD
@@ -691,7 +882,10 @@ def _manifest_sheet(
     labels: Mapping[str, str],
 ) -> None:
     ws = wb.create_sheet("Manifest")
-    facts = [(_clean(label), _clean(value)) for label, value in header.lines]
+    facts = [
+        (_clean(label), value if isinstance(value, DateFact) else _clean(value))
+        for label, value in header.lines
+    ]
     heading_row = 1 + len(facts) + 2  # title, facts, blank row
     last_row = heading_row + len(lines)
 
@@ -710,6 +904,8 @@ def _manifest_sheet(
         extra: list[str] = [heading]
         if index == 1:
             extra += [label for label, _ in facts]
+        if index == 2:  # a date fact's cell must show its whole date, never ####
+            extra += [value.number_format for _, value in facts if isinstance(value, DateFact)]
         ws.column_dimensions[get_column_letter(index)].width = _width([*extra, *values])
     # Barcodes are written as strings; the column's text format keeps a barcode typed in
     # by hand ("000123") from turning into a number. Cheaper than styling every cell.
@@ -721,7 +917,7 @@ def _manifest_sheet(
 
     ws.append([_text_cell(ws, header.title, bold=True)])
     for label, value in facts:
-        ws.append([_text_cell(ws, label, bold=True), _text_cell(ws, value)])
+        ws.append([_text_cell(ws, label, bold=True), _fact_cell(ws, value)])
     ws.append([])
     ws.append([_text_cell(ws, heading, bold=True) for heading in headings])
     for line in lines:

@@ -3,6 +3,7 @@ current protocol: they are data, not code."""
 
 from __future__ import annotations
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -16,6 +17,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from biobank.distribution.criteria import MAX_FREEZE_THAW, MAX_PER_PARTICIPANT_VISIT, MAX_VOLUME_UL
+from biobank.samples import sprec
 from biobank.study.forms import DISEASE_CHOICES
 
 
@@ -45,7 +47,8 @@ class CriteriaForm(FlaskForm):
     def offer(self, protocol) -> None:
         self.visits.choices = [(d.code, f"{d.code} — {d.name}") for d in protocol.visit_definitions]
         kinds = dict.fromkeys(t.sample_type for t in protocol.tube_types)
-        self.sample_types.choices = [(k, k) for k in kinds]
+        language = get_locale().language
+        self.sample_types.choices = [(k, sprec.sample_type_name(k, language)) for k in kinds]
         self.arms.choices = [(a.code, f"{a.code} — {a.name}") for a in protocol.arms]
 
     def criteria_data(self) -> dict:

@@ -5,9 +5,11 @@ Shared by the pages and the API."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
-from flask_babel import format_datetime
+from babel.dates import format_skeleton
+from flask_babel import get_locale, get_timezone
 from flask_babel import gettext as _
 
 from biobank.db import utcnow
@@ -50,6 +52,21 @@ def _labels() -> dict[str, str]:
     }
 
 
+def moment(at: datetime) -> str:
+    """A date and time as the reader's language writes it, in the reader's time zone, with
+    the month in words: "29 nov. 2026, 14:05", "Nov 29, 2026, 14:05" — never a short date
+    such as 11/12/26 that reads as two different days on either side of the Atlantic."""
+    locale, zone = get_locale(), get_timezone()
+    day = format_skeleton("yMMMd", at, tzinfo=zone, locale=locale)
+    hour = format_skeleton("Hm", at, tzinfo=zone, locale=locale)
+    return locale.datetime_formats["medium"].format(hour, day)
+
+
+def _date_fact(at: datetime) -> documents.DateFact:
+    local = at.astimezone(get_timezone())
+    return documents.DateFact(moment(at), local.replace(tzinfo=None))
+
+
 def _split(location: str) -> tuple[str, str]:
     """ "Freezer › Shelf › Box (BX-1) › B4" → ("Freezer › Shelf › Box (BX-1)", "B4")."""
     where, _sep, position = location.rpartition(SEPARATOR)
@@ -67,7 +84,7 @@ def pick_list_pdf(request_id: int, *, actor) -> Paper:
             (_("Receiving laboratory"), request.receiving_lab),
             (_("Tubes"), _("%(n)d (%(left)d left)", n=len(found.items), left=len(found.left))),
         ),
-        generated=format_datetime(utcnow(), "short"),
+        generated=moment(utcnow()),
     )
     lines = [
         documents.PickLine(
@@ -98,16 +115,13 @@ def _manifest_header(shipment: Shipment) -> documents.DocumentHeader:
         (_("Tracking number"), shipment.tracking_number or "—"),
         (_("Dry ice"), dry_ice),
         (_("Temperature logger"), shipment.logger_id or "—"),
-        (
-            _("Dispatched"),
-            format_datetime(shipment.dispatched_at, "short") if shipment.dispatched_at else "—",
-        ),
+        (_("Dispatched"), _date_fact(shipment.dispatched_at) if shipment.dispatched_at else "—"),
     ]
     return documents.DocumentHeader(
         title=_("Shipment manifest %(code)s", code=shipment.code),
         reference=shipment.code,
         lines=tuple(facts),
-        generated=format_datetime(utcnow(), "short"),
+        generated=moment(utcnow()),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, post_load, pre_dump, validate
 
 from biobank.distribution import criteria as criteria_rules
-from biobank.distribution import services
+from biobank.distribution import services, shipping
 from biobank.distribution.models import REQUEST_STATUSES, SHIPMENT_STATUSES
 from biobank.distribution.shipping import Dispatch
 from biobank.errors import Invalid
@@ -197,6 +198,13 @@ class RequestDetailSchema(RequestSchema):
             {"reserved": 0, "picked": 0, "shipped": 0} | dict(services.reservation_summary(r.id))
         ),
         metadata={"description": "aliquots by state: reserved, picked, shipped, cancelled…"},
+    )
+    receipt = fields.Function(
+        lambda r: dataclasses.asdict(shipping.request_receipt(r.id)),
+        metadata={
+            "description": "tubes shipped, arrived (damaged or not), damaged, missing, and "
+            "awaited (in shipments not received yet)"
+        },
     )
 
 
@@ -453,9 +461,18 @@ class CheckInSchema(Schema):
 
 class CheckedSchema(Schema):
     barcode = fields.String()
-    outcome = fields.String(metadata={"description": "received, damaged or unexpected"})
+    outcome = fields.String(
+        metadata={
+            "description": "received, damaged, unexpected (not on the manifest), or found "
+            "(recorded missing at the receipt, found and received now)"
+        }
+    )
     box = fields.Integer(allow_none=True)
     position = fields.String(allow_none=True)
+    elsewhere = fields.String(
+        allow_none=True,
+        metadata={"description": "an unexpected tube: the other shipment that lists it"},
+    )
 
 
 class RackFileSchema(Schema):
@@ -467,10 +484,23 @@ class ReceiptSchema(Schema):
     status = fields.Function(lambda r: r.shipment.status)
     received = fields.List(fields.String())
     damaged = fields.List(fields.String())
+    not_scanned = fields.List(
+        fields.String(), metadata={"description": "not scanned yet (the receipt is open)"}
+    )
     missing = fields.List(
-        fields.String(), metadata={"description": "not scanned (yet, until completed)"}
+        fields.String(),
+        metadata={"description": "never scanned, recorded missing when the receipt was completed"},
     )
     unexpected = fields.List(fields.String())
+
+
+class FoundSchema(Schema):
+    where = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"example": "in the dispatch room's dry-ice box"},
+    )
+    note = fields.String(load_default="", validate=validate.Length(max=500))
 
 
 class CompleteReceiptSchema(Schema):

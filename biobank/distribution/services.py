@@ -265,8 +265,8 @@ def move_request(request: SampleRequest, status: str, actor, note: str = "") -> 
             _l(
                 "Request %(code)s is %(status)s: it cannot become %(new)s.",
                 code=request.code,
-                status=request.status,
-                new=status,
+                status=label(request.status, "request_status"),
+                new=label(status, "request_status"),
             ),
             code="request.status",
         )
@@ -284,8 +284,20 @@ def move_request(request: SampleRequest, status: str, actor, note: str = "") -> 
     )
 
 
-def addresses(*users) -> list[str]:
-    return [u.email for u in users if u is not None and getattr(u, "email", None)]
+def told_of(request: SampleRequest) -> list[notifications.Recipient]:
+    """Who hears of a decision on a request: its researcher, and the laboratory's contact in
+    the language of the researcher who named them."""
+    researcher = request.researcher
+    locale = getattr(researcher, "locale", None)
+    return [
+        *notifications.recipients(researcher),
+        notifications.Recipient(request.contact_email, locale),
+    ]
+
+
+def managers() -> list[notifications.Recipient]:
+    """The managers and administrators, each in their own language."""
+    return notifications.recipients(*auth.users_with_role("manager", "admin"))
 
 
 def submit_request(
@@ -317,18 +329,16 @@ def submit_request(
     db.session.add(request)
     db.session.add(RequestEvent(request=request, status="submitted", actor_name=actor.username))
     db.session.flush()
-    notifications.notify(
+    notifications.notify_each(
         "request.submitted",
-        addresses(*auth.users_with_role("manager", "admin")),
-        str(_l("Request %(code)s submitted: %(title)s", code=request.code, title=request.title)),
-        str(
-            _l(
-                "%(user)s submitted request %(code)s (%(title)s) for %(lab)s. It awaits review.",
-                user=actor.username,
-                code=request.code,
-                title=request.title,
-                lab=request.receiving_lab,
-            )
+        managers(),
+        _l("Request %(code)s submitted: %(title)s", code=request.code, title=request.title),
+        _l(
+            "%(user)s submitted request %(code)s (%(title)s) for %(lab)s. It awaits review.",
+            user=actor.username,
+            code=request.code,
+            title=request.title,
+            lab=request.receiving_lab,
         ),
     )
     return request
@@ -369,8 +379,18 @@ def criteria_of(request: SampleRequest) -> Criteria:
     return Criteria.from_json(request.criteria)
 
 
-def start_review(request_id: int, *, actor) -> SampleRequest:
+def request_to_change(request_id: int, *, actor) -> SampleRequest:
+    """``get_request`` with the request's row locked to the end of the transaction: two
+    decisions on one request at the same instant (two managers approving it) are taken one
+    after the other, and the second sees what the first did. SQLite, whose writers queue
+    for the whole database, needs no lock."""
     request = get_request(request_id, actor=actor)
+    db.session.refresh(request, with_for_update=True)
+    return request
+
+
+def start_review(request_id: int, *, actor) -> SampleRequest:
+    request = request_to_change(request_id, actor=actor)
     move_request(request, "under_review", actor)
     db.session.flush()
     return request
@@ -598,12 +618,8 @@ def approve(
     Two approvals racing for the same aliquot: the open-reservation index lets one win;
     the other is told which aliquots it lost.
     """
-    request = get_request(request_id, actor=actor)
-    if request.status not in OPEN_FOR_RESERVATION:
-        raise Conflict(
-            _l("Request %(code)s is %(status)s.", code=request.code, status=request.status),
-            code="request.status",
-        )
+    request = request_to_change(request_id, actor=actor)
+    _refuse_decided(request)
     criteria = criteria_of(request)
     per = min(
         per_participant_visit or criteria.per_participant_visit, criteria.per_participant_visit
@@ -620,23 +636,43 @@ def approve(
     request.decision_reason = note.strip()
     db.session.flush()
     participants = len({row[1] for row in rows})
-    notifications.notify(
+    notifications.notify_each(
         "request.approved",
-        [*addresses(request.researcher), request.contact_email],
-        str(_l("Request %(code)s approved", code=request.code)),
-        str(
-            _l(
-                "Request %(code)s (%(title)s) was approved: %(n)d aliquots of %(p)d participants "
-                "are reserved and will be prepared for %(lab)s.",
-                code=request.code,
-                title=request.title,
-                n=len(rows),
-                p=participants,
-                lab=request.receiving_lab,
-            )
+        told_of(request),
+        _l("Request %(code)s approved", code=request.code),
+        _l(
+            "Request %(code)s (%(title)s) was approved: %(n)d aliquots of %(p)d participants "
+            "are reserved and will be prepared for %(lab)s.",
+            code=request.code,
+            title=request.title,
+            n=len(rows),
+            p=participants,
+            lab=request.receiving_lab,
         ),
     )
     return Approval(request, len(rows), participants, sorted(last_ones))
+
+
+def _refuse_decided(request: SampleRequest) -> None:
+    """Only a request waiting for review is approved: a second approval (a reload, the back
+    button, another manager at the same moment) would reserve a second set of aliquots."""
+    if request.status in OPEN_FOR_RESERVATION:
+        return
+    decided = next((e for e in reversed(request.events) if e.status == request.status), None)
+    if request.status == "approved" and decided is not None:
+        message = _l(
+            "Request %(code)s was already approved by %(who)s: nothing more was reserved.",
+            code=request.code,
+            who=decided.actor_name,
+        )
+    else:
+        message = _l(
+            "Request %(code)s is %(status)s: only a request waiting for review can be "
+            "approved. Nothing was reserved.",
+            code=request.code,
+            status=label(request.status, "request_status"),
+        )
+    raise Conflict(message, code="request.status")
 
 
 def _reserve(request, aliquots: list[Aliquot], last_ones: set[str], reason: str, actor) -> None:
@@ -688,22 +724,20 @@ def _reserve(request, aliquots: list[Aliquot], last_ones: set[str], reason: str,
 
 
 def reject(request_id: int, reason: str, *, actor) -> SampleRequest:
-    request = get_request(request_id, actor=actor)
+    request = request_to_change(request_id, actor=actor)
     reason = custody.require_reason(reason, _l("reject a request"))
     move_request(request, "rejected", actor, reason)
     request.decision_reason = reason
     db.session.flush()
-    notifications.notify(
+    notifications.notify_each(
         "request.rejected",
-        [*addresses(request.researcher), request.contact_email],
-        str(_l("Request %(code)s rejected", code=request.code)),
-        str(
-            _l(
-                "Request %(code)s (%(title)s) was rejected: %(reason)s",
-                code=request.code,
-                title=request.title,
-                reason=reason,
-            )
+        told_of(request),
+        _l("Request %(code)s rejected", code=request.code),
+        _l(
+            "Request %(code)s (%(title)s) was rejected: %(reason)s",
+            code=request.code,
+            title=request.title,
+            reason=reason,
         ),
     )
     return request
@@ -745,7 +779,7 @@ def close_reservations(reservations: list[Reservation], outcome: str, actor, rea
 def cancel(request_id: int, reason: str, *, actor) -> SampleRequest:
     """Cancel a request (its researcher, or a manager); its reservations are released.
     Tubes already picked stay checked out, to be returned to their positions."""
-    request = get_request(request_id, actor=actor)
+    request = request_to_change(request_id, actor=actor)
     reason = custody.require_reason(reason, _l("cancel a request"))
     move_request(request, "cancelled", actor, reason)
     close_reservations(open_reservations(request.id), "cancelled", actor, reason)
@@ -782,3 +816,8 @@ def reservation_guard(aliquot: Aliquot, purpose: object) -> None:
             ),
             code="aliquot.reserved",
         )
+
+
+def reserved_for(aliquot_ids: list[int]) -> dict[int, str]:
+    """Storage's box map: the request each of these aliquots is reserved for, by its code."""
+    return _holders(list(aliquot_ids)) if aliquot_ids else {}

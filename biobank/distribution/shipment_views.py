@@ -16,14 +16,14 @@ from biobank.auth.roles import Permission
 from biobank.distribution import paperwork, shipping
 from biobank.distribution.models import SHIPMENT_STATUSES
 from biobank.distribution.shipping import Dispatch
-from biobank.distribution.views import paper_response
+from biobank.distribution.views import form_page, paper_response
 from biobank.errors import DomainError, Invalid
 from biobank.i18n import label
 from biobank.sites import services as sites
 from biobank.storage import allocating
 from biobank.study import services as study
 from biobank.study.forms import WithdrawConsentForm
-from biobank.web import kept_form, refuse, refuse_form
+from biobank.web import add_panel, kept_form, refuse, refuse_form
 
 bp = Blueprint("shipments", __name__, template_folder="templates")
 
@@ -166,6 +166,7 @@ def receive(code):
         receipt=found,
         error=kept.refusal if kept.get("scan") else None,
         checked=shipping.last_checked(found, request.args.get("last")),
+        statuses=found.statuses(),
         code=kept.get("code"),
         kept=kept,
     )
@@ -174,7 +175,8 @@ def receive(code):
 @bp.route("/shipments/<code>/check-in", methods=["POST"])
 @requires(Permission.HANDLE)
 def check_in(code):
-    """One arriving tube scanned against the manifest."""
+    """One arriving tube scanned against the manifest; after the receipt, a missing tube
+    that turned up."""
     try:
         checked = shipping.check_in(
             code,
@@ -283,6 +285,46 @@ def store_all(code):
     return _back(code)
 
 
+# --- a missing tube found ----------------------------------------------------------------
+
+
+@bp.route("/aliquots/<barcode>/found", methods=["POST"])
+@requires(Permission.HANDLE)
+def found(barcode):
+    """A tube recorded missing at a receipt turned up (from its page)."""
+    page = url_for("samples.aliquot", barcode=barcode)
+    try:
+        aliquot = shipping.record_found(
+            barcode,
+            request.form.get("where", ""),
+            note=request.form.get("note", ""),
+            actor=current_user,
+        )
+    except DomainError as err:
+        return refuse(err, page)
+    flash(
+        _(
+            "%(code)s recorded found. Store it again (Return, into a box), or receive it on "
+            "its shipment's receive page if it reached the laboratory.",
+            code=aliquot.barcode,
+        ),
+        "success",
+    )
+    return redirect(page, 303)
+
+
+def _aliquot_panel(aliquot_id: int) -> str:
+    found = shipping.travels_of(aliquot_id)
+    if not found.travels:
+        return ""
+    return render_template("distribution/_aliquot_travels.html", found=found, kept=kept_form())
+
+
+def register_panels() -> None:
+    """The shipments an aliquot travelled in, on its page (samples sits below us)."""
+    add_panel("aliquot", _aliquot_panel)
+
+
 # --- consent withdrawal ------------------------------------------------------------------
 
 
@@ -340,3 +382,23 @@ def destroy(code):
         "success",
     )
     return redirect(url_for("shipments.withdrawn", code=code), 303)
+
+
+# A GET at the address of each form of these pages: the page that holds the form.
+for _rule, _name, _page, _permission in (
+    ("/shipments/<code>/items", "pack_page", "shipments.shipment", Permission.HANDLE),
+    ("/shipments/<code>/items/remove", "unpack_page", "shipments.shipment", Permission.HANDLE),
+    ("/shipments/<code>/dispatch", "dispatch_page", "shipments.shipment", Permission.HANDLE),
+    ("/shipments/<code>/check-in", "check_in_page", "shipments.receive", Permission.HANDLE),
+    ("/shipments/<code>/check-in-rack", "rack_page", "shipments.receive", Permission.HANDLE),
+    ("/shipments/<code>/receipt", "receipt_page", "shipments.receive", Permission.HANDLE),
+    ("/shipments/<code>/use", "use_page", "shipments.shipment", Permission.HANDLE),
+    ("/aliquots/<barcode>/found", "found_page", "samples.aliquot", Permission.HANDLE),
+    (
+        "/participants/<code>/withdraw-consent",
+        "withdraw_consent_page",
+        "study.participant",
+        Permission.APPROVE,
+    ),
+):
+    form_page(bp, _rule, _name, _page, _permission)

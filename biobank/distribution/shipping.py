@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
+from biobank.auth.models import User
 from biobank.custody import services as custody
 from biobank.custody.services import EventKind
 from biobank.db import Page, utcnow
@@ -22,6 +23,7 @@ from biobank.distribution import services as requests
 from biobank.distribution.models import Reservation, SampleRequest, Shipment, ShipmentItem
 from biobank.errors import Conflict, Forbidden, Invalid, NotFound
 from biobank.extensions import db
+from biobank.i18n import label
 from biobank.notifications import services as notifications
 from biobank.samples import services as samples
 from biobank.samples.models import Aliquot, Specimen
@@ -151,7 +153,7 @@ def pick(request_id: int, raw_code: str, *, actor) -> Picked:
         )
     if reservation.picked_at is not None:
         raise Conflict(
-            _l("%(code)s is already picked.", code=aliquot.barcode),
+            _l("%(code)s is already picked: nothing more was recorded.", code=aliquot.barcode),
             code="pick.already_picked",
             fields={"barcode": aliquot.barcode},
         )
@@ -167,7 +169,10 @@ def pick(request_id: int, raw_code: str, *, actor) -> Picked:
     reservation.picked_at = utcnow()
     reservation.picked_by_id = actor.id
     if request.status == "approved":
-        requests.move_request(request, "being_prepared", actor)
+        # The first tube picked moves the request on, once even if two are picked at once.
+        db.session.refresh(request, with_for_update=True)
+        if request.status == "approved":
+            requests.move_request(request, "being_prepared", actor)
     db.session.flush()
     left = db.session.execute(
         sa.select(sa.func.count()).where(
@@ -301,11 +306,19 @@ def shipments_of(request_id: int) -> list[Shipment]:
     )
 
 
-def get_shipment(code: str | int, *, actor) -> Shipment:
-    """A shipment by its code (S00012) or number; a centre's user sees only its own."""
+def get_shipment(code: str | int, *, actor, lock: bool = False) -> Shipment:
+    """A shipment by its code (S00012) or number; a centre's user sees only its own.
+
+    ``lock`` holds its row to the end of the transaction, for a change: two people packing,
+    scanning or completing the receipt of one shipment at once are served one after the
+    other, each seeing what the other did (SQLite's writers queue anyway)."""
     text = str(code).strip().upper().removeprefix("S")
     number = int(text) if text.isdigit() and len(text) <= 9 else None
-    shipment = db.session.get(Shipment, number) if number else None
+    shipment = (
+        db.session.get(Shipment, number, with_for_update=lock or None, populate_existing=lock)
+        if number
+        else None
+    )
     sites = (shipment.origin_site_id, shipment.destination_site_id) if shipment else ()
     if actor.site_id is not None and actor.site_id not in sites:
         shipment = None
@@ -350,12 +363,20 @@ def add_to_shipment(code: str, raw_code: str, *, actor) -> ShipmentItem:
     """Pack a scanned tube into the next free place of the shipping boxes. For a request,
     only its reserved tubes (picked now if not yet); for a transfer, any tube of the site
     that no request holds."""
-    shipment = get_shipment(code, actor=actor)
+    shipment = get_shipment(code, actor=actor, lock=True)
     _require_status(shipment, "preparing")
     aliquot = samples.find_aliquot(raw_code, actor=actor)
-    if any(item.aliquot_id == aliquot.id for item in shipment.items):
+    packed = next((i for i in shipment.items if i.aliquot_id == aliquot.id), None)
+    if packed is not None:
+        grid = grid_for(shipment.box_rows, shipment.box_cols)
         raise Conflict(
-            _l("%(code)s is already packed.", code=aliquot.barcode),
+            _l(
+                "%(code)s is already packed (box %(box)d, position %(position)s): nothing more "
+                "was recorded.",
+                code=aliquot.barcode,
+                box=packed.box_number,
+                position=grid.label(packed.row, packed.col),
+            ),
             code="shipment.already_packed",
             fields={"barcode": aliquot.barcode},
         )
@@ -419,7 +440,7 @@ def _pack_for_transfer(shipment: Shipment, aliquot: Aliquot, actor) -> None:
 def remove_from_shipment(code: str, raw_code: str, *, actor) -> None:
     """Take a tube out of a shipment still being packed (it stays checked out, to be put
     back in its place)."""
-    shipment = get_shipment(code, actor=actor)
+    shipment = get_shipment(code, actor=actor, lock=True)
     _require_status(shipment, "preparing")
     barcode = samples.find_aliquot(raw_code, actor=actor).barcode
     item = next((i for i in shipment.items if i.aliquot.barcode == barcode), None)
@@ -445,7 +466,7 @@ class Dispatch:
 def dispatch(code: str, details: Dispatch, *, actor) -> Shipment:
     """The shipment leaves: every tube gets a SHIPPED custody event, its freezer position
     is freed, the request's reservations are fulfilled and its researcher told."""
-    shipment = get_shipment(code, actor=actor)
+    shipment = get_shipment(code, actor=actor, lock=True)
     _require_status(shipment, "preparing")
     if not shipment.items:
         raise Invalid(_l("Pack at least one tube first."), fields={"items": ""})
@@ -516,23 +537,19 @@ def _fulfil(shipment: Shipment, actor) -> None:
     requests.close_reservations([r for r in held if r.aliquot_id in shipped], "shipped", actor)
     if all(r.aliquot_id in shipped for r in held):
         requests.move_request(request, "shipped", actor, shipment.code)
-    notifications.notify(
+    notifications.notify_each(
         "shipment.dispatched",
-        [*requests.addresses(request.researcher), request.contact_email],
-        str(
-            _l("Request %(code)s shipped (%(shipment)s)", code=request.code, shipment=shipment.code)
-        ),
-        str(
-            _l(
-                "%(n)d tubes for request %(code)s left on %(when)s with %(carrier)s, tracking "
-                "number %(tracking)s. Please scan them on arrival against manifest %(shipment)s.",
-                n=len(shipment.items),
-                code=request.code,
-                when=shipment.dispatched_at.strftime("%Y-%m-%d %H:%M UTC"),
-                carrier=shipment.carrier,
-                tracking=shipment.tracking_number,
-                shipment=shipment.code,
-            )
+        requests.told_of(request),
+        _l("Request %(code)s shipped (%(shipment)s)", code=request.code, shipment=shipment.code),
+        _l(
+            "%(n)d tubes for request %(code)s left on %(when)s with %(carrier)s, tracking "
+            "number %(tracking)s. Please scan them on arrival against manifest %(shipment)s.",
+            n=len(shipment.items),
+            code=request.code,
+            when=notifications.when_utc(shipment.dispatched_at),
+            carrier=shipment.carrier,
+            tracking=shipment.tracking_number,
+            shipment=shipment.code,
         ),
     )
 
@@ -544,39 +561,240 @@ def _may_receive(shipment: Shipment, actor) -> None:
     site = shipment.destination_site_id
     if site is not None and actor.site_id is not None and actor.site_id != site:
         raise Forbidden(_l("Only the receiving site records this receipt."))
-    _require_status(shipment, "dispatched")
 
 
 @dataclass(frozen=True)
 class Checked:
     barcode: str
-    outcome: str  # received, damaged, unexpected
+    # received, damaged; unexpected (not on the manifest); found (missing at the receipt,
+    # found and received since)
+    outcome: str
     box: int | None
     position: str | None
+    # An unexpected tube: the other shipment it travels in, if any.
+    elsewhere: str | None = None
 
 
 def _unexpected(shipment: Shipment) -> list[str]:
     return json.loads(shipment.unexpected or "[]")
 
 
+def _item(shipment: Shipment, barcode: str) -> ShipmentItem | None:
+    return next((i for i in shipment.items if i.aliquot.barcode == barcode), None)
+
+
+def _travelling_in(barcode: str, other_than: int) -> str | None:
+    """The shipment on its way (or being packed) that lists ``barcode``, if another does."""
+    found = db.session.execute(
+        sa.select(Shipment.id)
+        .join(ShipmentItem, ShipmentItem.shipment_id == Shipment.id)
+        .join(Aliquot, Aliquot.id == ShipmentItem.aliquot_id)
+        .where(
+            Aliquot.barcode == barcode,
+            Shipment.id != other_than,
+            Shipment.status.in_(("preparing", "dispatched")),
+        )
+        .order_by(Shipment.id.desc())
+    ).scalar()
+    return None if found is None else f"S{found:05d}"
+
+
+def _already_checked_in(shipment: Shipment, item: ShipmentItem) -> Conflict:
+    grid = grid_for(shipment.box_rows, shipment.box_cols)
+    values = {
+        "code": item.aliquot.barcode,
+        "outcome": label(item.outcome, "item_outcome"),
+        "box": item.box_number,
+        "position": grid.label(item.row, item.col),
+    }
+    if shipment.status == "dispatched":
+        message = _l(
+            "%(code)s is already checked in (%(outcome)s, box %(box)d, position %(position)s): "
+            "nothing more was recorded. To record damage, scan it again with “damaged” ticked.",
+            **values,
+        )
+    else:
+        message = _l(
+            "%(code)s is already checked in (%(outcome)s, box %(box)d, position %(position)s): "
+            "nothing more was recorded.",
+            **values,
+        )
+    return Conflict(
+        message, code="receipt.already_checked_in", fields={"barcode": item.aliquot.barcode}
+    )
+
+
 def check_in(code: str, raw_code: str, *, damaged: bool = False, note: str = "", actor) -> Checked:
-    """One tube scanned on arrival, against the manifest. A tube the manifest does not
-    list is noted as unexpected (and is not received)."""
-    shipment = get_shipment(code, actor=actor)
+    """One tube scanned on arrival, against the manifest.
+
+    A tube the manifest does not list is noted as unexpected (and is not received), with the
+    shipment it travels in if another one lists it. A tube scanned again is refused
+    (``receipt.already_checked_in``) and nothing is written twice, unless the new scan marks
+    it damaged or adds a note. Once the receipt is complete, scanning a tube it recorded
+    missing records it found and received (``found``).
+    """
+    shipment = get_shipment(code, actor=actor, lock=True)
     _may_receive(shipment, actor)
     barcode = samples.valid_code(raw_code)
-    item = next((i for i in shipment.items if i.aliquot.barcode == barcode), None)
+    note = (note or "").strip()[:500]
+    if shipment.status == "received":
+        return _found_at_receipt(shipment, barcode, damaged, note, actor)
+    _require_status(shipment, "dispatched")
+    item = _item(shipment, barcode)
     if item is None:
         listed = _unexpected(shipment)
         if barcode not in listed:
             shipment.unexpected = json.dumps(sorted([*listed, barcode]))
         db.session.flush()
-        return Checked(barcode, "unexpected", None, None)
-    item.outcome = "damaged" if damaged else "received"
-    item.checked_at = utcnow()
-    item.note = (note or "").strip()[:500]
+        return Checked(barcode, "unexpected", None, None, _travelling_in(barcode, shipment.id))
+    if item.outcome is not None:
+        marks_damage = damaged and item.outcome != "damaged"
+        if not (marks_damage or (note and note != item.note)):
+            raise _already_checked_in(shipment, item)
+    else:
+        item.checked_at = utcnow()
+    if damaged:
+        item.outcome = "damaged"
+    item.outcome = item.outcome or "received"
+    item.note = note or item.note
     db.session.flush()
     return _checked(shipment, item)
+
+
+def _found_at_receipt(shipment: Shipment, barcode: str, damaged: bool, note: str, actor) -> Checked:
+    """A tube scanned on the receive page after the receipt was completed."""
+    item = _item(shipment, barcode)
+    if item is None:
+        raise Conflict(
+            _l(
+                "%(code)s is not on the manifest of %(shipment)s, whose receipt is complete: "
+                "nothing was recorded. Set it aside and tell the sender.",
+                code=barcode,
+                shipment=shipment.code,
+            ),
+            code="receipt.not_on_manifest",
+            fields={"barcode": barcode},
+        )
+    if item.outcome != "missing":
+        raise _already_checked_in(shipment, item)
+    aliquot = item.aliquot
+    now = utcnow()
+    recipient = shipment.recipient[:200]
+    if aliquot.status == "missing":
+        aliquot.status = "received"
+        custody.record(
+            aliquot,
+            EventKind.FOUND,
+            actor,
+            at=now,
+            to_location=recipient,
+            reason=note or None,
+            details={"shipment": shipment.code},
+        )
+    elif aliquot.status == "checked_out" and _found_for(aliquot, shipment):
+        aliquot.status = "received"
+    else:
+        raise Conflict(
+            _l(
+                "%(code)s was missing from %(shipment)s but has been found since and is now "
+                "%(status)s: nothing was recorded.",
+                code=barcode,
+                shipment=shipment.code,
+                status=label(aliquot.status, "status"),
+            ),
+            code="receipt.no_longer_missing",
+            fields={"barcode": barcode},
+        )
+    item.outcome = "damaged" if damaged else "received"
+    item.checked_at = now
+    item.note = note
+    custody.record(
+        aliquot,
+        EventKind.RECEIVED,
+        actor,
+        at=now,
+        to_location=recipient,
+        reason=note or None,
+        details={
+            "shipment": shipment.code,
+            "condition": shipment.receipt_condition,
+            "damaged": damaged,
+        },
+    )
+    _tell_found(aliquot.barcode, shipment, recipient)
+    db.session.flush()
+    checked = _checked(shipment, item)
+    return Checked(checked.barcode, "found", checked.box, checked.position)
+
+
+def _found_for(aliquot: Aliquot, shipment: Shipment) -> bool:
+    """Whether the aliquot's newest custody event says it was found after going missing
+    from ``shipment`` (recorded found elsewhere, now received with the shipment)."""
+    newest = custody.history(aliquot.id, limit=1, newest_first=True)
+    return (
+        bool(newest)
+        and newest[0].kind == EventKind.FOUND
+        and json.loads(newest[0].details).get("shipment") == shipment.code
+    )
+
+
+def _missing_from(aliquot_id: int) -> Shipment | None:
+    """The shipment whose receipt recorded this aliquot missing, the latest one."""
+    return db.session.execute(
+        sa.select(Shipment)
+        .join(ShipmentItem, ShipmentItem.shipment_id == Shipment.id)
+        .where(ShipmentItem.aliquot_id == aliquot_id, ShipmentItem.outcome == "missing")
+        .order_by(Shipment.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def _tell_found(barcode: str, shipment: Shipment | None, where: str) -> None:
+    reference = shipment.code if shipment is not None else "—"
+    notifications.notify_each(
+        "receipt.found",
+        requests.managers(),
+        _l("%(code)s found (missing from %(shipment)s)", code=barcode, shipment=reference),
+        _l(
+            "Aliquot %(code)s, recorded missing at the receipt of shipment %(shipment)s, "
+            "was found: %(where)s.",
+            code=barcode,
+            shipment=reference,
+            where=where,
+        ),
+    )
+
+
+def record_found(raw_code: str, where: str, *, note: str = "", actor) -> Aliquot:
+    """A tube recorded missing at a receipt turned up elsewhere than in its parcel (in the
+    sender's dispatch room, at another laboratory): FOUND, saying where. It is then in
+    hand, checked out of any freezer: it can be stored again (its return, into a box) or,
+    if it reached the laboratory after all, received on its shipment's receive page."""
+    aliquot = samples.find_aliquot(raw_code, actor=actor)
+    where = requests.required_text(where, "where", 200)
+    if aliquot.status != "missing":
+        raise Conflict(
+            _l(
+                "%(code)s is %(status)s, not missing: nothing was recorded.",
+                code=aliquot.barcode,
+                status=label(aliquot.status, "status"),
+            ),
+            code="aliquot.not_missing",
+            fields={"barcode": aliquot.barcode},
+        )
+    shipment = _missing_from(aliquot.id)
+    aliquot.status = "checked_out"
+    custody.record(
+        aliquot,
+        EventKind.FOUND,
+        actor,
+        to_location=where,
+        reason=(note or "").strip()[:500] or None,
+        details={"shipment": shipment.code if shipment is not None else None},
+    )
+    _tell_found(aliquot.barcode, shipment, where)
+    db.session.flush()
+    return aliquot
 
 
 def _checked(shipment: Shipment, item) -> Checked:
@@ -591,21 +809,33 @@ def last_checked(receipt: Receipt, barcode: str | None) -> Checked | None:
     if not barcode:
         return None
     if barcode in receipt.unexpected:
-        return Checked(barcode, "unexpected", None, None)
-    item = next((i for i in receipt.shipment.items if i.aliquot.barcode == barcode), None)
+        elsewhere = _travelling_in(barcode, receipt.shipment.id)
+        return Checked(barcode, "unexpected", None, None, elsewhere)
+    item = _item(receipt.shipment, barcode)
     if item is None or item.outcome is None:
         return None
-    return _checked(receipt.shipment, item)
+    checked = _checked(receipt.shipment, item)
+    received_at = receipt.shipment.received_at
+    if received_at is not None and item.checked_at is not None and item.checked_at > received_at:
+        # Checked in after the receipt was completed: it was missing, and found.
+        return Checked(checked.barcode, "found", checked.box, checked.position)
+    return checked
 
 
 def check_in_rack(code: str, data: bytes, *, actor) -> list[Checked]:
-    """A rack-scanner file of the arriving tubes: each tube read is checked in."""
+    """A rack-scanner file of the arriving tubes: each tube read and not yet checked in is
+    checked in (reading the same rack twice records nothing twice)."""
     try:
         scan = parse_rack_csv(data)
     except RackScanError as err:
         raise Invalid(str(err), code="rack.unreadable", fields={"file": str(err)}) from err
+    shipment = get_shipment(code, actor=actor, lock=True)
+    _require_status(shipment, "dispatched")
+    done = {i.aliquot.barcode for i in shipment.items if i.outcome is not None}
     return [
-        check_in(code, read.barcode, actor=actor) for read in scan.reads if read.barcode is not None
+        check_in(code, read.barcode, actor=actor)
+        for read in scan.reads
+        if read.barcode is not None and read.barcode not in done
     ]
 
 
@@ -614,7 +844,8 @@ class Receipt:
     shipment: Shipment
     received: list[str]
     damaged: list[str]
-    missing: list[str]
+    not_scanned: list[str]  # while the shipment is on its way
+    missing: list[str]  # recorded missing when the receipt was completed
     unexpected: list[str]
 
     def outcomes(self) -> dict[str, str]:
@@ -622,6 +853,10 @@ class Receipt:
         found = dict.fromkeys(self.received, "received")
         found |= dict.fromkeys(self.damaged, "damaged")
         return found | dict.fromkeys(self.missing, "missing")
+
+    def statuses(self) -> dict[str, str]:
+        """Barcode → the aliquot's status now (a missing tube may have been found since)."""
+        return {i.aliquot.barcode: i.aliquot.status for i in self.shipment.items}
 
 
 def receipt(code: str, *, actor) -> Receipt:
@@ -631,7 +866,20 @@ def receipt(code: str, *, actor) -> Receipt:
     for item in shipment.items:
         by[item.outcome].append(item.aliquot.barcode)
     return Receipt(
-        shipment, by["received"], by["damaged"], by[None] + by["missing"], _unexpected(shipment)
+        shipment, by["received"], by["damaged"], by[None], by["missing"], _unexpected(shipment)
+    )
+
+
+def _already_received(shipment: Shipment) -> Conflict:
+    by = db.session.get(User, shipment.received_by_id) if shipment.received_by_id else None
+    return Conflict(
+        _l(
+            "The receipt of shipment %(code)s was already recorded by %(who)s: nothing more was "
+            "recorded.",
+            code=shipment.code,
+            who=by.username if by is not None else "—",
+        ),
+        code="receipt.already_recorded",
     )
 
 
@@ -643,10 +891,18 @@ def complete_receipt(
     temperature_c: float | None = None,
     actor,
 ) -> Receipt:
-    """Close the receipt: received and damaged tubes get a RECEIVED custody event (the
-    damage in its details), tubes never scanned are recorded missing."""
-    shipment = get_shipment(code, actor=actor)
+    """Close the receipt. Received and damaged tubes get a RECEIVED custody event (the
+    damage and the note on the tube in it); every tube never scanned becomes ``missing``
+    with a MISSING event naming the shipment. The request moves to received, and the
+    managers are told of any tube missing, damaged or unexpected.
+
+    Completed once: a second completion (a reload, the back button, a colleague at the same
+    moment) is refused with ``receipt.already_recorded`` and writes nothing."""
+    shipment = get_shipment(code, actor=actor, lock=True)
     _may_receive(shipment, actor)
+    if shipment.status == "received":
+        raise _already_received(shipment)
+    _require_status(shipment, "dispatched")
     when = (received_at or utcnow()).astimezone(UTC)
     if when < shipment.dispatched_at or when > utcnow():
         raise Invalid(
@@ -654,13 +910,27 @@ def complete_receipt(
             fields={"received_at": ""},
         )
     condition = requests.required_text(condition, "condition", 2000)
-    changes = []
+    arrived, missing = [], []
     for item in shipment.items:
         if item.outcome is None:
             item.outcome = "missing"
+            item.aliquot.status = "missing"
+            missing.append(
+                (
+                    item.aliquot,
+                    {
+                        "at": when,
+                        "details": {
+                            "shipment": shipment.code,
+                            "carrier": shipment.carrier,
+                            "tracking_number": shipment.tracking_number,
+                        },
+                    },
+                )
+            )
             continue
         item.aliquot.status = "received"
-        changes.append(
+        arrived.append(
             (
                 item.aliquot,
                 {
@@ -680,12 +950,121 @@ def complete_receipt(
     shipment.received_at, shipment.received_by_id = when, actor.id
     shipment.receipt_condition, shipment.receipt_temperature_c = condition, temperature_c
     db.session.flush()
-    custody.record_many(changes, EventKind.RECEIVED, actor)
+    custody.record_many(arrived, EventKind.RECEIVED, actor)
+    custody.record_many(missing, EventKind.MISSING, actor)
     request = shipment.request
     if request is not None and request.status == "shipped":
-        requests.move_request(request, "received", actor, shipment.code)
+        db.session.refresh(request, with_for_update=True)
+        if request.status == "shipped":
+            requests.move_request(request, "received", actor, shipment.code)
     db.session.flush()
-    return receipt(shipment.code, actor=actor)
+    done = receipt(shipment.code, actor=actor)
+    if done.missing or done.damaged or done.unexpected:
+        _tell_discrepancy(done)
+    return done
+
+
+def _tell_discrepancy(done: Receipt) -> None:
+    shipment = done.shipment
+    notes = {i.aliquot.barcode: i.note for i in shipment.items if i.note}
+    damaged = [f"{code} ({notes[code]})" if code in notes else code for code in done.damaged]
+    reference = shipment.code + (f" ({shipment.request.code})" if shipment.request else "")
+    notifications.notify_each(
+        "receipt.discrepancy",
+        requests.managers(),
+        _l(
+            "Receipt of %(shipment)s: %(missing)d missing, %(damaged)d damaged, "
+            "%(unexpected)d unexpected",
+            shipment=reference,
+            missing=len(done.missing),
+            damaged=len(done.damaged),
+            unexpected=len(done.unexpected),
+        ),
+        _l(
+            "Shipment %(shipment)s to %(recipient)s was received with discrepancies.\n"
+            "Received in good condition: %(received)d.\n"
+            "Missing: %(missing)s.\n"
+            "Damaged: %(damaged)s.\n"
+            "Not on the manifest: %(unexpected)s.\n"
+            "Condition on arrival: %(condition)s.",
+            shipment=reference,
+            recipient=shipment.recipient,
+            received=len(done.received),
+            missing=", ".join(done.missing) or "—",
+            damaged=", ".join(damaged) or "—",
+            unexpected=", ".join(done.unexpected) or "—",
+            condition=shipment.receipt_condition,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RequestReceipt:
+    """What reached the laboratory of a request, over its received shipments."""
+
+    shipped: int
+    arrived: int  # received, damaged or not
+    damaged: int
+    missing: int  # still missing (a tube found and received since counts as arrived)
+    awaited: int  # in shipments not received yet
+
+    @property
+    def any(self) -> bool:
+        return self.shipped > 0
+
+
+def request_receipt(request_id: int) -> RequestReceipt:
+    """How many of a request's tubes arrived, arrived damaged, went missing, are on their
+    way: one aggregate query over its shipments."""
+    rows = db.session.execute(
+        sa.select(Shipment.status, ShipmentItem.outcome, sa.func.count())
+        .join(ShipmentItem, ShipmentItem.shipment_id == Shipment.id)
+        .where(Shipment.request_id == request_id, Shipment.status.in_(("dispatched", "received")))
+        .group_by(Shipment.status, ShipmentItem.outcome)
+    ).all()
+    counts = {(status, outcome): n for status, outcome, n in rows}
+
+    def received(outcome):
+        return counts.get(("received", outcome), 0)
+
+    awaited = sum(n for (status, _), n in counts.items() if status == "dispatched")
+    return RequestReceipt(
+        shipped=sum(counts.values()),
+        arrived=received("received") + received("damaged"),
+        damaged=received("damaged"),
+        missing=received("missing"),
+        awaited=awaited,
+    )
+
+
+@dataclass(frozen=True)
+class Travel:
+    """One shipment an aliquot travelled in, and what its receipt found."""
+
+    shipment: Shipment
+    outcome: str | None
+    note: str
+    checked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Travels:
+    barcode: str
+    status: str
+    travels: list[Travel]
+
+
+def travels_of(aliquot_id: int) -> Travels:
+    """The shipments that carried an aliquot, oldest first, and its status now (for its
+    page: a tube missing since a receipt is recorded found there)."""
+    aliquot = db.session.get(Aliquot, aliquot_id)
+    rows = db.session.execute(
+        sa.select(Shipment, ShipmentItem.outcome, ShipmentItem.note, ShipmentItem.checked_at)
+        .join(ShipmentItem, ShipmentItem.shipment_id == Shipment.id)
+        .where(ShipmentItem.aliquot_id == aliquot_id)
+        .order_by(Shipment.id)
+    ).all()
+    return Travels(aliquot.barcode, aliquot.status, [Travel(*row) for row in rows])
 
 
 def to_store(code: str, *, actor) -> list[int]:
@@ -802,7 +1181,7 @@ def withdraw_consent(participant_code: str, withdrawn_on, *, actor) -> list[Affe
 
 def destroy_withdrawn(participant_code: str, barcodes: list[str], reason: str, *, actor) -> int:
     """Record the destruction of aliquots of a participant who withdrew consent."""
-    affected = {a.barcode for a in affected_by_withdrawal(participant_code, actor=actor)}
+    affected = {a.barcode: a for a in affected_by_withdrawal(participant_code, actor=actor)}
     chosen = sorted({b.strip().upper() for b in barcodes if b.strip()})
     if not chosen:
         raise Invalid(_l("Tick the aliquots destroyed."), fields={"aliquots": ""})
@@ -815,6 +1194,19 @@ def destroy_withdrawn(participant_code: str, barcodes: list[str], reason: str, *
                 codes=", ".join(foreign),
             ),
             fields={"aliquots": " ".join(foreign)},
+        )
+    # Only a tube in hand is destroyed here: one at a laboratory, or missing since a
+    # receipt, is asked back or looked for first.
+    away = [b for b in chosen if affected[b].status in ("shipped", "missing")]
+    if away:
+        raise Conflict(
+            _l(
+                "Not in the bank's hands: %(codes)s. Record their destruction once they are "
+                "back (or found).",
+                codes=", ".join(f"{b} ({label(affected[b].status, 'status')})" for b in away),
+            ),
+            code="aliquot.not_in_hand",
+            fields={"aliquots": " ".join(away)},
         )
     participant = study.get_participant(participant_code, actor=actor)
     if participant.consent_status != "withdrawn":

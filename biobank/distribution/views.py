@@ -21,6 +21,23 @@ from biobank.web import file_response, kept_form, refill, refuse, refuse_form, s
 bp = Blueprint("distribution", __name__, template_folder="templates")
 
 
+def form_page(
+    blueprint: Blueprint, rule: str, name: str, page: str, permission: Permission
+) -> None:
+    """Answer a GET at a form's address ``rule`` with the page ``page`` that holds the form
+    (303), under the endpoint ``name``.
+
+    A browser lands there by a GET when a login expired during a POST (the login sends it
+    back to the form's address), from an old tab or a bookmark: it must find the page,
+    never "This address does not accept that kind of request"."""
+
+    def show_the_page(**values):
+        return redirect(url_for(page, **values), 303)
+
+    show_the_page.__name__ = name
+    blueprint.add_url_rule(rule, name, requires(permission)(show_the_page), methods=["GET"])
+
+
 def paper_response(paper: paperwork.Paper):
     """A PDF opens in the browser (to print); a spreadsheet downloads."""
     inline = paper.mimetype == "application/pdf"
@@ -110,6 +127,7 @@ def request_page(request_id):
         criteria=services.criteria_of(found),
         summary=services.reservation_summary(found.id),
         shipments=shipping.shipments_of(found.id),
+        arrival=shipping.request_receipt(found.id),
     )
 
 
@@ -138,6 +156,15 @@ def review(request_id):
     """The aliquots an approval would reserve, with what the rules held back."""
     found = services.get_request(request_id, actor=current_user)
     proposal, error = None, None
+    if found.status not in services.OPEN_FOR_RESERVATION:
+        # Decided already: no proposal, so no second set of aliquots to approve.
+        return render_template(
+            "distribution/review.html",
+            req=found,
+            criteria=services.criteria_of(found),
+            proposal=None,
+            error=None,
+        )
     try:
         proposal = services.propose(
             request_id,
@@ -243,3 +270,18 @@ def pick_scanned(request_id):
 @requires(Permission.HANDLE)
 def pick_list_pdf(request_id):
     return paper_response(paperwork.pick_list_pdf(request_id, actor=current_user))
+
+
+# A GET at the address of each form of these pages: the page that holds the form.
+for _rule, _name, _page, _permission in (
+    ("/requests/<int:request_id>/cancel", "cancel_page", "request_page", Permission.CATALOGUE),
+    (
+        "/requests/<int:request_id>/start-review",
+        "start_review_page",
+        "request_page",
+        Permission.APPROVE,
+    ),
+    ("/requests/<int:request_id>/approve", "approve_page", "review", Permission.APPROVE),
+    ("/requests/<int:request_id>/reject", "reject_page", "review", Permission.APPROVE),
+):
+    form_page(bp, _rule, _name, f"distribution.{_page}", _permission)

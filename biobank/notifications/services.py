@@ -18,12 +18,17 @@ import smtplib
 import ssl as ssl_module
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Protocol
 
 import sqlalchemy as sa
+from babel.dates import format_skeleton
+from flask import current_app
+from flask_babel import force_locale, get_locale
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 from biobank.db import Page, utcnow
 from biobank.errors import Invalid
@@ -91,6 +96,65 @@ def notify(event: str, recipients: list[str], subject: str, body: str) -> Outbox
     db.session.add(message)
     db.session.flush()
     return message
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An address and the language its owner reads (None: the bank's default language)."""
+
+    address: str | None
+    locale: str | None = None
+
+
+def recipients(*users, locale: str | None = None) -> list[Recipient]:
+    """The users' addresses, each with the language the user chose."""
+    return [
+        Recipient(u.email, getattr(u, "locale", None) or locale)
+        for u in users
+        if u is not None and getattr(u, "email", None)
+    ]
+
+
+def _language(locale: str | None) -> str:
+    languages = current_app.config["LANGUAGES"]
+    return locale if locale in languages else current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def notify_each(
+    event: str, to: Iterable[Recipient], subject: LazyString, body: LazyString
+) -> list[OutboxMessage]:
+    """``notify`` once per language of the recipients, the subject and body (lazy strings,
+    from ``_l``) written in that language: who triggered the change does not decide the
+    language a researcher or a manager reads it in. An address named twice is told once,
+    in the language it was first named with; an empty list still keeps one row, so the
+    outbox shows what nobody could be told."""
+    by_language: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for recipient in to:
+        for address in _recipient_list([recipient.address]):
+            if address.casefold() not in seen:
+                seen.add(address.casefold())
+                by_language.setdefault(_language(recipient.locale), []).append(address)
+    if not by_language:
+        by_language[_language(None)] = []
+    messages = []
+    for language, addresses in by_language.items():
+        with force_locale(language):
+            messages.append(notify(event, addresses, str(subject), str(body)))
+    return messages
+
+
+def when_utc(at) -> LazyString:
+    """A time for a notification, in UTC, written the way the reader's language writes it
+    (turned into text when the message is written, in the recipient's language)."""
+
+    def text() -> str:
+        locale = get_locale()
+        day = format_skeleton("yMMMd", at, tzinfo=UTC, locale=locale)
+        hour = format_skeleton("Hm", at, tzinfo=UTC, locale=locale)
+        return locale.datetime_formats["medium"].format(hour, day) + " UTC"
+
+    return LazyString(text)
 
 
 def list_outbox(*, limit: int = 100, offset: int = 0, pending_only: bool = False) -> Page:

@@ -44,3 +44,11 @@ def deliver():
         )
     flash(message, "warning" if report.failed else "success")
     return redirect(url_for("notifications.outbox"), 303)
+
+
+@bp.route("/outbox/deliver")
+@requires(Permission.CONFIGURE)
+def deliver_page():
+    """The button's address opened by a GET (a login that expired, an old tab): the outbox,
+    never "This address does not accept that kind of request"."""
+    return redirect(url_for("notifications.outbox"), 303)

@@ -21,7 +21,8 @@ class PrintForm(FlaskForm):
         _l("Reason for a reprint"),
         validators=[Optional(), Length(max=500)],
         description=_l(
-            "Required when a label of these aliquots was printed before, e.g. “label torn”."
+            "Required when this label was printed before for one of these aliquots, "
+            "e.g. “label torn”. Another label (the cap label) is a first print."
         ),
     )
     next = HiddenField()

@@ -6,6 +6,8 @@ from marshmallow import Schema, fields, validate
 
 from biobank.printing.services import FORMATS, MAX_LABELS_PER_JOB
 
+PRINT_FORMATS = ("pdf", "zpl")
+
 
 class TemplateSchema(Schema):
     name = fields.String()
@@ -35,9 +37,19 @@ class PreviewArgs(Schema):
 
 class LabelArgs(Schema):
     template = fields.String(load_default="cryo-38x13")
-    format = fields.String(load_default="pdf", validate=validate.OneOf(FORMATS))
+    format = fields.String(
+        load_default="pdf",
+        validate=validate.OneOf(
+            PRINT_FORMATS,
+            error="A POST prints (pdf or zpl) and is recorded; GET this address for the PNG "
+            "preview.",
+        ),
+    )
     dpi = fields.Integer(load_default=None, validate=validate.OneOf([203, 300, 600]))
-    reason = fields.String(load_default=None, metadata={"description": "why, for a reprint"})
+    reason = fields.String(
+        load_default=None,
+        metadata={"description": "why, when this template was printed before for the aliquot"},
+    )
 
 
 class PrintRequestSchema(Schema):
@@ -45,12 +57,19 @@ class PrintRequestSchema(Schema):
         fields.String(), required=True, validate=validate.Length(min=1, max=MAX_LABELS_PER_JOB)
     )
     template = fields.String(load_default="cryo-38x13")
-    format = fields.String(load_default="pdf", validate=validate.OneOf(FORMATS))
+    format = fields.String(
+        load_default="pdf",
+        validate=validate.OneOf(FORMATS),
+        metadata={"description": "pdf or zpl print and are recorded; png is a preview"},
+    )
     dpi = fields.Integer(load_default=None, validate=validate.OneOf([203, 300, 600]))
     printer = fields.String(
         load_default=None, metadata={"description": "send the ZPL to this printer"}
     )
-    reason = fields.String(load_default=None, metadata={"description": "why, for reprints"})
+    reason = fields.String(
+        load_default=None,
+        metadata={"description": "why, for aliquots with this template printed before"},
+    )
 
 
 class PrinterSchema(Schema):

@@ -3,19 +3,24 @@ record of every print.
 
 A label that went to paper (PDF for the browser's print dialog, ZPL downloaded or sent
 to a printer) is a LABEL_PRINTED event on the aliquot, with template, format and count.
-A PNG preview is not. A second print of the same aliquot is a reprint and must say why.
+A PNG preview is not. A tube carries several labels (the wrap-around label, the cap
+label): printing a template again for an aliquot is a reprint and must say why; the first
+print of another template is not a reprint.
 """
 
 from __future__ import annotations
 
-import io
+import json
 import socket
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 import labels
 from biobank.custody import services as custody
+from biobank.custody.models import CustodyEvent
 from biobank.custody.services import EventKind
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.extensions import db
@@ -27,6 +32,13 @@ FORMATS = ("pdf", "zpl", "png")
 MIME_TYPES = {"pdf": "application/pdf", "zpl": "application/zpl", "png": "image/png"}
 DEFAULT_DPI = {"pdf": 300, "png": 300, "zpl": 203}
 MAX_LABELS_PER_JOB = 1000
+# A preview is drawn whole in memory, one byte per printer dot: 100 labels is a visit, or
+# one sheet, and a contact sheet of 100 cryovial labels at 600 dpi is 30 million dots.
+MAX_PREVIEW_LABELS = 100
+MAX_PREVIEW_PIXELS = 40_000_000
+# A refusal naming every reprinted tube of a large batch would not fit in a message (nor
+# in the session cookie that carries it to the next page); the API error lists them all.
+MAX_CODES_IN_MESSAGE = 20
 PRINTER_TIMEOUT_S = 5.0
 
 
@@ -169,11 +181,36 @@ def _check_request(layout, fmt: str, dpi: int | None, count: int) -> int:
             ),
             fields={"format": fmt},
         )
+    if fmt == "png" and count > MAX_PREVIEW_LABELS:
+        raise Invalid(
+            _l(
+                "A preview shows at most %(n)d labels and %(count)d were chosen: preview "
+                "fewer, or print them as a PDF.",
+                n=MAX_PREVIEW_LABELS,
+                count=count,
+            ),
+            code="label.preview_too_many",
+            fields={"barcodes": str(count)},
+        )
     if not 1 <= count <= MAX_LABELS_PER_JOB:
         raise Invalid(
             _l("Print 1 to %(n)d labels at a time.", n=MAX_LABELS_PER_JOB),
             fields={"barcodes": str(count)},
         )
+    if fmt == "png" and count > 1:
+        width, height = labels.contact_sheet_size(layout, count, dpi)
+        if width * height > MAX_PREVIEW_PIXELS:
+            raise Invalid(
+                _l(
+                    "A preview of %(count)d labels of %(t)s at %(dpi)d dpi is too large to "
+                    "show: choose fewer labels or a lower resolution, or print them as a PDF.",
+                    count=count,
+                    t=layout.name,
+                    dpi=dpi,
+                ),
+                code="label.preview_too_large",
+                fields={"dpi": str(dpi)},
+            )
     return dpi
 
 
@@ -183,18 +220,12 @@ def _render(layout, data: list[labels.LabelData], fmt: str, dpi: int) -> bytes:
             return labels.render_zpl(layout, data, dpi)
         if fmt == "pdf":
             return labels.render_pdf(layout, data, dpi)
-        if isinstance(layout, labels.Sheet):  # a preview of the first sheet
-            page = labels.render_pages(layout, data, dpi)[0]
-            return _png(page, dpi)
-        return labels.render_png(layout, data[0], dpi)
+        if len(data) == 1 and isinstance(layout, labels.Template):
+            return labels.render_png(layout, data[0], dpi)
+        # Several labels, or a sheet: all of them on one picture, each at true size.
+        return labels.render_contact_sheet(layout, data, dpi, max_pixels=MAX_PREVIEW_PIXELS)
     except labels.LabelError as err:
         raise Invalid(str(err), code="label.unprintable", fields={"template": layout.name}) from err
-
-
-def _png(image, dpi: int) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG", dpi=(dpi, dpi))
-    return out.getvalue()
 
 
 def _filename(aliquots: list[Aliquot], layout, fmt: str) -> str:
@@ -205,11 +236,78 @@ def _filename(aliquots: list[Aliquot], layout, fmt: str) -> str:
 
 def preview(barcode: str, template: str, *, dpi: int | None = None, actor) -> Rendered:
     """A PNG of one aliquot's label, to look at: not a print, nothing recorded."""
-    layout = get_template(template)
-    aliquot = samples.find_aliquots([barcode], actor=actor)[0]
-    dpi = _check_request(layout, "png", dpi, 1)
-    content = _render(layout, [label_data(aliquot)], "png", dpi)
-    return Rendered(content, "png", _filename([aliquot], layout, "png"), 1)
+    return preview_labels([barcode], template, dpi=dpi, actor=actor)
+
+
+def preview_labels(
+    barcodes: list[str], template: str, *, dpi: int | None = None, actor
+) -> Rendered:
+    """A PNG of the labels of ``barcodes``, to look at: not a print, nothing recorded.
+
+    One label is the label itself; several lie on one picture, each at its true size for
+    ``dpi`` (a grid of labels, or the pages of a sheet template). At most
+    MAX_PREVIEW_LABELS labels, and a picture of at most MAX_PREVIEW_PIXELS dots.
+    """
+    return _preview(get_template(template), barcodes, dpi, actor)
+
+
+def _preview(layout, barcodes: list[str], dpi: int | None, actor) -> Rendered:
+    dpi = _check_request(layout, "png", dpi, len(barcodes))
+    aliquots = samples.find_aliquots(barcodes, actor=actor)
+    content = _render(layout, [label_data(a) for a in aliquots], "png", dpi)
+    return Rendered(content, "png", _filename(aliquots, layout, "png"), len(aliquots))
+
+
+def printed_templates(aliquot_ids: list[int]) -> dict[int, set[str | None]]:
+    """The templates each of these aliquots' labels were printed with, read from their
+    LABEL_PRINTED custody events in one query. ``None`` stands for a print whose template
+    was not recorded."""
+    printed: dict[int, set[str | None]] = defaultdict(set)
+    if not aliquot_ids:
+        return printed
+    rows = db.session.execute(
+        sa.select(CustodyEvent.aliquot_id, CustodyEvent.details).where(
+            CustodyEvent.aliquot_id.in_(aliquot_ids),
+            CustodyEvent.kind == EventKind.LABEL_PRINTED.value,
+        )
+    )
+    for aliquot_id, details in rows:
+        printed[aliquot_id].add(json.loads(details or "{}").get("template"))
+    return printed
+
+
+def _reprints(aliquots: list[Aliquot], template: str) -> set[int]:
+    """The aliquots whose label of ``template`` was printed before. A print whose
+    template is unknown may have been this one: it counts as a reprint, which only asks
+    for a reason."""
+    printed = printed_templates([a.id for a in aliquots])
+    return {a.id for a in aliquots if printed[a.id] & {template, None}}
+
+
+def _reprint_refusal(layout, reprinted: list[Aliquot]) -> Invalid:
+    codes = [a.barcode for a in reprinted]
+    shown = ", ".join(codes[:MAX_CODES_IN_MESSAGE])
+    if len(codes) > MAX_CODES_IN_MESSAGE:
+        shown += ", …"
+    if len(codes) == 1:
+        message = _l(
+            "The %(template)s label of %(codes)s was printed before: say why you reprint it.",
+            template=layout.name,
+            codes=shown,
+        )
+    else:
+        message = _l(
+            "The %(template)s labels of %(num)d aliquots were printed before (%(codes)s): "
+            "say why you reprint them.",
+            template=layout.name,
+            num=len(codes),
+            codes=shown,
+        )
+    return Invalid(
+        message,
+        code="label.reprint_reason",
+        fields={"reason": "", "barcodes": ", ".join(codes)},
+    )
 
 
 def print_labels(
@@ -225,46 +323,97 @@ def print_labels(
     """Render the labels of ``barcodes`` and record each as printed.
 
     With ``printer``, the ZPL goes to that printer first: when it does not answer,
-    Conflict is raised and nothing is recorded. Aliquots whose label was printed before
-    need ``reason`` (a reprint says why). A PNG is a preview and records nothing.
+    Conflict is raised and nothing is recorded. Aliquots whose label of this template was
+    printed before need ``reason`` (a reprint says why); without it the whole job is
+    refused, naming them, and nothing is recorded. The first print of another template
+    (the cap label after the wrap-around label) is not a reprint. A PNG is a preview
+    (see ``preview_labels``) and records nothing.
     """
     layout = get_template(template)
     if printer is not None:
         target = get_printer(printer)
         dpi, fmt = _printer_dpi(target, dpi), "zpl"
+    if fmt == "png":
+        return _preview(layout, barcodes, dpi, actor)
     dpi = _check_request(layout, fmt, dpi, len(barcodes))
     aliquots = samples.find_aliquots(barcodes, actor=actor)
+    reprinted = _reprints(aliquots, layout.name)
+    reason = (reason or "").strip() or None
+    if reprinted and reason is None:
+        raise _reprint_refusal(layout, [a for a in aliquots if a.id in reprinted])
     content = _render(layout, [label_data(a) for a in aliquots], fmt, dpi)
-    rendered = Rendered(content, fmt, _filename(aliquots, layout, fmt), len(aliquots))
-    if fmt == "png":
-        return rendered
-    reprinted = custody.aliquots_with_event([a.id for a in aliquots], EventKind.LABEL_PRINTED)
-    if reprinted and not (reason and reason.strip()):
-        codes = ", ".join(a.barcode for a in aliquots if a.id in reprinted)
-        raise Invalid(
-            _l("Labels of %(codes)s were printed before: say why you reprint them.", codes=codes),
-            code="label.reprint_reason",
-            fields={"reason": ""},
-        )
     if printer is not None:
         send_to_printer(target, content)
-    for aliquot in aliquots:
-        custody.record(
-            aliquot,
-            EventKind.LABEL_PRINTED,
-            actor,
-            reason=reason.strip() if aliquot.id in reprinted else None,
-            details={
-                "template": layout.name,
-                "format": fmt,
-                "dpi": dpi,
-                "count": 1,
-                "job_labels": len(aliquots),
-                "reprint": aliquot.id in reprinted,
-                "printer": printer,
-            },
+    custody.record_many(
+        [
+            (
+                aliquot,
+                {
+                    "reason": reason if aliquot.id in reprinted else None,
+                    "details": {
+                        "template": layout.name,
+                        "format": fmt,
+                        "dpi": dpi,
+                        "count": 1,
+                        "job_labels": len(aliquots),
+                        "reprint": aliquot.id in reprinted,
+                        "printer": printer,
+                    },
+                },
+            )
+            for aliquot in aliquots
+        ],
+        EventKind.LABEL_PRINTED,
+        actor,
+    )
+    return Rendered(content, fmt, _filename(aliquots, layout, fmt), len(aliquots))
+
+
+@dataclass(frozen=True)
+class LabelHistory:
+    """An aliquot and the prints of its labels, for its label page."""
+
+    aliquot: samples.AliquotSummary
+    prints: list[CustodyEvent]  # its LABEL_PRINTED events, oldest first
+
+    @property
+    def templates(self) -> dict[str, int]:
+        """How many times each template was printed, in the order first printed."""
+        counts = Counter(json.loads(e.details or "{}").get("template") for e in self.prints)
+        return {name or "?": n for name, n in counts.items()}
+
+
+def label_history(barcode: str, *, actor) -> LabelHistory:
+    """The aliquot a code names (within the actor's centre) and its label prints."""
+    aliquot = samples.scan_aliquot(barcode, actor=actor)
+    prints = db.session.execute(
+        db.select(CustodyEvent)
+        .where(
+            CustodyEvent.aliquot_id == aliquot.id,
+            CustodyEvent.kind == EventKind.LABEL_PRINTED.value,
         )
-    return rendered
+        .order_by(CustodyEvent.seq)
+    )
+    return LabelHistory(aliquot, list(prints.scalars()))
+
+
+@dataclass(frozen=True)
+class VisitLabels:
+    """A visit's aliquots and the templates each was printed with, for its label page."""
+
+    registration: samples.Registration
+    printed: dict[int, set[str | None]]
+
+    def printed_with(self, aliquot: Aliquot) -> list[str]:
+        return sorted(name or "?" for name in self.printed.get(aliquot.id, ()))
+
+
+def visit_labels(participant_code: str, visit_code: str, *, actor) -> VisitLabels:
+    """A registered visit's aliquots (within the actor's centre) and, for each, the label
+    templates already printed, so the page tells a first print from a reprint."""
+    registration = samples.visit_aliquots(participant_code, visit_code, actor=actor)
+    printed = printed_templates([a.id for a in registration.aliquots])
+    return VisitLabels(registration, dict(printed))
 
 
 BOX_TEMPLATE = "box-50x25"

@@ -10,12 +10,10 @@ from wtforms.fields.choices import SelectChoice
 
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
-from biobank.custody import services as custody
 from biobank.errors import DomainError, Invalid
 from biobank.printing import services
 from biobank.printing.forms import BoxLabelForm, PrinterForm, PrintForm, TemplateForm
 from biobank.printing.responses import label_file
-from biobank.samples import services as samples
 from biobank.web import local_path, refill, refuse, refuse_form
 
 bp = Blueprint("printing", __name__, template_folder="templates")
@@ -57,20 +55,19 @@ def _print_form(barcodes: list[str], next_url: str) -> PrintForm:
 @bp.route("/participants/<code>/visits/<visit_code>/labels")
 @requires(Permission.REGISTER)
 def visit_labels(code, visit_code):
-    registration = samples.visit_aliquots(code, visit_code, actor=current_user)
-    barcodes = [a.barcode for a in registration.aliquots]
-    form = refill(_print_form(barcodes, request.full_path))
-    return render_template("printing/visit_labels.html", registration=registration, form=form)
+    labels = services.visit_labels(code, visit_code, actor=current_user)
+    barcodes = [a.barcode for a in labels.registration.aliquots]
+    form = refill(_print_form(barcodes, request.path))
+    return render_template("printing/visit_labels.html", labels=labels, form=form)
 
 
 @bp.route("/aliquots/<barcode>/labels")
 @requires(Permission.REGISTER)
 def aliquot_labels(barcode):
-    aliquot = samples.scan_aliquot(barcode, actor=current_user)
-    form = refill(_print_form([aliquot.barcode], request.full_path))
-    prints = [e for e in custody.history(aliquot.id) if e.kind == "LABEL_PRINTED"]
+    history = services.label_history(barcode, actor=current_user)
+    form = refill(_print_form([history.aliquot.barcode], request.path))
     return render_template(
-        "printing/aliquot_labels.html", aliquot=aliquot, form=form, prints=prints
+        "printing/aliquot_labels.html", aliquot=history.aliquot, history=history, form=form
     )
 
 

@@ -37,7 +37,15 @@ def list_aliquots(page):
 @requires(Permission.VIEW_SAMPLES)
 @blp.response(200, schemas.AliquotSchema)
 def get_aliquot(barcode):
-    """Look up a scanned code (whitespace, lowercase and CR/LF are forgiven)."""
+    """Look up a scanned code (whitespace, lowercase and CR/LF are forgiven).
+
+    A code that names no aliquot of the caller's centre is answered with what it is:
+    ``barcode.length``, ``barcode.position`` (a box position such as B4),
+    ``barcode.container`` (a box, rack or freezer of the caller's centre) or
+    ``barcode.invalid`` (foreign characters, a wrong check character), all 400;
+    ``aliquot.other_centre`` (403) for a tube of a centre the caller is not bound to;
+    ``aliquot.not_found`` (404).
+    """
     return services.scan_aliquot(barcode, actor=current_user)
 
 

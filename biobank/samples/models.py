@@ -21,6 +21,8 @@ ALIQUOT_STATUSES = (
     "consumed",
     "destroyed",
     "lost",
+    # Not found at the receipt of its shipment; FOUND later brings it back.
+    "missing",
 )
 TEMPERATURE_CLASSES = ("RT", "2-10")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -15,8 +16,9 @@ from sqlalchemy.orm import contains_eager
 from biobank.custody import services as custody
 from biobank.custody.hashing import canonical_json
 from biobank.db import utcnow
-from biobank.errors import Conflict, Invalid, NotFound
+from biobank.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from biobank.extensions import db
+from biobank.i18n import VALUE_LABELS
 from biobank.samples import barcodes, sprec
 from biobank.samples.models import Aliquot, Specimen
 from biobank.sites.models import Site
@@ -90,7 +92,8 @@ def register_collection(
 
     All or nothing: the visit, each specimen with its pre-analytical code, each aliquot
     with its barcode, and one REGISTERED custody event per aliquot. A tube type already
-    registered for this visit is refused, and so nothing of the call is written.
+    registered for this visit, or a blood draw dated before the visit's protocol window,
+    is refused, and so nothing of the call is written.
     """
     if not tubes:
         raise Invalid(_l("Enter at least one primary tube."), fields={"tubes": ""})
@@ -113,8 +116,15 @@ def register_collection(
         seen.add(tube.tube_type)
         _check_times(tube)
     tz = ZoneInfo(participant.site.timezone)
-    collected_on = min(t.collected_at for t in tubes).astimezone(tz).date()
-    visit = study.open_visit(participant, visit_code, collected_on, actor=actor)
+    first = min(tubes, key=lambda t: t.collected_at)
+    collected_on = first.collected_at.astimezone(tz).date()
+    visit = study.open_visit(
+        participant,
+        visit_code,
+        collected_on,
+        actor=actor,
+        date_field=f"{first.tube_type}.collected_at",
+    )
     registration = Registration(visit)
     for tube in tubes:
         registration.specimens.append(_register_tube(visit, tube, actor))
@@ -444,68 +454,237 @@ def site_scope(query, actor):
     return in_reach(query, Participant.site_id, actor)
 
 
-def valid_code(raw_code: str) -> str:
-    """The normalized code, or Invalid naming what is wrong with it.
+# --- what a scanned code is ---------------------------------------------------------------
 
-    Whitespace, lowercase and a scanner's CR/LF are forgiven; a wrong check character is
-    reported as such, because it means a misread or mistyped code, not a missing tube.
-    """
+ALIQUOT_CODE_LENGTH = barcodes.BODY_LENGTH + 1
+# A position in a box as typed or read off a box map (B4, A01, "c-3"): one row letter and
+# a column number, the shapes storage accepts. A scan that is one is a slip of the hand
+# (the position was scanned, or typed into the tube field), not a misread tube.
+_POSITION = re.compile(r"[A-Z]\s*[-:/]?\s*0*[0-9]{1,3}")
+# What a message quotes of a code: a pasted paragraph is cut so the message stays readable.
+_QUOTE_LIMIT = 24
+
+
+@dataclass(frozen=True)
+class CodeMeaning:
+    """What a scanned code names when it is not an aliquot's barcode (a box, a rack, a
+    freezer), as a higher domain recognises it."""
+
+    kind: str  # a key of i18n.VALUE_LABELS["scanned"]: "box", "rack", "freezer"...
+    code: str
+    endpoint: str  # the page that shows it, called with barcode=code
+
+
+# Functions (code, actor) -> CodeMeaning | None that recognise a code as something of a
+# higher domain the actor may see (storage: a container of the actor's centre). Asked only
+# once a code has turned out not to be an aliquot of the actor's centre, so that a scan
+# that finds its tube pays nothing for them.
+_CODE_RESOLVERS: list[Callable[[str, object], CodeMeaning | None]] = []
+
+
+def add_code_resolver(resolver: Callable[[str, object], CodeMeaning | None]) -> None:
+    """Register ``resolver(code, actor)`` for the scan lookup (see ``_CODE_RESOLVERS``)."""
+    if resolver not in _CODE_RESOLVERS:
+        _CODE_RESOLVERS.append(resolver)
+
+
+class NotATube(Invalid):
+    """A scanned code that names something else than a tube; ``meaning`` says what."""
+
+    def __init__(self, message, *, meaning: CodeMeaning, fields: dict):
+        super().__init__(message, code="barcode.container", fields=fields)
+        self.meaning = meaning
+
+
+def _shown(code: str) -> str:
+    return code if len(code) <= _QUOTE_LIMIT else code[: _QUOTE_LIMIT - 1] + "…"
+
+
+def _aliquot_shaped(raw_code: str) -> str | None:
+    """The normalized code if it can be an aliquot's barcode (its length, its characters,
+    its check character), else None."""
+    code = barcodes.normalize(raw_code)
+    if len(code) != ALIQUOT_CODE_LENGTH:
+        return None
     try:
-        return barcodes.validate(raw_code)
+        return barcodes.validate(code)
+    except barcodes.BarcodeError:
+        return None
+
+
+def _misread(raw_code: str, field_name: str) -> Invalid:
+    """Why a code that is no aliquot barcode is not one, from its shape alone."""
+    code = barcodes.normalize(raw_code)
+    fields = {field_name: raw_code}
+    if not code:
+        return Invalid(BARCODE_MESSAGES["empty barcode"], code="barcode.invalid", fields=fields)
+    if _POSITION.fullmatch(code):
+        return Invalid(
+            _l(
+                "%(code)s is a position in a box, not a tube: scan the barcode on the tube.",
+                code=_shown(code),
+            ),
+            code="barcode.position",
+            fields=fields,
+        )
+    if len(code) != ALIQUOT_CODE_LENGTH:
+        if len(code) == 1:
+            message = _l(
+                "%(code)s has one character; an aliquot barcode has %(length)d.",
+                code=code,
+                length=ALIQUOT_CODE_LENGTH,
+            )
+        else:
+            message = _l(
+                "%(code)s has %(num)d characters; an aliquot barcode has %(length)d.",
+                code=_shown(code),
+                num=len(code),
+                length=ALIQUOT_CODE_LENGTH,
+            )
+        return Invalid(message, code="barcode.length", fields=fields)
+    try:
+        barcodes.validate(code)
     except barcodes.BarcodeError as err:
         message = BARCODE_MESSAGES.get(str(err), str(err))
-        raise Invalid(message, code="barcode.invalid", fields={"barcode": raw_code}) from err
+        return Invalid(message, code="barcode.invalid", fields=fields)
+    raise AssertionError(f"{code!r} is a valid aliquot barcode")  # callers checked it
 
 
-def _not_found(code: str) -> NotFound:
+def valid_code(raw_code: str) -> str:
+    """The normalized aliquot barcode, or Invalid naming what is wrong with it.
+
+    Whitespace, lowercase and a scanner's CR/LF are forgiven. A code that cannot be an
+    aliquot's is reported by what it looks like: a position in a box (B4), a code of the
+    wrong length, foreign characters, a wrong check character (a misread or mistyped
+    code, not a missing tube). The lookups below also say when it is a container or
+    another centre's tube.
+    """
+    code = _aliquot_shaped(raw_code)
+    if code is None:
+        raise _misread(raw_code, "barcode")
+    return code
+
+
+def _outside_reach(codes: list[str], actor) -> list[str]:
+    """Which of these aliquot barcodes exist at a centre the actor is not bound to."""
+    if actor is None or getattr(actor, "site_id", None) is None or not codes:
+        return []
+    query = sa.select(Aliquot.barcode).where(Aliquot.barcode.in_(codes))
+    return sorted(db.session.execute(query).scalars())
+
+
+def _other_centre(codes: list[str], field_name: str) -> Forbidden:
+    # Only that the tube exists elsewhere: nothing of its participant, visit or place.
+    if len(codes) == 1:
+        message = _l(
+            "%(code)s is registered at another centre: only that centre and the central "
+            "biobank can see it.",
+            code=codes[0],
+        )
+    else:
+        message = _l(
+            "%(codes)s are registered at another centre: only that centre and the central "
+            "biobank can see them.",
+            codes=", ".join(codes),
+        )
+    return Forbidden(message, code="aliquot.other_centre", fields={field_name: " ".join(codes)})
+
+
+def _resolve(code: str, actor) -> CodeMeaning | None:
+    for resolver in _CODE_RESOLVERS:
+        meaning = resolver(code, actor)
+        if meaning is not None:
+            return meaning
+    return None
+
+
+def _not_a_tube(meaning: CodeMeaning, raw_code: str, field_name: str) -> NotATube:
+    phrase = VALUE_LABELS["scanned"].get(meaning.kind)  # "box %(code)s", "la boîte %(code)s"
+    what = phrase % {"code": meaning.code} if phrase is not None else meaning.code
+    return NotATube(
+        _l("This is %(what)s, not a tube: scan the barcode on the tube.", what=what),
+        meaning=meaning,
+        fields={field_name: raw_code},
+    )
+
+
+def _not_an_aliquot(raw_code: str, actor, field_name: str = "barcode") -> DomainError:
+    """Why ``raw_code`` names no aliquot of the actor's centre: another centre's tube, a
+    container, a position, a misread code, or no tube at all."""
+    code = barcodes.normalize(raw_code)
+    shaped = _aliquot_shaped(code)
+    if shaped is not None and _outside_reach([shaped], actor):
+        return _other_centre([shaped], field_name)
+    meaning = _resolve(code, actor) if code else None
+    if meaning is not None:
+        return _not_a_tube(meaning, raw_code, field_name)
+    if shaped is not None:
+        return _not_found(shaped, field_name)
+    return _misread(raw_code, field_name)
+
+
+def _not_found(code: str, field_name: str = "barcode") -> NotFound:
     return NotFound(
         _l("No aliquot with barcode %(code)s.", code=code),
         code="aliquot.not_found",
-        fields={"barcode": code},
+        fields={field_name: code},
     )
+
+
+# --- finding aliquots by barcode -------------------------------------------------------------
 
 
 def scan_aliquot(raw_code: str, *, actor) -> AliquotSummary:
     """The aliquot a scanned or typed code names, as one flat summary.
 
-    A centre's user finds only their centre's aliquots; another centre's is "not found".
+    A centre's user finds only their centre's aliquots. A code that finds none is
+    explained (``_not_an_aliquot``): another centre's tube, a box or other container, a
+    position, a code of the wrong length or a misread one, or no tube at all.
     """
-    code = valid_code(raw_code)
-    # Column rows through the session's connection: the ORM's per-query machinery would
-    # cost more than the indexed lookup.
-    connection = db.session.connection()
-    if actor is not None and actor.site_id is not None:
-        params = {"barcode": code, "site_id": actor.site_id}
-        row = connection.execute(_scan.by_barcode_at_site, params).first()
-    else:
-        row = connection.execute(_scan.by_barcode, {"barcode": code}).first()
-    if row is None:
-        raise _not_found(code)
-    return _summaries([row])[0]
+    code = _aliquot_shaped(raw_code)
+    if code is not None:
+        # Column rows through the session's connection: the ORM's per-query machinery
+        # would cost more than the indexed lookup.
+        connection = db.session.connection()
+        if actor is not None and actor.site_id is not None:
+            params = {"barcode": code, "site_id": actor.site_id}
+            row = connection.execute(_scan.by_barcode_at_site, params).first()
+        else:
+            row = connection.execute(_scan.by_barcode, {"barcode": code}).first()
+        if row is not None:
+            return _summaries([row])[0]
+    raise _not_an_aliquot(raw_code, actor)
 
 
 def find_aliquot(raw_code: str, *, actor) -> Aliquot:
-    """The aliquot row itself, for the services that change it and the detail page."""
-    code = valid_code(raw_code)
-    query = site_scope(
-        db.select(Aliquot)
-        .join(Aliquot.specimen)
-        .join(Specimen.visit)
-        .join(Visit.participant)
-        .where(Aliquot.barcode == code),
-        actor,
-    )
-    aliquot = db.session.execute(query).scalar()
-    if aliquot is None:
-        raise _not_found(code)
-    return aliquot
+    """The aliquot row itself, for the services that change it and the detail page; a
+    code that names none is explained as by ``scan_aliquot``."""
+    code = _aliquot_shaped(raw_code)
+    if code is not None:
+        query = site_scope(
+            db.select(Aliquot)
+            .join(Aliquot.specimen)
+            .join(Specimen.visit)
+            .join(Visit.participant)
+            .where(Aliquot.barcode == code),
+            actor,
+        )
+        aliquot = db.session.execute(query).scalar()
+        if aliquot is not None:
+            return aliquot
+    raise _not_an_aliquot(raw_code, actor)
 
 
 def find_aliquots(raw_codes: list[str], *, actor) -> list[Aliquot]:
     """The aliquots these codes name, in the order given, with their specimen, visit and
     participant loaded in the same query. All or nothing: one bad or unknown code and the
-    error names it."""
-    codes = [valid_code(raw) for raw in raw_codes]
+    error names it (and says what it is, as ``scan_aliquot`` does)."""
+    codes = []
+    for raw in raw_codes:
+        code = _aliquot_shaped(raw)
+        if code is None:
+            raise _not_an_aliquot(raw, actor, "barcodes")
+        codes.append(code)
     query = site_scope(
         db.select(Aliquot)
         .join(Aliquot.specimen)
@@ -516,8 +695,13 @@ def find_aliquots(raw_codes: list[str], *, actor) -> list[Aliquot]:
         actor,
     )
     found = {a.barcode: a for a in db.session.execute(query).unique().scalars()}
-    missing = [code for code in codes if code not in found]
+    missing = list(dict.fromkeys(code for code in codes if code not in found))
+    if len(missing) == 1:
+        raise _not_an_aliquot(missing[0], actor, "barcodes")
     if missing:
+        elsewhere = _outside_reach(missing, actor)
+        if elsewhere:
+            raise _other_centre(elsewhere, "barcodes")
         raise NotFound(
             _l("No aliquot with barcode %(codes)s.", codes=", ".join(missing)),
             code="aliquot.not_found",

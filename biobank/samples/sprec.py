@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,6 +88,15 @@ _RANGE_CRITERIA = frozenset({"hours", "minutes", "force_g"})
 _ROW_KEYS = frozenset({"code", "label", "since", "note"})
 _TABLE_KEYS = frozenset(
     {"title", "sprec_version", "citation", "unknown", "other", "absent", "rows"}
+)
+# A row's label and a table's title in another language: label_fr, title_fr.
+_TRANSLATED = re.compile(r"(?P<kind>label|title)_(?P<language>[a-z]{2})")
+# How describe() words what is not a row label; a language of the file may reword it.
+_WORDING = MappingProxyType(
+    {
+        "other_value": "{label}: {value}",
+        "not_a_code": "not a code of the SPREC {version} table '{title}'",
+    }
 )
 # A missing second spin means "none was done", which the table must be able to say.
 _ABSENT_REQUIRED = frozenset({"second_centrifugation"})
@@ -202,6 +212,11 @@ class Row:
     criteria: Mapping[str, Any]
     since: str | None = None
     note: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)  # language -> label
+
+    def label_in(self, language: str | None) -> str:
+        """The label in ``language`` when the file gives one, else the English label."""
+        return self.labels.get(language, self.label) if language else self.label
 
 
 @dataclass(frozen=True)
@@ -216,6 +231,11 @@ class Table:
     other: str
     unknown: str | None = None
     absent: str | None = None
+    titles: Mapping[str, str] = field(default_factory=dict)  # language -> title
+
+    def title_in(self, language: str | None) -> str:
+        """The title in ``language`` when the file gives one, else the English title."""
+        return self.titles.get(language, self.title) if language else self.title
 
     @property
     def codes(self) -> frozenset[str]:
@@ -239,9 +259,14 @@ class SprecTables:
     temperature_classes: Mapping[str, TemperatureClass]
     storage_containers: Mapping[str, str]
     path: Path
+    wording: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # per language
 
     def __getitem__(self, element: str) -> Table:
         return self.tables[element]
+
+    def words(self, language: str | None, key: str) -> str:
+        """How ``key`` of the wording reads in ``language`` (English by default)."""
+        return self.wording.get(language or "", {}).get(key, _WORDING[key])
 
 
 def load_tables(path: str | Path | None = None) -> SprecTables:
@@ -298,7 +323,48 @@ def _build(data: Mapping[str, Any], path: Path) -> SprecTables:
         temperature_classes=MappingProxyType(classes),
         storage_containers=MappingProxyType(containers),
         path=path,
+        wording=_build_wording(data.get("wording", {}), where),
     )
+
+
+def _build_wording(raw: Any, where: str) -> dict[str, Mapping[str, str]]:
+    if not isinstance(raw, dict):
+        raise SprecTableError(f"{where}: [wording] must hold one table per language")
+    wording = {}
+    for language, words in raw.items():
+        context = f"{where}: wording.{language}"
+        if not isinstance(words, dict):
+            raise SprecTableError(f"{context}: must be a table")
+        extra = sorted(set(words) - set(_WORDING))
+        if extra:
+            raise SprecTableError(
+                f"{context}: unexpected key(s) {extra}; known: {sorted(_WORDING)}"
+            )
+        for key, text in words.items():
+            try:
+                if not isinstance(text, str):
+                    raise TypeError
+                text.format(label="", value="", version="", title="")
+            except (TypeError, KeyError, IndexError, ValueError) as exc:
+                raise SprecTableError(
+                    f"{context}: {key!r} must be a text with only {{label}}, {{value}}, "
+                    "{version} and {title} to fill in"
+                ) from exc
+        wording[language] = MappingProxyType(dict(words))
+    return wording
+
+
+def _translations(raw: Mapping[str, Any], kind: str, context: str) -> dict[str, str]:
+    """The ``<kind>_<language>`` keys of a row (label_fr) or a table (title_fr)."""
+    found = {}
+    for key, value in raw.items():
+        match = _TRANSLATED.fullmatch(key)
+        if match is None or match["kind"] != kind:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise SprecTableError(f"{context}: {key!r} must be a non-empty string")
+        found[match["language"]] = value
+    return found
 
 
 def _build_temperature_classes(raw: Any, where: str) -> dict[str, TemperatureClass]:
@@ -358,7 +424,8 @@ def _build_table(
     context = f"{where}: table {name!r}"
     if not isinstance(raw, dict):
         raise SprecTableError(f"{context}: must be a table")
-    extra = sorted(set(raw) - _TABLE_KEYS)
+    titles = _translations(raw, "title", context)
+    extra = sorted(set(raw) - _TABLE_KEYS - {f"title_{language}" for language in titles})
     if extra:
         raise SprecTableError(f"{context}: unexpected key(s) {extra}")
     for key in ("title", "sprec_version", "citation"):
@@ -406,6 +473,7 @@ def _build_table(
         other=special["other"] or "",
         unknown=special["unknown"],
         absent=special["absent"],
+        titles=MappingProxyType(titles),
     )
 
 
@@ -433,7 +501,9 @@ def _build_row(
             raise SprecTableError(f"{context}: {key!r} must be a string")
 
     allowed = _CRITERIA[table]
-    extra = sorted(set(raw) - _ROW_KEYS - set(allowed))
+    labels = _translations(raw, "label", context)
+    translated = {f"label_{language}" for language in labels}
+    extra = sorted(set(raw) - _ROW_KEYS - translated - set(allowed))
     if extra:
         raise SprecTableError(f"{context}: unexpected key(s) {extra}")
     present = [key for key in allowed if key in raw]
@@ -475,6 +545,7 @@ def _build_row(
         criteria=MappingProxyType(criteria),
         since=raw.get("since"),
         note=raw.get("note"),
+        labels=MappingProxyType(labels),
     )
 
 
@@ -700,6 +771,7 @@ def describe(
     tables: SprecTables | None = None,
     *,
     others: Mapping[str, str] | None = None,
+    language: str | None = None,
 ) -> list[tuple[str, str, str]]:
     """Spell out a fluid SPREC for the specimen page.
 
@@ -707,9 +779,12 @@ def describe(
     being those of :data:`ELEMENTS`. ``code`` is a SPREC string or a
     :class:`SprecCode`; the raw value recorded for an element coded "other"
     (from ``SprecCode.others`` or the ``others`` argument, e.g. the JSON stored
-    with the specimen) is appended to that element's meaning. A code that is
-    not in its table is shown as such rather than refused, so an old record
-    stays readable. Raises ValueError if the code does not have seven elements.
+    with the specimen) is appended to that element's meaning, as it was
+    recorded. A code that is not in its table is shown as such rather than
+    refused, so an old record stays readable. Meanings are in ``language``
+    (a two-letter code) where the file translates them, else in English; the
+    code letters are the same in every language. Raises ValueError if the code
+    does not have seven elements.
     """
     t = tables if tables is not None else load_tables()
     if isinstance(code, SprecCode):
@@ -728,10 +803,21 @@ def describe(
         table = t[name]
         row = table.row(part)
         if row is None:
-            meaning = f"not a code of the SPREC {t.version} table '{table.title}'"
+            meaning = t.words(language, "not_a_code").format(
+                version=t.version, title=table.title_in(language), label="", value=""
+            )
         elif part == table.other and raw_values.get(name):
-            meaning = f"{row.label}: {raw_values[name]}"
+            meaning = t.words(language, "other_value").format(
+                label=row.label_in(language), value=raw_values[name], version="", title=""
+            )
         else:
-            meaning = row.label
+            meaning = row.label_in(language)
         described.append((name, part, meaning))
     return described
+
+
+def sample_type_name(code: str, language: str | None = None) -> str:
+    """A sample type as a person reads it, its code beside the word: "Serum (SER)",
+    "Plasma, single spun (PL1)". A code the table does not hold is shown alone."""
+    row = _load_default()["sample_type"].row(code)
+    return f"{row.label_in(language)} ({code})" if row is not None else code

@@ -6,8 +6,8 @@ import json
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
@@ -23,6 +23,13 @@ from biobank.web import refill, refuse, refuse_form, show_error
 
 bp = Blueprint("samples", __name__, template_folder="templates")
 RECENT_EVENTS = 5
+
+
+@bp.app_template_filter("sample_type")
+def sample_type_filter(code: str) -> str:
+    """ "Serum (SER)" in the page's language: every page that lists tubes names their
+    sample type in words, the code beside it for those who know it."""
+    return sprec.sample_type_name(code, get_locale().language)
 
 
 @bp.route("/scan")
@@ -55,7 +62,9 @@ def aliquot(barcode):
         specimen=specimen,
         events=custody.history(summary.id),
         sprec_elements=sprec.describe(
-            specimen.sprec_code, others=json.loads(specimen.sprec_others)
+            specimen.sprec_code,
+            others=json.loads(specimen.sprec_others),
+            language=get_locale().language,
         ),
     )
 

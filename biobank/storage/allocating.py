@@ -28,6 +28,8 @@ class Proposal:
     box: str
     position: str
     location: str
+    sample_type: str = ""
+    series: str = ""  # the aliquot's number in its series, "2/5"
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,11 @@ def _free_slots(actor, exclude: set[int]) -> tuple[list[Slot], dict[int, str], d
     return slots, classes, info
 
 
-def _needs(aliquot_ids: list[int], *, stored: bool = False) -> tuple[list[Need], dict[int, str]]:
+def _needs(
+    aliquot_ids: list[int], *, stored: bool = False
+) -> tuple[list[Need], dict[int, tuple[str, str, str]]]:
     """What the aliquots need: registered ones not yet stored, or (``stored``) stored ones
-    being moved out of a failing freezer."""
+    being moved out of a failing freezer; and each one's (barcode, sample type, number)."""
     wanted = (
         StoredPosition.id.is_not(None)
         if stored
@@ -91,6 +95,9 @@ def _needs(aliquot_ids: list[int], *, stored: bool = False) -> tuple[list[Need],
             Participant.code,
             VisitDefinition.order,
             Specimen.storage_temperature_c,
+            Aliquot.sample_type,
+            Aliquot.series_number,
+            Aliquot.series_total,
         )
         .join(Specimen, Specimen.id == Aliquot.specimen_id)
         .join(Visit, Visit.id == Specimen.visit_id)
@@ -101,9 +108,13 @@ def _needs(aliquot_ids: list[int], *, stored: bool = False) -> tuple[list[Need],
     ).all()
     needs = [
         Need(id_, specimen, participant, order, str(temperature))
-        for id_, _, specimen, participant, order, temperature in rows
+        for id_, _, specimen, participant, order, temperature, *_ in rows
     ]
-    return needs, {row[0]: row[1] for row in rows}
+    named = {
+        id_: (code, sample_type, f"{number}/{total}")
+        for id_, code, *_, sample_type, number, total in rows
+    }
+    return needs, named
 
 
 def propose(
@@ -113,7 +124,7 @@ def propose(
     planner: each specimen split over two freezers, a participant's tubes together.
     With ``evacuating`` (container ids), the stored aliquots are to leave those containers,
     whose positions are not offered."""
-    needs, barcodes = _needs(aliquot_ids, stored=evacuating is not None)
+    needs, named = _needs(aliquot_ids, stored=evacuating is not None)
     slots, classes, info = _free_slots(actor, exclude=set(evacuating or ()))
     needed = {n.temperature_class for n in needs}
     usable = [s for s in slots if classes[s.freezer_id] in needed]
@@ -122,15 +133,18 @@ def propose(
     for placement in plan.placements:
         code, grid, path = info[placement.box_id]
         row, col = grid.fill_order()[placement.position]
+        barcode, sample_type, series = named[placement.aliquot_id]
         proposals.append(
             Proposal(
-                barcodes[placement.aliquot_id],
+                barcode,
                 code,
                 grid.label(row, col),
                 services.describe(path, row, col),
+                sample_type,
+                series,
             )
         )
-    unplaced = [barcodes[i] for i in plan.unplaced]
+    unplaced = [named[i][0] for i in plan.unplaced]
     return AllocationPlan(proposals, unplaced, list(plan.notes))
 
 

@@ -58,7 +58,9 @@ def box(barcode):
 @blp.arguments(schemas.PositionRequestSchema)
 @blp.response(200, schemas.StoredSchema)
 def put_position(data, barcode):
-    """Store the aliquot, or move it, to a box position (409 when the position is taken)."""
+    """Store the aliquot, or move it, to a box position (409 when the position is taken).
+    Without a position: where it stands if it is already in that box, else the next free
+    one. An aliquot already exactly there answers ``unchanged: true`` and records nothing."""
     return services.store(barcode, data["box"], data["position"], move=True, actor=current_user)
 
 
@@ -91,9 +93,10 @@ def return_aliquot(data, barcode):
 @blp.route("/containers/<barcode>/move", methods=["POST"])
 @requires(Permission.HANDLE)
 @blp.arguments(schemas.MoveContainerSchema)
-@blp.response(200, schemas.ContainerSchema)
+@blp.response(200, schemas.ContainerMoveSchema)
 def move_container(data, barcode):
-    """Move a box, rack or shelf with everything in it (a MOVED event per aliquot)."""
+    """Move a box, rack or shelf with everything in it (a MOVED event per aliquot); one
+    already there is left as it is (``unchanged``, no event)."""
     return services.move_container(barcode, data["parent"], actor=current_user)
 
 

@@ -103,15 +103,25 @@ def _unkeep(kept: str) -> bytes:
 
 def _flash_applied(preview: rack_import.RackPreview) -> None:
     done = len(preview.to_apply)
-    flash(
-        ngettext(
-            "Rack scan applied to %(box)s: %(num)d tube recorded where it was read.",
-            "Rack scan applied to %(box)s: %(num)d tubes recorded where they were read.",
-            done,
-            box=preview.rack,
-        ),
-        "success",
-    )
+    if not done:
+        # Applied twice (a double tap, Back then Apply again): the first one recorded it all.
+        flash(
+            _(
+                "The box already matches this scan: nothing more was recorded in %(box)s.",
+                box=preview.rack,
+            ),
+            "info",
+        )
+    else:
+        flash(
+            ngettext(
+                "Rack scan applied to %(box)s: %(num)d tube recorded where it was read.",
+                "Rack scan applied to %(box)s: %(num)d tubes recorded where they were read.",
+                done,
+                box=preview.rack,
+            ),
+            "success",
+        )
     left = len(preview.missing) + len(preview.unexpected) + len(preview.unknown)
     left += len(preview.no_read) + len(preview.blocked)
     if left:

@@ -54,6 +54,12 @@ class WellSchema(Schema):
     participant = fields.String(allow_none=True)
     visit = fields.String(allow_none=True)
     sample_type = fields.String(allow_none=True)
+    series_number = fields.Integer(allow_none=True)
+    series_total = fields.Integer(allow_none=True)
+    reserved_for = fields.String(
+        allow_none=True, metadata={"description": "the request the tube is reserved for"}
+    )
+    state = fields.String(metadata={"description": "empty, available, checked-out or reserved"})
 
 
 class BoxMapSchema(Schema):
@@ -79,6 +85,9 @@ class StoredSchema(Schema):
     position = fields.String()
     location = fields.String()
     moved_from = fields.String(allow_none=True)
+    unchanged = fields.Boolean(
+        metadata={"description": "it was already exactly there: nothing was recorded"}
+    )
 
 
 class CheckOutSchema(Schema):
@@ -95,6 +104,19 @@ class ReturnSchema(Schema):
 
 class MoveContainerSchema(Schema):
     parent = fields.String(required=True, metadata={"description": "the new parent's barcode"})
+
+
+class ContainerMoveSchema(Schema):
+    barcode = fields.Function(lambda m: m.container.barcode)
+    name = fields.Function(lambda m: m.container.name)
+    kind = fields.Function(lambda m: m.container.kind)
+    type = fields.Function(lambda m: m.container.type.name if m.container.type else None)
+    parent = fields.Function(lambda m: m.parent.barcode)
+    temperature_class = fields.Function(lambda m: m.container.temperature_class)
+    aliquots = fields.Integer(metadata={"description": "aliquots inside, each with its MOVED"})
+    unchanged = fields.Boolean(
+        metadata={"description": "it was already in that parent: nothing was recorded"}
+    )
 
 
 class ContentSchema(Schema):
@@ -120,6 +142,8 @@ class ExcursionResultSchema(Schema):
 
 class ProposalSchema(Schema):
     barcode = fields.String()
+    sample_type = fields.String()
+    series = fields.String(metadata={"description": "the aliquot's number in its series, 2/5"})
     box = fields.String()
     position = fields.String()
     location = fields.String()

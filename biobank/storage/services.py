@@ -23,6 +23,7 @@ from biobank.errors import Conflict, Forbidden, Invalid, NotFound
 from biobank.extensions import db
 from biobank.samples import services as samples
 from biobank.samples.models import Aliquot, Specimen
+from biobank.samples.services import AliquotSummary
 from biobank.sites import services as sites
 from biobank.sites.services import in_reach
 from biobank.storage.models import (
@@ -33,7 +34,7 @@ from biobank.storage.models import (
     ContainerType,
     StoredPosition,
 )
-from biobank.storage.positions import Grid, PositionError, grid_for
+from biobank.storage.positions import Grid, PositionError, grid_for, split_position
 from biobank.study.models import Participant, Visit
 
 BARCODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,39}$")
@@ -46,6 +47,9 @@ SEPARATOR = " › "
 # Each is called with the aliquot and the purpose of the taking-out (None, or the
 # distribution's reference) and raises a DomainError to refuse.
 _TAKE_OUT_GUARDS: list[Callable[[Aliquot, object], None]] = []
+# What holds reserved tubes (distribution's requests), for the box map: aliquot ids →
+# {aliquot id: the holder's reference}. Registered at start-up, like the guards.
+_RESERVATIONS: list[Callable[[list[int]], dict[int, str]]] = []
 
 
 # --- container types and containers ------------------------------------------------------
@@ -342,6 +346,8 @@ class Stored:
     position: str
     location: str
     moved_from: str | None
+    # The tube already stood exactly there: nothing was written, no custody event.
+    unchanged: bool = False
 
 
 def _stored_position(aliquot_id: int) -> StoredPosition | None:
@@ -428,22 +434,28 @@ def check_storable(aliquot: Aliquot, path: list[Container]) -> None:
 def store(
     barcode: str, box_barcode: str, position: str | None = None, *, move: bool = False, actor
 ) -> Stored:
-    """Put an aliquot into a box, at ``position`` or the next free one.
+    """Put an aliquot into a box, at ``position`` or, without one, where it already stands
+    in that box or else the next free position.
 
-    An aliquot already stored elsewhere is moved only with ``move=True`` (the page asks the
-    technician to confirm). Refused: withdrawn consent, an aliquot no longer in the bank, a
-    freezer warmer than the sample needs, a position already taken.
+    A tube already exactly there is left as it is: ``Stored.unchanged``, nothing written, no
+    custody event (a second scan of the same tube records nothing). An aliquot stored
+    elsewhere is moved only with ``move=True`` (the page asks the technician to confirm).
+    Refused: withdrawn consent, an aliquot no longer in the bank, a freezer warmer than the
+    sample needs, a position already taken.
     """
     aliquot = samples.find_aliquot(barcode, actor=actor)
     box = get_container(box_barcode, actor=actor, kind="box")
     path = ancestry([box.id])[box.id]
     check_storable(aliquot, path)
     grid = grid_of(box)
+    current = _stored_position(aliquot.id)
     if position:
         try:
             row, col = grid.parse(position)
         except PositionError as err:
             raise Invalid(str(err), code="position.invalid", fields={"position": position}) from err
+    elif current is not None and current.box_id == box.id:
+        row, col = current.row, current.col
     else:
         cell = next_free(box)
         if cell is None:
@@ -454,10 +466,12 @@ def store(
             )
         row, col = cell
     label = grid.label(row, col)
-    current = _stored_position(aliquot.id)
     if current is not None and (current.box_id, current.row, current.col) == (box.id, row, col):
-        return Stored(aliquot, box, label, describe(path, row, col), None)
+        return Stored(aliquot, box, label, describe(path, row, col), None, unchanged=True)
     holder = _occupant(box.id, row, col)
+    if holder == aliquot.barcode:
+        # Read as elsewhere a moment ago, already there now: another scan just moved it.
+        raise _changed_meanwhile(aliquot.barcode, describe(path, row, col))
     if holder is not None:
         raise Conflict(
             _l(
@@ -487,10 +501,15 @@ def store(
         current.box_id, current.row, current.col = box.id, row, col
     else:
         db.session.add(StoredPosition(aliquot_id=aliquot.id, box_id=box.id, row=row, col=col))
-    box_id, box_code = box.id, box.barcode  # a failed flush expires every loaded object
+    # A failed flush expires every loaded object: what the messages need is read first.
+    aliquot_id, code, box_id, box_code = aliquot.id, aliquot.barcode, box.id, box.barcode
     try:
         db.session.flush()
     except sa.exc.IntegrityError as err:
+        now_at = _location_committed(aliquot_id)
+        if now_at is not None and current is None:
+            # The same tube scanned twice at once (or by two people): the other scan stored it.
+            raise _changed_meanwhile(code, now_at) from err
         taken_by = _occupant_committed(box_id, row, col) or _l("another tube")
         raise Conflict(
             _l(
@@ -506,8 +525,114 @@ def store(
     if aliquot.status != "checked_out":
         aliquot.status = "in_storage"
     kind = EventKind.MOVED if moved_from else EventKind.STORED
-    custody.record(aliquot, kind, actor, from_location=moved_from, to_location=where)
+    try:
+        custody.record(aliquot, kind, actor, from_location=moved_from, to_location=where)
+    except Conflict as err:
+        # Two people moving the same tube at once: the other one's move was recorded.
+        now_at = _location_committed(aliquot_id)
+        if err.code != "custody.concurrent_change" or now_at is None:
+            raise
+        raise _changed_meanwhile(code, now_at) from err
     return Stored(aliquot, box, label, where, moved_from)
+
+
+def _location_committed(aliquot_id: int) -> str | None:
+    """Where the aliquot is now, read outside this failed transaction."""
+    with db.engine.connect() as connection:
+        rows = connection.execute(_STORED_AT, {"ids": [aliquot_id]}).all()
+    return next(
+        (f"{path}{SEPARATOR}{grid_for(r, c).label(row, col)}" for _, path, r, c, row, col in rows),
+        None,
+    )
+
+
+def _changed_meanwhile(code: str, where: str) -> Conflict:
+    return Conflict(
+        _l(
+            "%(code)s was just stored at %(where)s by another scan: nothing more was recorded. "
+            "Scan it again if it belongs elsewhere.",
+            code=code,
+            where=where,
+        ),
+        code="storage.changed_meanwhile",
+        fields={"barcode": code},
+    )
+
+
+@dataclass(frozen=True)
+class BoxScan:
+    """What one scan on the scan-to-store page of a box did."""
+
+    box: str  # the box the page works on (another one when a box label was scanned)
+    target: str | None = None  # a position chosen for the next tube
+    stored: Stored | None = None
+
+
+def scan_into_box(
+    code: str,
+    box_barcode: str,
+    *,
+    target: str | None = None,
+    pending: str | None = None,
+    confirmed: bool = False,
+    actor,
+) -> BoxScan:
+    """One scan on the scan-to-store page of ``box_barcode``: a position (B4) is chosen for
+    the next tube, another box's label switches to that box, a tube is stored.
+
+    A tube goes to ``target``, or stays where it is when it already stands in this box
+    (``Stored.unchanged``: nothing recorded), or goes to the next free position. A tube stored
+    elsewhere is moved only when confirmed: ``confirmed`` (the button), or scanning the
+    ``pending`` tube, the one the page asked about, again; any other scan is a new scan and
+    the question is dropped. A checked-out tube goes back with its volume left, through its
+    return, never by a scan here.
+    """
+    box = get_container(box_barcode, actor=actor, kind="box")
+    raw = (code or "").strip()
+    if split_position(raw) is not None:
+        try:
+            return BoxScan(box.barcode, target=grid_of(box).canonical(raw))
+        except PositionError as err:
+            raise Invalid(str(err), code="position.invalid", fields={"position": raw}) from err
+    try:
+        aliquot = samples.find_aliquot(raw, actor=actor)
+    except (Invalid, NotFound):
+        other = _box_or_none(raw, actor)
+        if other is None:
+            raise
+        return BoxScan(other.barcode)
+    if aliquot.status == "checked_out":
+        raise _checked_out(aliquot)
+    move = confirmed or _same_tube(pending, aliquot.barcode)
+    return BoxScan(
+        box.barcode, stored=store(aliquot.barcode, box.barcode, target, move=move, actor=actor)
+    )
+
+
+def _box_or_none(code: str, actor) -> Container | None:
+    try:
+        return get_container(code, actor=actor, kind="box")
+    except NotFound:
+        return None
+
+
+def _same_tube(pending: str | None, barcode: str) -> bool:
+    try:
+        return bool(pending) and samples.valid_code(pending) == barcode
+    except Invalid:
+        return False
+
+
+def _checked_out(aliquot: Aliquot) -> Conflict:
+    return Conflict(
+        _l(
+            "%(code)s is checked out: nothing was recorded. Record its return, with the volume "
+            "left, on the Return page.",
+            code=aliquot.barcode,
+        ),
+        code="aliquot.checked_out",
+        fields={"barcode": aliquot.barcode},
+    )
 
 
 def store_many(placements: list[tuple[str, str, str | None]], *, actor) -> int:
@@ -631,6 +756,16 @@ def check_out(
     for a request goes out only for that request (``purpose``)."""
     aliquot = samples.find_aliquot(barcode, actor=actor)
     reason = custody.require_reason(reason, _l("check an aliquot out"))
+    if aliquot.status == "checked_out":  # a second scan, or a reload of the form
+        raise Conflict(
+            _l(
+                "%(code)s is already checked out: nothing was recorded. Return it on the Return "
+                "page when it comes back.",
+                code=aliquot.barcode,
+            ),
+            code="aliquot.checked_out",
+            fields={"barcode": aliquot.barcode},
+        )
     if aliquot.status != "in_storage":
         raise Conflict(
             _l(
@@ -654,6 +789,39 @@ def check_out(
     return aliquot
 
 
+def check_returnable(aliquot: Aliquot) -> None:
+    """Refuse (Conflict) to return a tube that is not checked out, saying where it is: a
+    second scan or a reload of the return form records nothing."""
+    if aliquot.status == "checked_out":
+        return
+    if aliquot.status == "in_storage":
+        raise Conflict(
+            _l(
+                "%(code)s is already back in storage, at %(where)s: nothing was recorded.",
+                code=aliquot.barcode,
+                where=locations([aliquot.id]).get(aliquot.id, "?"),
+            ),
+            code="aliquot.not_checked_out",
+            fields={"barcode": aliquot.barcode},
+        )
+    raise Conflict(
+        _l(
+            "%(code)s is not checked out (it is %(status)s): there is nothing to return.",
+            code=aliquot.barcode,
+            status=aliquot.status,
+        ),
+        code="aliquot.not_checked_out",
+        fields={"barcode": aliquot.barcode},
+    )
+
+
+def to_return(barcode: str, *, actor) -> AliquotSummary:
+    """The checked-out tube a technician scanned on the return page, with its volume and
+    its place; refused (Conflict) when it is not checked out."""
+    check_returnable(samples.find_aliquot(barcode, actor=actor))
+    return samples.scan_aliquot(barcode, actor=actor)
+
+
 def return_aliquot(
     barcode: str,
     volume_ul: int,
@@ -666,10 +834,7 @@ def return_aliquot(
     """Put a checked-out aliquot back with what is left of it: at its own position unless
     another is given. A thaw counts one more freeze–thaw cycle."""
     aliquot = samples.find_aliquot(barcode, actor=actor)
-    if aliquot.status != "checked_out":
-        raise Conflict(
-            _l("%(code)s is not checked out.", code=aliquot.barcode), code="aliquot.not_checked_out"
-        )
+    check_returnable(aliquot)
     if not 0 <= volume_ul <= aliquot.volume_ul:
         raise Invalid(
             _l("The volume left must be between 0 and %(n)d µL.", n=aliquot.volume_ul),
@@ -793,6 +958,23 @@ class Well:
     participant: str | None = None
     visit: str | None = None
     sample_type: str | None = None
+    series_number: int | None = None
+    series_total: int | None = None
+    reserved_for: str | None = None  # the request holding the tube, if one does
+
+    @property
+    def state(self) -> str:
+        """empty, available, checked-out or reserved: what the well shows."""
+        if self.barcode is None:
+            return "empty"
+        if self.status == "checked_out":
+            return "checked-out"
+        return "reserved" if self.reserved_for else "available"
+
+    @property
+    def series(self) -> str | None:
+        """The aliquot's number in its series, "2/5"."""
+        return f"{self.series_number}/{self.series_total}" if self.barcode else None
 
 
 @dataclass(frozen=True)
@@ -806,28 +988,53 @@ class BoxMap:
     def free(self) -> int:
         return sum(1 for well in self.wells if well.barcode is None)
 
+    @property
+    def filled(self) -> list[Well]:
+        return [well for well in self.wells if well.barcode is not None]
+
+
+def add_reservation_lookup(lookup: Callable[[list[int]], dict[int, str]]) -> None:
+    """Let a higher domain say which tubes are reserved, and for what, on the box map:
+    ``lookup(aliquot_ids)`` returns {aliquot id: the holder's reference}."""
+    if lookup not in _RESERVATIONS:
+        _RESERVATIONS.append(lookup)
+
+
+def reserved_for(aliquot_ids: list[int]) -> dict[int, str]:
+    """{aliquot id: what holds it} for the reserved ones among ``aliquot_ids``."""
+    held: dict[int, str] = {}
+    if aliquot_ids:
+        for lookup in _RESERVATIONS:
+            held.update(lookup(aliquot_ids))
+    return held
+
 
 def box_map(barcode: str, *, actor) -> BoxMap:
-    """A box's grid with what each position holds, in two queries."""
+    """A box's grid with what each position holds (and what holds each reserved tube), in
+    three queries."""
     box = get_container(barcode, actor=actor, kind="box")
     grid = grid_of(box)
     rows = db.session.execute(
         sa.select(
             StoredPosition.row,
             StoredPosition.col,
+            Aliquot.id,
             Aliquot.barcode,
             Aliquot.status,
             Participant.code,
             Visit.visit_code,
             Aliquot.sample_type,
+            Aliquot.series_number,
+            Aliquot.series_total,
         )
         .join(Aliquot, Aliquot.id == StoredPosition.aliquot_id)
         .join(Specimen, Specimen.id == Aliquot.specimen_id)
         .join(Visit, Visit.id == Specimen.visit_id)
         .join(Participant, Participant.id == Visit.participant_id)
         .where(StoredPosition.box_id == box.id)
-    )
-    held = {(r, c): rest for r, c, *rest in rows}
+    ).all()
+    reserved = reserved_for([row[2] for row in rows])
+    held = {(r, c): (*rest, reserved.get(id_)) for r, c, id_, *rest in rows}
     wells = [Well(grid.label(r, c), r, c, *held.get((r, c), ())) for r, c in grid.fill_order()]
     return BoxMap(box, grid, describe(ancestry([box.id])[box.id]), wells)
 
@@ -942,11 +1149,33 @@ def _aliquots_in(container_ids: list[int]) -> list[Aliquot]:
     return list(db.session.execute(query).scalars())
 
 
-def move_container(barcode: str, new_parent: str, *, actor) -> Container:
+@dataclass(frozen=True)
+class ContainerMove:
+    container: Container
+    parent: Container
+    aliquots: int  # how many aliquots inside got their MOVED event
+    # It already stood in that parent: nothing was written, no custody event.
+    unchanged: bool = False
+
+
+def _named(barcode: str, field: str, actor) -> Container:
+    """The container ``barcode``, the NotFound naming the form's ``field``."""
+    try:
+        return get_container(barcode, actor=actor)
+    except NotFound as err:
+        raise NotFound(err.message, code=err.code, fields={field: barcode}) from err
+
+
+def move_container(barcode: str, new_parent: str, *, actor) -> ContainerMove:
     """Move a box, a rack or a shelf (with everything in it) under ``new_parent``. Each
-    aliquot inside gets a MOVED custody event with where it was and where it is now."""
-    container = get_container(barcode, actor=actor)
-    parent = get_container(new_parent, actor=actor)
+    aliquot inside gets a MOVED custody event with where it was and where it is now.
+
+    A container already in ``new_parent`` (the same two scans again, a reload) is left as
+    it is: ``unchanged``, no event."""
+    container = _named(barcode, "container", actor)
+    parent = _named(new_parent, "parent", actor)
+    if container.parent_id == parent.id:
+        return ContainerMove(container, parent, 0, unchanged=True)
     below = subtree_ids(container.id)
     if parent.id in below:
         raise Invalid(
@@ -980,6 +1209,7 @@ def move_container(barcode: str, new_parent: str, *, actor) -> Container:
                     parent=parent.barcode,
                 ),
                 code="storage.temperature",
+                fields={"parent": parent.barcode},
             )
     before = locations([a.id for a in inside])
     container.parent = parent
@@ -998,7 +1228,7 @@ def move_container(barcode: str, new_parent: str, *, actor) -> Container:
             to_location=after[aliquot.id],
             details={"container": container.barcode},
         )
-    return container
+    return ContainerMove(container, parent, len(inside))
 
 
 def _next_slot(parent_id: int | None) -> int:
@@ -1096,3 +1326,15 @@ def record_excursion(
             },
         )
     return len(inside)
+
+
+def scanned_container(code: str, actor) -> samples.CodeMeaning | None:
+    """The container of the actor's centre that ``code`` is the barcode of: what samples'
+    scan lookup says when a box, rack or freezer label is scanned where a tube was
+    expected (registered in create_app)."""
+    query = sa.select(Container.kind, Container.barcode).where(Container.barcode == code)
+    row = db.session.execute(_visible(query, actor)).first()
+    if row is None:
+        return None
+    endpoint = "storage.box" if row.kind == "box" else "storage.container"
+    return samples.CodeMeaning(row.kind, row.barcode, endpoint)

@@ -14,8 +14,7 @@ from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.errors import DomainError, Invalid
 from biobank.storage import allocating, services
-from biobank.storage.positions import PositionError
-from biobank.web import kept_form, refuse
+from biobank.web import EMPTY, kept_form, refuse
 
 bp = Blueprint("storage", __name__, template_folder="templates")
 
@@ -42,7 +41,8 @@ def box(barcode):
 @requires(Permission.HANDLE)
 def scan_to_store():
     """Scan a box, then its tubes one after the other (a keyboard-wedge scanner types the
-    code and Enter). Scanning a position first (B4) sends the next tube there."""
+    code and Enter). Scanning a position first (B4), or tapping a free well, sends the next
+    tube there. A tube stored elsewhere waits for its confirmation until the next scan."""
     box_code = (request.args.get("box") or "").strip()
     if not box_code:
         return render_template("storage/scan_box.html")
@@ -51,11 +51,18 @@ def scan_to_store():
     except DomainError as err:
         flash(str(err.message), "error")
         return render_template("storage/scan_box.html"), err.status
+    kept = kept_form()
+    refusal = kept.refusal
+    asking = refusal is not None and refusal["code"] == "storage.confirm_move"
     return render_template(
         "storage/scan_to_store.html",
         box=box_map,
         target=request.args.get("target", ""),
-        confirm=request.args.get("confirm", ""),
+        # Kept for one page only: a reload, or any other scan, drops the question.
+        pending=kept.get("code").strip().upper() if asking else "",
+        question=refusal["message"] if asking else "",
+        refusal=None if asking else refusal,
+        scanned=kept.get("code").strip().upper(),
         last=request.args.get("last", ""),
     )
 
@@ -66,25 +73,40 @@ def store_scanned():
     box_code = request.form.get("box", "")
     code = (request.form.get("code") or "").strip()
     target = request.form.get("target") or None
-    back = {"box": box_code}
     if not code:
-        return redirect(url_for("storage.scan_to_store", **back), 303)
-    box_map = services.box_map(box_code, actor=current_user)
+        return redirect(url_for("storage.scan_to_store", box=box_code, target=target), 303)
     try:
-        position = box_map.grid.canonical(code)
-    except PositionError:
-        position = None
-    if position is not None:  # a position scanned or typed: the next tube goes there
-        return redirect(url_for("storage.scan_to_store", target=position, **back), 303)
-    try:
-        stored = services.store(
-            code, box_code, target, move=request.form.get("move") == "1", actor=current_user
+        scanned = services.scan_into_box(
+            code,
+            box_code,
+            target=target,
+            pending=request.form.get("pending"),
+            confirmed=request.form.get("move") == "1",
+            actor=current_user,
         )
     except DomainError as err:
+        back = {"box": box_code}
         if err.code == "storage.confirm_move":
-            back.update(confirm=code, target=target or "")
-        return refuse(err, url_for("storage.scan_to_store", **back))
-    if stored.moved_from:
+            back["target"] = target
+        return refuse(err, url_for("storage.scan_to_store", **back), flash_it=False)
+    if scanned.target:
+        return redirect(
+            url_for("storage.scan_to_store", box=scanned.box, target=scanned.target), 303
+        )
+    stored = scanned.stored
+    if stored is None:  # another box's label: the page goes on with that box
+        flash(_("Now storing into box %(box)s.", box=scanned.box), "info")
+        return redirect(url_for("storage.scan_to_store", box=scanned.box), 303)
+    if stored.unchanged:
+        flash(
+            _(
+                "%(code)s is already here at %(pos)s: nothing was recorded.",
+                code=stored.aliquot.barcode,
+                pos=stored.position,
+            ),
+            "info",
+        )
+    elif stored.moved_from:
         flash(
             _(
                 "%(code)s moved to %(pos)s (it was at %(old)s).",
@@ -99,7 +121,9 @@ def store_scanned():
             _("%(code)s stored at %(pos)s.", code=stored.aliquot.barcode, pos=stored.position),
             "success",
         )
-    return redirect(url_for("storage.scan_to_store", last=stored.aliquot.barcode, **back), 303)
+    return redirect(
+        url_for("storage.scan_to_store", box=scanned.box, last=stored.aliquot.barcode), 303
+    )
 
 
 @bp.route("/participants/<code>/visits/<visit_code>/allocation")
@@ -139,16 +163,34 @@ def move():
             moved = services.move_container(container, parent, actor=current_user)
         except DomainError as err:
             return refuse(err, url_for("storage.move"))
-        flash(
-            _("%(code)s moved into %(parent)s.", code=moved.barcode, parent=parent.upper()),
-            "success",
-        )
+        if moved.unchanged:
+            flash(
+                _(
+                    "%(code)s is already in %(parent)s: nothing was moved.",
+                    code=moved.container.barcode,
+                    parent=moved.parent.barcode,
+                ),
+                "info",
+            )
+        else:
+            flash(
+                _(
+                    "%(code)s moved into %(parent)s.",
+                    code=moved.container.barcode,
+                    parent=moved.parent.barcode,
+                ),
+                "success",
+            )
         return redirect(url_for("storage.move"), 303)
     kept = kept_form()
+    # The field a refusal names is emptied for the next scan; the other one is kept.
     return render_template(
         "storage/move.html",
-        container=kept.get("container", request.args.get("container", "")),
-        parent=kept.get("parent"),
+        container=""
+        if "container" in kept.errors
+        else kept.get("container", request.args.get("container", "")),
+        parent="" if "parent" in kept.errors else kept.get("parent"),
+        errors=kept.errors,
     )
 
 
@@ -168,21 +210,34 @@ def check_out():
         except DomainError as err:
             return refuse(err, url_for("storage.check_out"))
         flash(_("%(code)s checked out.", code=aliquot.barcode), "success")
-        return redirect(url_for("storage.check_out"), 303)
-    return render_template("storage/check_out.html", form=kept_form())
+        return redirect(url_for("storage.check_out", last=aliquot.barcode), 303)
+    kept = kept_form()
+    refusal = kept.refusal or {}
+    return render_template(
+        "storage/check_out.html",
+        form=kept,
+        code=kept.get("code", request.args.get("code", "")).strip().upper(),
+        # The tube to offer the return of: the one just checked out, or one that was out.
+        out=request.args.get("last", "")
+        or (
+            kept.get("code").strip().upper() if refusal.get("code") == "aliquot.checked_out" else ""
+        ),
+    )
 
 
 @bp.route("/storage/return", methods=["GET", "POST"])
 @requires(Permission.HANDLE)
 def return_tube():
-    """Put a checked-out tube back, with the volume left and whether it thawed."""
+    """Put a checked-out tube back, with the volume left and whether it thawed: scan it
+    (``?code=``), then confirm the volume (filled in with what it held) and the thaw."""
     if request.method == "POST":
-        code = request.form.get("code", "")
+        code = (request.form.get("code") or "").strip()
+        back = url_for("storage.return_tube", code=code.upper() or None)
         try:
             volume = int(request.form.get("volume_ul", ""))
         except ValueError:
             err = Invalid(_("Enter the volume left, in µL."), fields={"volume_ul": ""})
-            return refuse(err, url_for("storage.return_tube"))
+            return refuse(err, back)
         try:
             placed = services.return_aliquot(
                 code,
@@ -193,13 +248,31 @@ def return_tube():
                 actor=current_user,
             )
         except DomainError as err:
-            return refuse(err, url_for("storage.return_tube"))
+            return refuse(err, back)
         flash(
             _("%(code)s is back at %(where)s.", code=placed.aliquot.barcode, where=placed.location),
             "success",
         )
         return redirect(url_for("storage.return_tube"), 303)
-    return render_template("storage/return.html", form=kept_form())
+    kept = kept_form()
+    code = (request.args.get("code") or "").strip()
+    tube, problem = None, None
+    if code:
+        try:
+            tube = services.to_return(code, actor=current_user)
+        except DomainError as err:
+            # A GET writes nothing: the answer to the scan is shown, nothing to roll back.
+            problem = {"code": err.code, "message": str(err.message)}
+    retried = kept is not EMPTY  # a refused return: what was typed comes back as it was
+    return render_template(
+        "storage/return.html",
+        form=kept,
+        tube=tube,
+        scanned=code.upper(),
+        problem=None if kept.refusal else problem,
+        volume=kept.get("volume_ul") if retried else (tube.volume_ul if tube else ""),
+        thawed=kept.get("thawed") == "1" if retried else True,
+    )
 
 
 @bp.route("/storage/containers/<barcode>")

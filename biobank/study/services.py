@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -273,11 +273,22 @@ def withdraw_consent(code: str, withdrawn_on: date, *, actor) -> Participant:
 # --- visits ------------------------------------------------------------------------------
 
 
-def open_visit(participant: Participant, visit_code: str, collected_on: date, *, actor) -> Visit:
+def open_visit(
+    participant: Participant,
+    visit_code: str,
+    collected_on: date,
+    *,
+    actor,
+    date_field: str = "collected_at",
+) -> Visit:
     """The participant's visit ``visit_code``, created on first registration.
 
-    A visit collected outside its protocol window is accepted and flagged: the sample
-    exists and must be banked; the deviation is for the statisticians to weigh.
+    The collection date must respect the protocol's window, counted in study days from
+    the inclusion date: before its earliest day the visit is refused (a date typed in
+    the wrong month or year, or a visit that cannot have happened yet); after its last
+    day it is accepted and flagged, because the sample exists and must be banked and the
+    deviation is for the statisticians to weigh. ``date_field`` names the field that
+    holds the date in a refusal.
     """
     existing = db.session.execute(
         db.select(Visit).where(
@@ -294,22 +305,38 @@ def open_visit(participant: Participant, visit_code: str, collected_on: date, *,
                     p=participant.code,
                     d=existing.collected_on.isoformat(),
                 ),
-                fields={"collected_at": ""},
+                fields={date_field: collected_on.isoformat()},
             )
         return existing
     definition = visit_definition(
         current_protocol(participant.study_code), participant.arm_code, visit_code
     )
+    window = visit_window(participant, definition)
     study_day = (collected_on - participant.included_on).days
-    low = definition.nominal_day - definition.window_before_days
-    high = definition.nominal_day + definition.window_after_days
+    if study_day < window.earliest_day:
+        raise Invalid(
+            _l(
+                "Visit %(visit)s (%(name)s) cannot be collected on %(on)s, study day %(day)d: "
+                "its window runs from study day %(first)d to study day %(last)d, so its "
+                "earliest date is %(earliest)s. Check the date the blood was drawn.",
+                visit=visit_code,
+                name=definition.name,
+                on=collected_on.isoformat(),
+                day=study_day,
+                first=window.earliest_day,
+                last=window.latest_day,
+                earliest=window.earliest.isoformat(),
+            ),
+            code="visit.too_early",
+            fields={date_field: collected_on.isoformat()},
+        )
     visit = Visit(
         participant=participant,
         visit_code=visit_code,
         definition=definition,
         collected_on=collected_on,
         study_day=study_day,
-        out_of_window=not (low <= study_day <= high),
+        out_of_window=study_day > window.latest_day,
         created_by_id=getattr(actor, "id", None),
     )
     db.session.add(visit)
@@ -327,3 +354,27 @@ def open_visit(participant: Participant, visit_code: str, collected_on: date, *,
             code="visit.concurrent",
         ) from err
     return visit
+
+
+@dataclass(frozen=True)
+class VisitWindow:
+    """When a participant's visit may be collected: study days and the dates they fall on."""
+
+    earliest_day: int
+    latest_day: int
+    earliest: date
+    latest: date
+
+
+def visit_window(participant: Participant, definition: VisitDefinition) -> VisitWindow:
+    """The protocol window of ``definition`` for ``participant``: from its nominal day minus
+    the days allowed before it to its nominal day plus the days allowed after, day 0 being
+    the inclusion date."""
+    first = definition.nominal_day - definition.window_before_days
+    last = definition.nominal_day + definition.window_after_days
+    return VisitWindow(
+        first,
+        last,
+        participant.included_on + timedelta(days=first),
+        participant.included_on + timedelta(days=last),
+    )

@@ -12,49 +12,12 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from biobank.assays import outcomes, pipeline, response, services
-from biobank.assays.example import make_plate
+from biobank.assays import outcomes, response, services
 from biobank.assays.models import Result
 from biobank.errors import Invalid
 from biobank.samples import services as samples
+from tests.assays.conftest import sheet
 from tests.pages import refused
-
-
-def sheet(rows) -> bytes:
-    book = openpyxl.Workbook()
-    book.active.append(["Barcode", "Analyte", "Value", "Unit", "Method", "Date", "Comment"])
-    for row in rows:
-        book.active.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-@pytest.fixture
-def measured(serum, db):
-    """VEGF of LIM-001..003 at BL and M2 from an accepted plate; M-spike and
-    immunofixation of LIM-001 from a laboratory's sheet (M-spike in g/dL)."""
-    vegf = {
-        serum[("LIM-001", "BL")]: 900.0, serum[("LIM-001", "M2")]: 300.0,
-        serum[("LIM-002", "BL")]: 600.0, serum[("LIM-002", "M2")]: 500.0,
-        serum[("LIM-003", "BL")]: 10.0, serum[("LIM-003", "M2")]: 80.0,
-    }  # fmt: skip
-    plate = make_plate(vegf)
-    run = services.preview_plate(
-        plate.reader, "vegf.xlsx", plate.plate_map, "VEGF",
-        pipeline.Options(read=450, reference=540), actor=None,
-    ).run  # fmt: skip
-    services.accept_run(run.code, actor=None)
-    rows = [
-        [serum[("LIM-001", "BL")], "M-spike", "1,2", "g/dL", "SPE", "02/03/2026", ""],
-        [serum[("LIM-001", "M2")], "M-spike", "0.5", "g/dL", "SPE", "04/05/2026", ""],
-        [serum[("LIM-001", "M2")], "Immunofixation", "Positive IgA lambda", "", "IFE",
-         "04/05/2026", ""],
-    ]  # fmt: skip
-    preview = services.preview_results(sheet(rows), "mprotein.xlsx", actor=None)
-    services.accept_run(preview.run.code, actor=None)
-    db.session.commit()
-    return vegf
 
 
 def test_a_result_sheet_converts_units_and_names_bad_cells(serum, db):

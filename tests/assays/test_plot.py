@@ -1,4 +1,4 @@
-"""biobank.assays.plot: the standard-curve picture."""
+"""biobank.assays.plot: the standard-curve picture and a participant's time course."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from biobank.assays import pictures
 from biobank.assays.curvefit import (
     Fit,
     check_standards,
@@ -14,7 +15,7 @@ from biobank.assays.curvefit import (
     interpolate_samples,
     run_qc,
 )
-from biobank.assays.plot import curve_picture
+from biobank.assays.plot import Point, curve_picture, time_course_picture
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -118,3 +119,32 @@ def test_nothing_passing_draws_without_limits():
 def test_unknown_format_is_refused():
     with pytest.raises(ValueError, match="unknown picture format"):
         curve_picture(FIT, [], [], unit="pg/mL", fmt="jpeg")
+
+
+COURSE = [
+    Point(0, 2400.0, "BL", False),
+    Point(60, 900.0, "M2", False),
+    Point(120, 15.6, "M4", True),
+]
+
+
+def test_the_time_course_is_drawn_with_the_axis_labels_it_is_given():
+    svg = time_course_picture(
+        COURSE, title="LIM-001 · VEGF", ylabel="VEGF (pg/mL)", xlabel="jour d’étude", fmt="svg"
+    )
+
+    assert "jour d’étude".encode() in svg and b"VEGF (pg/mL)" in svg
+    assert b"study day" not in svg
+    assert svg == time_course_picture(
+        COURSE, title="LIM-001 · VEGF", ylabel="VEGF (pg/mL)", xlabel="jour d’étude", fmt="svg"
+    )
+    png = time_course_picture(COURSE, title="t", ylabel="VEGF (pg/mL)", xlabel="study day")
+    assert png.startswith(PNG_SIGNATURE)
+
+
+def test_a_ratio_is_labelled_without_an_empty_unit():
+    ylabel = pictures.with_unit("FLC_RATIO", "")
+    svg = time_course_picture(COURSE, title="t", ylabel=ylabel, xlabel="study day", fmt="svg")
+
+    assert ylabel == "FLC_RATIO" and pictures.with_unit("VEGF", "pg/mL") == "VEGF (pg/mL)"
+    assert b"FLC_RATIO" in svg and b"()" not in svg

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 import sys
 from pathlib import Path
 
@@ -697,16 +698,75 @@ def test_no_post_baseline_visit_gives_no_response(criteria):
     assert haematological_responses([m("BL", 0, 12.0)], {"BL": "positive"}, criteria) == []
 
 
-def test_module_imports_only_the_standard_library():
+def test_module_imports_only_the_standard_library_and_gettext():
     tree = ast.parse(Path(response_module.__file__).read_text(encoding="utf-8"))
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
+            imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
+            imported |= {f"{node.module}.{alias.name}" for alias in node.names}
 
-    assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
+    outside = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
+    assert outside - {"__future__.annotations"} == {"flask_babel.gettext"}, imported
+
+
+# --- the rule in the reader's language -----------------------------------------------------
+
+PLACEHOLDER = re.compile(r"(%\([a-z_]+\)s|%%)")
+
+
+def shouted(message: str) -> str:
+    """A stand-in catalogue that writes every message in capitals, placeholders kept."""
+    return "".join(
+        part if PLACEHOLDER.fullmatch(part) else part.upper() for part in PLACEHOLDER.split(message)
+    )
+
+
+# Branches the tables above do not reach: a zero VEGF baseline, a value equal to the
+# lowest previous one, a "> ULOQ" baseline under a stable value, M-spike visits without
+# immunofixation.
+MORE_VEGF = [
+    [m("BL", 0, 0.0), m("M2", 60, 10.0)],
+    [m("BL", 0, 2000.0), m("M2", 60, 2000.0)],
+    [uloq("BL", 0, 3000.0), m("M2", 60, 2500.0)],
+]
+MORE_M_SPIKE = [([m("BL", 0, 20.0), m("M2", 60, 10.1), m("M4", 120, None)], {"M4": None})]
+
+
+def every_rule(criteria_of):
+    rules = []
+    for lloq_rule in response_module.LLOQ_RULES:
+        criteria = criteria_of(lloq_rule)
+        for series in [p.values[1] for p in VEGF_PATIENTS] + MORE_VEGF:
+            rules += [r.rule for r in vegf_responses(series, criteria)]
+        for series, fixations in [p.values[1:3] for p in M_SPIKE_PATIENTS] + MORE_M_SPIKE:
+            rules += [r.rule for r in haematological_responses(series, fixations, criteria)]
+    return rules
+
+
+def test_every_word_of_every_rule_goes_through_the_catalogue(monkeypatch):
+    """Whatever a rule says, in any of its branches, notes and cautions, is a message of the
+    catalogue: with a catalogue that capitalises, no lower-case word is left but the units."""
+    monkeypatch.setattr(response_module, "gettext", shouted)
+
+    rules = every_rule(lambda rule: load_criteria(below_lloq_rule=rule))
+
+    assert len(rules) > 100
+    left_in_english = [r for r in rules if re.search(r"[a-z]", re.sub(r"pg/mL|g/L", "", r))]
+    assert not left_in_english
+    assert any("≥ 50 % DECREASE FROM BASELINE 2400 pg/mL: -50 %" in r for r in rules)
+    assert any("AN INFINITE % INCREASE (FROM 0)" in r for r in rules)
+    assert any("AT THIS VISIT; NO IMMUNOFIXATION AT THIS VISIT" in r for r in rules)
+    assert any("BASELINE IS 0" in r for r in rules)
+    assert any("EQUAL TO THE LOWEST PREVIOUS VALUE 2000 pg/mL (BASELINE)" in r for r in rules)
+    assert any("CAUTION: THE BASELINE IS A LOWER BOUND" in r for r in rules)
+
+
+def test_outside_a_request_the_rule_is_english():
+    (m2,) = vegf_responses([m("BL", 0, 2400.0), m("M2", 56, 900.0)], load_criteria())
+
+    assert m2.rule == "normalised: 900 pg/mL is below the ULN 1000 pg/mL (baseline 2400 pg/mL)"
 
 
 def test_interpolated_values_are_written_to_four_significant_digits():

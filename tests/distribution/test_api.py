@@ -126,7 +126,9 @@ def test_a_request_goes_from_submission_to_use_by_api(researcher, manager, techn
     told = db.session.execute(
         sa.select(OutboxMessage.body).where(OutboxMessage.event == "shipment.dispatched")
     ).scalar_one()
-    assert f"{sent.astimezone(UTC):%Y-%m-%d %H:%M} UTC" in told
+    utc = sent.astimezone(UTC)
+    # In the researcher's language (English here), in UTC: "Dec 6, 2026, 08:04 UTC".
+    assert f"{utc:%b} {utc.day}, {utc.year}, {utc:%H:%M} UTC" in told
     assert (gone["carrier"], gone["dry_ice_kg"]) == ("World Courier", 5.0)
     assert ok(technician.get("/api/v1/shipments?status=dispatched"))["total"] == 1
 
@@ -161,7 +163,8 @@ def test_a_request_goes_from_submission_to_use_by_api(researcher, manager, techn
         )
     )
     so_far = ok(technician.get(f"/api/v1/shipments/{code}/receipt"))
-    assert so_far["missing"] == [third] and so_far["status"] == "dispatched"
+    assert so_far["not_scanned"] == [third] and so_far["status"] == "dispatched"
+    assert so_far["missing"] == []
     report = ok(
         technician.post(
             f"/api/v1/shipments/{code}/receipt",

@@ -10,11 +10,14 @@ from __future__ import annotations
 import io
 import re
 import zlib
+from datetime import datetime
 
 import openpyxl
 import pytest
 
 from biobank.distribution.documents import (
+    ELLIPSIS,
+    DateFact,
     DocumentHeader,
     ManifestLine,
     PickLine,
@@ -43,6 +46,7 @@ MANIFEST_HEADER = DocumentHeader(
     lines=(("Recipient", "VEGF lab, Limoges"), ("Dry ice", "yes, 5 kg")),
     generated="30/11/2026 09:12",
 )
+DISPATCHED = datetime(2026, 11, 29, 14, 5)
 LOCATION = "Freezer −80 n°1 › Shelf 2 › Rack A › Box 3"
 ROWS = "ABCDEFGHI"
 
@@ -210,18 +214,103 @@ def test_pick_list_keeps_the_given_order():
     assert found == sorted(found)
 
 
-def test_pick_list_shortens_a_long_location_keeping_its_end():
-    location = (
-        "Congélateur −80 °C n°12 (salle 204, bâtiment B, aile nord, niveau -1) › "
-        "Étagère 4 › Portoir C › Boîte 17"
-    )
-    line = PickLine("BB1", "SER", 500, "LIM-0001", "M2", location, "A1")
-    text = pdf_pages_text(pick_list_pdf(HEADER, [line], compress=False))[0]
+def flat(text: str) -> str:
+    """A page's text with its lines joined by spaces: a cell wrapped over several lines
+    reads as its whole text again."""
+    return " ".join(text.split("\n"))
 
-    shown = next(row for row in text.splitlines() if row.startswith("…"))
-    assert location.endswith(shown[1:])
-    assert shown.endswith("Portoir C › Boîte 17")
-    assert "Congélateur" not in text
+
+# Two freezers whose locations differ only at the start: a cut from the left made them
+# look alike on paper ("…helf 1 › Rack 1A › POEMS box 1111").
+FREEZERS = (
+    "Central biobank › Room 204 › Freezer −80 °C n°1 (Thermo TSX) › Shelf 1 › Rack 1A › "
+    "POEMS box 1111",
+    "Central biobank › Room 204 › Freezer −80 °C n°2 (Thermo TSX) › Shelf 1 › Rack 1A › "
+    "POEMS box 1111",
+)
+FRENCH = {
+    "box": "Boîte",
+    "position": "Position",
+    "barcode": "Code-barres",
+    "sample_type": "Type d’échantillon",
+    "volume_ul": "Volume (µL)",
+    "visit": "Visite",
+    "participant": "Participant",
+    "location": "Emplacement",
+    "picked": "Prélevé",
+    "page": "Page",
+    "of": "sur",
+    "total": "Total",
+    "tube": "tube",
+    "tubes": "tubes",
+    "signature": "Colis préparé par / date / signature",
+    "received_signature": "Reçu par / date / signature",
+}
+
+
+def test_pick_list_wraps_long_locations_whole_so_two_freezers_differ():
+    lines = [
+        PickLine(f"BB{n}", "SER", 500, "LIM-0001", "M2", location, "A1")
+        for n, location in enumerate(FREEZERS)
+    ]
+    text = pdf_pages_text(pick_list_pdf(HEADER, lines, compress=False))[0]
+    assert ELLIPSIS not in text
+    for location in FREEZERS:
+        assert location in flat(text)
+    wrapped = [row for row in text.splitlines() if row.startswith("Central biobank")]
+    assert len(wrapped) == 2 and all(row != FREEZERS[0] for row in wrapped), "wrapped, not cut"
+
+
+def test_french_column_headings_wrap_and_are_never_cut():
+    pick = pdf_pages_text(pick_list_pdf(HEADER, pick_lines(3), labels=FRENCH, compress=False))[0]
+    manifest = pdf_pages_text(
+        manifest_pdf(MANIFEST_HEADER, manifest_lines(3), labels=FRENCH, compress=False)
+    )[0]
+    for text, keys in (
+        (pick, ("picked", "location", "position", "barcode", "sample_type", "participant")),
+        (manifest, ("position", "barcode", "sample_type", "visit", "participant")),
+    ):
+        assert ELLIPSIS not in text
+        for key in keys:
+            assert FRENCH[key] in flat(text), FRENCH[key]
+    assert "Prélevé" in pick.splitlines(), "a one-word heading stays one word"
+    assert "Colis préparé par / date / signature" in manifest
+
+
+def test_every_manifest_cell_wraps_whole():
+    line = ManifestLine(
+        box_number=1,
+        position="A1",
+        barcode="BB2026000001",
+        sample_type="Serum, second aliquot of the series",
+        volume_ul=250,
+        visit="M12 — twelve months after inclusion",
+        participant="LIM-0001 (transferred from Hôpital Saint-Louis, Paris)",
+    )
+    text = pdf_pages_text(manifest_pdf(MANIFEST_HEADER, [line], compress=False))[0]
+    assert ELLIPSIS not in text
+    for value in (line.sample_type, line.visit, line.participant):
+        assert value in flat(text), value
+
+
+def test_a_word_too_long_for_its_column_breaks_between_characters_none_lost():
+    barcode = "X" * 60  # far wider than the barcode column, even at the smallest size
+    line = PickLine(barcode, "SER", 500, "LIM-0001", "M2", "Box 1", "A1")
+    text = pdf_pages_text(pick_list_pdf(HEADER, [line], compress=False))[0]
+    pieces = [row for row in text.splitlines() if set(row) == {"X"}]
+    assert len(pieces) > 1 and "".join(pieces) == barcode
+
+
+def test_long_fact_labels_wrap_whole():
+    header = DocumentHeader(
+        "Manifeste S00003",
+        "S00003",
+        (("Enregistreur de température du colis", "TL-123"),),
+        "29 nov. 2026, 14:05",
+    )
+    text = pdf_pages_text(manifest_pdf(header, [], compress=False))[0]
+    assert ELLIPSIS not in text
+    assert "Enregistreur de température du colis" in flat(text)
 
 
 def test_empty_pick_list_is_one_page_saying_zero():
@@ -491,3 +580,18 @@ def test_two_thousand_line_manifest_xlsx_round_trips():
         if isinstance(value, str) and value.startswith("BB")
     }
     assert grid == {line.barcode for line in lines}
+
+
+def test_manifest_xlsx_writes_a_date_fact_as_a_real_date():
+    header = DocumentHeader(
+        "Manifest S00003",
+        "S00003",
+        (("Carrier", "World Courier"), ("Dispatched", DateFact("29 nov. 2026, 14:05", DISPATCHED))),
+        "30/11/2026 09:12",
+    )
+    sheet = _load(manifest_xlsx(header, manifest_lines(2)))["Manifest"]
+    cell = sheet["B3"]
+    assert sheet["A3"].value == "Dispatched"
+    assert cell.is_date and cell.value == DISPATCHED
+    assert cell.number_format == "yyyy-mm-dd hh:mm"
+    assert sheet.column_dimensions["B"].width >= len("yyyy-mm-dd hh:mm")

@@ -113,7 +113,7 @@ def test_a_request_goes_from_researcher_to_lab_through_the_pages(stocked, login_
     done = technician.post(f"{shipment_url}/receipt", data={"condition": "frozen"})
     assert done.status_code == 303
     assert "received" in researcher.get(request_url).get_data(as_text=True)
-    assert samples.find_aliquot(chosen[2], actor=None).status == "shipped"  # missing
+    assert samples.find_aliquot(chosen[2], actor=None).status == "missing"
 
 
 def test_withdrawal_page_lists_and_destroys(stocked, login_as):

@@ -69,3 +69,41 @@ def test_a_plate_is_imported_checked_on_its_curve_and_accepted(page, log_in, pla
     expect(page.locator("h2", has_text="Results and biological response")).to_be_visible()
     expect(page.locator("img.time-course")).to_be_visible()
     expect(page.locator("table.responses")).to_contain_text("partial")
+
+
+def test_a_refused_plate_import_comes_back_filled_and_reloads_safely(page, log_in, plate):
+    log_in("e2e.manager")
+    page.goto("/assays")
+    page.set_input_files(
+        "#reader_file",
+        files=[{"name": "vegf-plate1.xlsx", "mimeType": XLSX, "buffer": plate.reader}],
+    )
+    page.set_input_files(
+        "#plate_map", files=[{"name": "map.xlsx", "mimeType": XLSX, "buffer": plate.plate_map}]
+    )
+    page.fill("#read", "45O")  # a letter O typed for a zero
+    page.fill("#instrument", "Tecan Sunrise")
+    page.fill("#kit_lot", "LOT-42")
+    page.select_option("#model", "5PL")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Read and fit").click()
+
+    expect(page.locator(".flash-error")).to_contain_text("Enter a whole number.")
+    expect(page.locator("#read ~ .field-error")).to_have_text("Enter a whole number.")
+    expect(page.locator("#read")).to_have_value("45O")
+    expect(page.locator("#instrument")).to_have_value("Tecan Sunrise")
+    expect(page.locator("#kit_lot")).to_have_value("LOT-42")
+    expect(page.locator("#model")).to_have_value("5PL")
+    expect(page.locator(".kept-files")).to_be_visible()
+    expect(page.get_by_text("No run yet.")).to_be_visible()
+
+    posted = []
+    page.on("request", lambda request: request.method == "POST" and posted.append(request.url))
+    page.reload()
+    expect(page.locator("h1")).to_have_text("Assay runs")
+    expect(page.locator(".flash-error")).to_have_count(0)
+    expect(page.locator("#instrument")).to_have_value("")
+    page.go_back()
+    expect(page.locator("h1")).to_have_text("Assay runs")
+    expect(page.get_by_text("No run yet.")).to_be_visible()
+    assert posted == []

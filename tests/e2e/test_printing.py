@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 import threading
 from typing import NamedTuple
 
 import pytest
+import zxingcpp
+from PIL import Image
 from playwright.sync_api import expect
 
 from biobank.auth import services as auth
@@ -15,7 +18,7 @@ from biobank.printing import services as printing
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import TIMEOUT_MS
-from tests.e2e.pages import path
+from tests.e2e.pages import path, wait_for_focus
 
 pytestmark = pytest.mark.e2e
 PARTICIPANT = "LIM-001"
@@ -75,7 +78,7 @@ def choose(page, template: str, output: str) -> None:
 
 
 def print_pdf(page) -> tuple[str, bytes]:
-    """Click Print; return the answer's content type and bytes.
+    """Click Print; return the answer's content type and bytes (a PDF, or a PNG preview).
 
     Headless Chromium opens an inline PDF in its viewer, and the Response then holds the
     viewer's HTML (an older Chromium downloads it instead): the bytes are taken on the way
@@ -172,9 +175,10 @@ def test_a_reprint_needs_a_reason_which_the_custody_table_shows(page, log_in, se
 
     click_print(page)  # no reason
 
-    expect(page.locator(".flash-error")).to_have_text(
-        f"Labels of {barcode} were printed before: say why you reprint them."
-    )
+    message = f"The cryo-38x13 label of {barcode} was printed before: say why you reprint it."
+    expect(page.locator(".flash-error")).to_have_text(message)
+    expect(page.locator(".field.has-error #reason")).to_have_count(1)
+    expect(page.locator(".field.has-error .field-error")).to_have_text(message)
     assert len(label_prints(api, visit.token, barcode)) == 1
 
     choose(page, "cryo-38x13", "pdf")
@@ -252,3 +256,71 @@ def test_a_printer_that_answers_gets_the_zpl_of_every_label(labels_page, seed, z
     zpl = received()
     assert zpl.startswith(b"^XA")
     assert zpl.count(b"^XA") == zpl.count(b"^XZ") == 10
+
+
+def printed_templates(api, token: str, barcode: str) -> list[str]:
+    return [e["details"]["template"] for e in label_prints(api, token, barcode)]
+
+
+def test_a_visits_wrap_around_then_cap_labels_print_without_being_asked_for_a_reason(
+    labels_page, api, visit
+):
+    choose(labels_page, "cryo-38x13", "pdf")
+    content_type, _ = print_pdf(labels_page)
+    assert content_type == "application/pdf"
+    labels_page.goto(f"/participants/{PARTICIPANT}/visits/BL/labels")
+    expect(labels_page.locator(".printed-labels").first).to_have_text("cryo-38x13")
+    choose(labels_page, "cryo-cap", "pdf")
+
+    content_type, pdf = print_pdf(labels_page)  # no reason typed, none asked
+
+    assert content_type == "application/pdf" and len(page_sizes(pdf)) == 10
+    for code in visit.codes:
+        assert printed_templates(api, visit.token, code) == ["cryo-38x13", "cryo-cap"]
+    labels_page.goto(f"/participants/{PARTICIPANT}/visits/BL/labels")
+    expect(labels_page.locator(".printed-labels")).to_have_text(["cryo-38x13, cryo-cap"] * 10)
+
+
+def test_the_cap_label_printed_again_asks_why_and_a_reload_writes_nothing(
+    labels_page, seed, api, visit
+):
+    with seed():
+        printing.print_labels(visit.codes, "cryo-cap", "pdf", actor=auth.get_user(TECHNICIAN))
+    labels_page.reload()
+    choose(labels_page, "cryo-cap", "zpl")
+
+    click_print(labels_page)
+
+    assert path(labels_page) == f"/participants/{PARTICIPANT}/visits/BL/labels"
+    expect(labels_page.locator(".flash-error")).to_contain_text(
+        "The cryo-cap labels of 10 aliquots were printed before"
+    )
+    expect(labels_page.locator(".field.has-error #reason")).to_have_count(1)
+    wait_for_focus(labels_page, "reason")  # the user types the reason straight away
+    expect(labels_page.locator("#template")).to_have_value("cryo-cap")
+    expect(labels_page.locator("#output")).to_have_value("zpl")
+    labels_page.reload()  # the refusal was answered with a redirect: nothing is sent again
+    expect(labels_page.locator(".flash-error")).to_have_count(0)
+    assert all(printed_templates(api, visit.token, code) == ["cryo-cap"] for code in visit.codes)
+
+    choose(labels_page, "cryo-cap", "pdf")
+    labels_page.fill("#reason", "caps came off in the bath")
+    content_type, _ = print_pdf(labels_page)
+    assert content_type == "application/pdf"
+    (_first, again) = label_prints(api, visit.token, visit.codes[0])
+    assert again["reason"] == "caps came off in the bath" and again["details"]["reprint"]
+
+
+def test_the_png_preview_of_a_visit_shows_all_its_labels_and_records_nothing(
+    labels_page, api, visit
+):
+    choose(labels_page, "cryo-38x13", "png")
+
+    content_type, png = print_pdf(labels_page)
+
+    assert content_type == "image/png"
+    assert labels_page.evaluate("document.contentType") == "image/png"  # shown, not a file
+    image = Image.open(io.BytesIO(png))
+    found = zxingcpp.read_barcodes(image, try_downscale=False)
+    assert sorted(r.text for r in found) == sorted(visit.codes)
+    assert not any(label_prints(api, visit.token, code) for code in visit.codes)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import expect
 
+from biobank.extensions import db
 from biobank.samples import barcodes
+from biobank.samples.models import Specimen
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.e2e.pages import path, scan, wait_for_focus
@@ -113,3 +118,64 @@ def test_a_registered_visit_is_no_longer_offered_and_the_api_refuses_its_tube(
 
     page.goto(f"/participants/{PARTICIPANT}/visits/BL")
     expect(page.locator("table.aliquots tbody tr")).to_have_count(10)  # nothing was added
+
+
+def times_of(section) -> dict[str, str]:
+    return {
+        field: section.locator(f"input[type=datetime-local][name$='-{field}']").input_value()
+        for field in TIMES
+    }
+
+
+def test_after_a_refused_registration_corrected_times_still_reach_the_other_tube(
+    page, log_in, technician_token, live_app, screenshot
+):
+    log_in("tech.lim")
+    page.goto(f"/participants/{PARTICIPANT}/register")
+    page.select_option("#visit", "BL")
+    serum = page.locator("fieldset.tube[data-tube=SST]")
+    plasma = page.locator("fieldset.tube[data-tube=EDTA]")
+    frozen = "input[type=datetime-local][name$='-frozen_at']"
+    received = "input[type=datetime-local][name$='-received_at']"
+    # The serum's times typed with a slip (frozen before it was spun); the plasma tube
+    # takes them as they are typed, except its reception time, typed by hand.
+    for field, value in {**TIMES, "frozen_at": "2026-01-05T08:00"}.items():
+        serum.locator(f"input[type=datetime-local][name$='-{field}']").fill(value)
+    plasma.locator(received).fill("2026-01-05T08:55")
+    expect(plasma.locator(frozen)).to_have_value("2026-01-05T08:00")
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Register and create aliquots").click()
+
+    assert path(page) == f"/participants/{PARTICIPANT}/register"
+    expect(page.locator(".flash-error")).to_contain_text(
+        "Tube SST: the freezing time is before the centrifugation time."
+    )
+    expect(serum.locator(".field.has-error " + frozen)).to_have_count(1)
+    expect(plasma.locator(".field.has-error")).to_have_count(0)
+    assert times_of(plasma) == {
+        **TIMES,
+        "received_at": "2026-01-05T08:55",
+        "frozen_at": "2026-01-05T08:00",
+    }
+    screenshot("registration-refused")
+
+    serum.locator(frozen).fill("2026-01-05T09:40")
+    serum.locator(received).fill("2026-01-05T08:52")
+
+    expect(plasma.locator(frozen)).to_have_value("2026-01-05T09:40")  # a copy follows
+    expect(plasma.locator(received)).to_have_value("2026-01-05T08:55")  # typed: kept
+    with page.expect_navigation():
+        page.get_by_role("button", name="Register and create aliquots").click()
+
+    assert path(page) == f"/participants/{PARTICIPANT}/visits/BL"
+    with live_app.app_context():
+        recorded = {
+            s.tube_type: (s.received_at, s.frozen_at)
+            for s in db.session.execute(sa.select(Specimen)).scalars()
+        }
+    # Typed in Paris (UTC+1 in January), recorded in UTC.
+    assert recorded == {
+        "SST": (datetime(2026, 1, 5, 7, 52, tzinfo=UTC), datetime(2026, 1, 5, 8, 40, tzinfo=UTC)),
+        "EDTA": (datetime(2026, 1, 5, 7, 55, tzinfo=UTC), datetime(2026, 1, 5, 8, 40, tzinfo=UTC)),
+    }

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from biobank.samples import barcodes
 from tests import factories
 from tests.conftest import PASSWORD
-from tests.e2e.pages import scan, wait_for_focus
+from tests.e2e.pages import path, scan, wait_for_focus
 
 pytestmark = pytest.mark.e2e
 TECHNICIAN = "tech.central"
@@ -109,3 +109,49 @@ def test_a_lowercase_code_with_surrounding_spaces_still_finds_the_aliquot(scan_p
 
     expect(scan_page.locator('.scan-state[data-state="found"]')).to_be_visible()
     expect(scan_page.locator("dt:has-text('Barcode') + dd")).to_have_text(serum[2])
+
+
+@pytest.fixture
+def box(seed, serum):
+    """Box BX-0001 of the central biobank's freezer, where the technician works."""
+    with seed():
+        factories.freezer({"BX-0001": "Box 1"})
+    return "BX-0001"
+
+
+def test_a_box_barcode_scanned_says_it_is_a_box_and_links_to_its_map(scan_page, box, screenshot):
+    scan(scan_page, box.lower())
+
+    state = scan_page.locator(".scan-state")
+    expect(state).to_have_attribute("data-state", "barcode.container")
+    expect(state.locator(".scan-title")).to_have_text("✗ Not a tube")
+    expect(state.locator(".scan-message")).to_have_text(
+        "This is box BX-0001, not a tube: scan the barcode on the tube."
+    )
+    wait_for_focus(scan_page, "code")
+    screenshot("scan-box")
+
+    with scan_page.expect_navigation():
+        state.get_by_role("link", name="Open the map of box BX-0001").click()
+    assert path(scan_page) == "/boxes/BX-0001"
+    expect(scan_page.locator("h1")).to_have_text("Box 1 BX-0001")
+
+
+@pytest.mark.parametrize(
+    ("typed", "state", "message"),
+    [
+        ("7KQ3", "barcode.length", "7KQ3 has 4 characters; an aliquot barcode has 9."),
+        (
+            "B4",
+            "barcode.position",
+            "B4 is a position in a box, not a tube: scan the barcode on the tube.",
+        ),
+    ],
+)
+def test_a_short_code_or_a_position_is_named_as_such(scan_page, serum, typed, state, message):
+    scan(scan_page, typed)
+
+    result = scan_page.locator(".scan-state")
+    expect(result).to_have_attribute("data-state", state)
+    expect(result.locator(".scan-message")).to_have_text(message)
+    wait_for_focus(scan_page, "code")

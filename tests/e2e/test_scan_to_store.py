@@ -91,20 +91,27 @@ def test_a_position_scanned_first_receives_the_next_tube(box_page, bench):
     expect(well(box_page, "A1")).to_have_attribute("data-barcode", bench.codes[1])
 
 
-def test_a_tube_stored_in_another_box_is_moved_after_confirmation(
+def test_a_tube_stored_in_another_box_is_moved_when_scanned_again(
     box_page, bench, page, screenshot
 ):
     scan(box_page, bench.elsewhere)
-    expect(box_page.locator(".flash-error")).to_contain_text(
+    question = box_page.locator(".scan-confirm")
+    expect(question).to_contain_text(
         f"{bench.elsewhere} is stored at Freezer −80 n°1 › Shelf 1 › Box 2 ({OTHER_BOX}) › A1."
     )
-    move = box_page.get_by_role("button", name=f"Move {bench.elsewhere} into this box")
-    expect(move).to_be_focused()
+    expect(question).to_contain_text("Scan it again to move it here.")
+    expect(box_page.locator("label[for=code]")).to_have_text(
+        f"Scan {bench.elsewhere} again to move it here, or scan the next tube"
+    )
+    # The scan input keeps the focus: the Move button is one tap away, never one Enter.
+    wait_for_focus(box_page, "code")
+    expect(
+        box_page.get_by_role("button", name=f"Move {bench.elsewhere} into this box")
+    ).not_to_be_focused()
     expect(box_page.locator(".box-grid td[data-barcode]")).to_have_count(0)
     screenshot("scan-to-store-confirm-move")
 
-    with box_page.expect_navigation():
-        box_page.keyboard.press("Enter")  # the confirmation is one key away, too
+    scan(box_page, bench.elsewhere)
     expect(box_page.locator(".flash-success")).to_have_text(
         f"{bench.elsewhere} moved to A1 (it was at Freezer −80 n°1 › Shelf 1 › Box 2 "
         f"({OTHER_BOX}) › A1)."
@@ -114,6 +121,14 @@ def test_a_tube_stored_in_another_box_is_moved_after_confirmation(
 
     page.goto(f"/boxes/{OTHER_BOX}")
     expect(page.locator(".box-grid td[data-barcode]")).to_have_count(0)
+
+
+def test_the_move_button_confirms_on_a_tap(box_page, bench):
+    scan(box_page, bench.elsewhere)
+    with box_page.expect_navigation():
+        box_page.get_by_role("button", name=f"Move {bench.elsewhere} into this box").click()
+    expect(well(box_page, "A1")).to_have_attribute("data-barcode", bench.elsewhere)
+    wait_for_focus(box_page, "code")
 
 
 def test_leaving_a_tube_where_it_is_stores_nothing(box_page, bench):
@@ -126,9 +141,11 @@ def test_leaving_a_tube_where_it_is_stores_nothing(box_page, bench):
 
 def test_a_tube_whose_consent_was_withdrawn_is_refused(box_page, bench, screenshot):
     scan(box_page, bench.withdrawn)
-    expect(box_page.locator(".flash-error")).to_have_text(
+    refusal = box_page.locator('.scan-state.scan-error[data-state="consent.withdrawn"]')
+    expect(refusal.locator(".scan-message")).to_have_text(
         f"Biobank consent of LIM-002 was withdrawn: {bench.withdrawn} cannot be stored."
     )
+    expect(refusal.locator(".scan-code")).to_have_text(bench.withdrawn)
     expect(box_page.locator(f'.box-grid td[data-barcode="{bench.withdrawn}"]')).to_have_count(0)
     wait_for_focus(box_page, "code")
     screenshot("scan-to-store-consent-withdrawn")

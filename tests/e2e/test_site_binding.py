@@ -34,12 +34,17 @@ def test_a_par_technician_gets_a_not_found_page_for_a_lim_participant(page, log_
     expect(page.locator(".error-page .flash-error")).to_have_text("No participant LIM-001.")
 
 
-def test_a_par_technician_scanning_a_lim_aliquot_is_told_it_is_not_found(page, log_in, lim_aliquot):
+def test_a_par_technician_scanning_a_lim_aliquot_is_told_only_that_it_is_elsewhere(
+    page, log_in, lim_aliquot
+):
     log_in("tech.par")
     page.goto("/scan")
 
     wait_for_focus(page, "code")
     scan(page, lim_aliquot)
 
-    expect(page.locator(".scan-state")).to_have_attribute("data-state", "aliquot.not_found")
+    expect(page.locator(".scan-state")).to_have_attribute("data-state", "aliquot.other_centre")
+    expect(page.locator(".scan-message")).to_contain_text("registered at another centre")
+    # Nothing of its participant, visit or place.
     expect(page.get_by_text("LIM-001")).to_have_count(0)
+    expect(page.locator(".scan-state")).not_to_contain_text("Freezer")

@@ -35,13 +35,9 @@ def test_label_templates_are_listed_by_name(api_as):
 
 @pytest.mark.parametrize(
     ("fmt", "mime", "magic"),
-    [
-        ("png", "image/png", b"\x89PNG"),
-        ("pdf", "application/pdf", b"%PDF"),
-        ("zpl", "application/zpl", b"^XA"),
-    ],
+    [("pdf", "application/pdf", b"%PDF"), ("zpl", "application/zpl", b"^XA")],
 )
-def test_one_label_in_each_format(api_as, barcodes, fmt, mime, magic):
+def test_a_post_prints_one_label_and_records_it(api_as, barcodes, fmt, mime, magic):
     client = api_as("technician")
     response = client.post(
         f"/api/v1/aliquots/{barcodes[0]}/label",
@@ -49,8 +45,15 @@ def test_one_label_in_each_format(api_as, barcodes, fmt, mime, magic):
     )
     assert response.status_code == 200
     assert response.mimetype == mime and response.data.startswith(magic)
-    printed = custody_kinds(client, barcodes[0]).count("LABEL_PRINTED")
-    assert printed == (0 if fmt == "png" else 1)  # a preview is not a print
+    assert custody_kinds(client, barcodes[0]).count("LABEL_PRINTED") == 1
+
+
+def test_a_post_asking_for_a_png_is_sent_to_the_get_preview(api_as, barcodes):
+    client = api_as("technician")
+    response = client.post(f"/api/v1/aliquots/{barcodes[0]}/label", json={"format": "png"})
+    assert response.status_code == 400
+    assert "GET this address for the PNG preview" in str(response.get_json()["error"]["fields"])
+    assert "LABEL_PRINTED" not in custody_kinds(client, barcodes[0])
 
 
 def test_a_reprint_through_the_api_needs_a_reason(api_as, barcodes):
@@ -171,3 +174,104 @@ def test_the_print_page_offers_the_cryovial_label_first_and_no_box_label(login_a
     page = login_as("technician").get(f"/aliquots/{barcodes[0]}/labels").get_data(as_text=True)
     assert '<option selected value="cryo-38x13">' in page or 'value="cryo-38x13" selected' in page
     assert 'value="box-50x25"' not in page
+
+
+def label_templates_printed(client, barcode) -> list[tuple[str, bool]]:
+    items = client.get(f"/api/v1/aliquots/{barcode}/custody").get_json()["items"]
+    return [
+        (e["details"]["template"], e["details"]["reprint"])
+        for e in items
+        if e["kind"] == "LABEL_PRINTED"
+    ]
+
+
+def test_the_cap_label_after_the_wrap_around_label_needs_no_reason_through_the_api(
+    api_as, barcodes
+):
+    client = api_as("technician")
+    url = f"/api/v1/aliquots/{barcodes[0]}/label"
+    assert client.post(url, json={"template": "cryo-38x13", "format": "zpl"}).status_code == 200
+
+    cap = client.post(url, json={"template": "cryo-cap", "format": "zpl"})
+
+    assert cap.status_code == 200, cap.get_json()
+    again = client.post(url, json={"template": "cryo-cap", "format": "zpl"})
+    assert again.status_code == 400
+    error = again.get_json()["error"]
+    assert error["code"] == "label.reprint_reason"
+    assert error["message"] == (
+        f"The cryo-cap label of {barcodes[0]} was printed before: say why you reprint it."
+    )
+    assert label_templates_printed(client, barcodes[0]) == [
+        ("cryo-38x13", False),
+        ("cryo-cap", False),
+    ]
+
+
+def test_a_batch_mixing_first_prints_and_reprints_is_refused_naming_the_reprints(api_as, barcodes):
+    client = api_as("technician")
+    first = client.post(
+        "/api/v1/labels", json={"barcodes": barcodes[:2], "template": "cryo-cap", "format": "zpl"}
+    )
+    assert first.status_code == 200
+
+    mixed = client.post(
+        "/api/v1/labels", json={"barcodes": barcodes[:5], "template": "cryo-cap", "format": "zpl"}
+    )
+
+    assert mixed.status_code == 400
+    error = mixed.get_json()["error"]
+    assert error["code"] == "label.reprint_reason"
+    assert error["fields"] == {"reason": "", "barcodes": ", ".join(barcodes[:2])}
+    assert all(code in error["message"] for code in barcodes[:2])
+    assert not any(code in error["message"] for code in barcodes[2:5])
+    assert [len(label_templates_printed(client, code)) for code in barcodes[:5]] == [
+        1,
+        1,
+        0,
+        0,
+        0,
+    ]
+
+    again = client.post(
+        "/api/v1/labels",
+        json={"barcodes": barcodes[:5], "template": "cryo-cap", "format": "zpl", "reason": "wet"},
+    )
+    assert again.status_code == 200 and again.data.count(b"^XA") == 5
+    assert [label_templates_printed(client, code)[-1] for code in barcodes[:5]] == [
+        ("cryo-cap", True)
+    ] * 2 + [("cryo-cap", False)] * 3
+
+
+def decoded(png: bytes) -> list[str]:
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)), try_downscale=False)
+    return sorted(r.text for r in found)
+
+
+def test_a_batch_preview_shows_every_label_and_records_nothing(api_as, barcodes):
+    client = api_as("technician")
+    response = client.post(
+        "/api/v1/labels", json={"barcodes": barcodes, "template": "cryo-38x13", "format": "png"}
+    )
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    assert response.headers["X-Label-Count"] == "10"
+    assert decoded(response.data) == sorted(barcodes)
+    assert not any("LABEL_PRINTED" in custody_kinds(client, code) for code in barcodes)
+
+
+def test_the_openapi_document_describes_the_preview_get_and_the_print_post(api_as):
+    doc = api_as("technician").get("/api/v1/openapi.json").get_json()
+    label = doc["paths"]["/api/v1/aliquots/{barcode}/label"]
+    assert set(label) >= {"get", "post"}
+    assert list(label["get"]["responses"]["200"]["content"]) == ["image/png"]
+    assert "nothing is recorded" in label["get"]["summary"]
+    assert set(label["post"]["responses"]["200"]["content"]) == {
+        "application/pdf",
+        "application/zpl",
+    }
+    assert "recorded" in label["post"]["summary"]
+    assert "reason" in label["post"]["description"]
+    body = label["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    post_fields = doc["components"]["schemas"][body.rsplit("/", 1)[1]]["properties"]
+    assert post_fields["format"]["enum"] == ["pdf", "zpl"]
+    assert {p["name"] for p in label["get"]["parameters"]} == {"template", "format", "dpi"}

@@ -7,14 +7,18 @@ import json
 import re
 import socket
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import zxingcpp
 from PIL import Image
 
+import labels
 from biobank.custody import services as custody
 from biobank.errors import Conflict, Invalid, NotFound
+from biobank.extensions import db as _db
 from biobank.printing import services as printing
 from biobank.samples import barcodes
 from biobank.samples import services as samples
@@ -84,7 +88,7 @@ def test_a_reprint_must_say_why_and_then_shows_who_and_why(visit, technician):
     printing.print_labels(visit[:1], "cryo-38x13", "pdf", actor=technician)
     with pytest.raises(Invalid, match="printed before") as refused:
         printing.print_labels(visit[:2], "cryo-38x13", "pdf", actor=technician)
-    assert refused.value.fields == {"reason": ""}
+    assert refused.value.fields == {"reason": "", "barcodes": visit[0]}
     assert visit[0] in str(refused.value.message) and visit[1] not in str(refused.value.message)
     assert len(label_events(visit[1])) == 0  # nothing of the refused job was recorded
 
@@ -222,3 +226,180 @@ def test_box_templates_are_not_offered_for_aliquots(db):
     offered = {t.name for t in printing.list_templates() if t.for_aliquots}
     assert {"cryo-38x13", "cryo-cap", "sheet-a4", "sheet-letter"} <= offered
     assert "box-50x25" not in offered
+
+
+# --- a tube's several labels: the wrap-around label, then the cap label ------------------
+
+
+def label_details(barcode: str) -> list[dict]:
+    return [json.loads(e.details) for e in label_events(barcode)]
+
+
+def test_the_cap_label_after_the_wrap_around_label_is_a_first_print(visit, technician):
+    printing.print_labels(visit, "cryo-38x13", "pdf", actor=technician)
+
+    printing.print_labels(visit, "cryo-cap", "pdf", actor=technician)  # no reason asked
+
+    for barcode in visit:
+        events = label_events(barcode)
+        assert [json.loads(e.details)["template"] for e in events] == ["cryo-38x13", "cryo-cap"]
+        assert [json.loads(e.details)["reprint"] for e in events] == [False, False]
+        assert [e.reason for e in events] == [None, None]
+    assert custody.verify().intact
+
+
+def test_the_cap_label_printed_again_is_a_reprint_that_needs_a_reason(visit, technician):
+    printing.print_labels(visit[:1], "cryo-38x13", "zpl", actor=technician)
+    printing.print_labels(visit[:1], "cryo-cap", "zpl", actor=technician)
+
+    with pytest.raises(Invalid) as refused:
+        printing.print_labels(visit[:1], "cryo-cap", "zpl", actor=technician)
+
+    assert refused.value.code == "label.reprint_reason"
+    assert str(refused.value.message) == (
+        f"The cryo-cap label of {visit[0]} was printed before: say why you reprint it."
+    )
+    assert len(label_events(visit[0])) == 2
+    printing.print_labels(visit[:1], "cryo-cap", "zpl", reason="cap fell off", actor=technician)
+    last = label_events(visit[0])[-1]
+    details = json.loads(last.details)
+    assert last.reason == "cap fell off"
+    assert (details["template"], details["reprint"]) == ("cryo-cap", True)
+
+
+def test_a_batch_mixing_first_prints_and_reprints_names_the_reprints_and_writes_nothing(
+    visit, technician
+):
+    printing.print_labels(visit[:3], "cryo-cap", "zpl", actor=technician)
+    printing.print_labels(visit[3:6], "cryo-38x13", "zpl", actor=technician)
+
+    with pytest.raises(Invalid) as refused:
+        printing.print_labels(visit[:6], "cryo-cap", "zpl", actor=technician)
+
+    message = str(refused.value.message)
+    assert message == (
+        f"The cryo-cap labels of 3 aliquots were printed before ({', '.join(visit[:3])}): "
+        "say why you reprint them."
+    )
+    assert not any(code in message for code in visit[3:6])  # first prints of the cap label
+    assert refused.value.fields == {"reason": "", "barcodes": ", ".join(visit[:3])}
+    assert [len(label_events(code)) for code in visit[:6]] == [1] * 6  # nothing written
+
+    printing.print_labels(visit[:6], "cryo-cap", "zpl", reason="smudged", actor=technician)
+    caps = [[d for d in label_details(code) if d["template"] == "cryo-cap"] for code in visit[:6]]
+    assert [[d["reprint"] for d in printed] for printed in caps] == [[False, True]] * 3 + [
+        [False]
+    ] * 3
+    assert [label_events(code)[-1].reason for code in visit[:6]] == ["smudged"] * 3 + [None] * 3
+    assert custody.verify().intact
+
+
+def test_a_batch_of_many_reprints_lists_the_first_twenty_in_its_message(db, sites, technician):
+    codes = []
+    for participant in ("LIM-002", "LIM-003", "LIM-004"):
+        factories.participant("LIM", code=participant)
+        codes += [a.barcode for a in factories.visit(participant, "BL").aliquots]
+    db.session.commit()
+    printing.print_labels(codes, "cryo-cap", "zpl", actor=technician)
+
+    with pytest.raises(Invalid) as refused:
+        printing.print_labels(codes, "cryo-cap", "zpl", actor=technician)
+
+    message = str(refused.value.message)
+    assert f"of {len(codes)} aliquots" in message
+    assert all(code in message for code in codes[:20]) and codes[20] not in message
+    assert refused.value.fields["barcodes"] == ", ".join(codes)  # all of them, for scripts
+
+
+@contextmanager
+def custody_reads():
+    """The SELECTs on custody_event run inside the block."""
+    seen: list[str] = []
+
+    def capture(_conn, _cursor, statement, *_rest):
+        if statement.lstrip().upper().startswith("SELECT") and "custody_event" in statement:
+            seen.append(statement)
+
+    sa.event.listen(_db.engine, "before_cursor_execute", capture)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(_db.engine, "before_cursor_execute", capture)
+
+
+def test_the_reprint_decision_is_one_query_for_a_whole_batch(visit, technician):
+    printing.print_labels(visit[:4], "cryo-38x13", "zpl", actor=technician)
+    with custody_reads() as one:
+        printing.print_labels(visit[:1], "cryo-cap", "zpl", actor=technician)
+    with custody_reads() as nine:
+        printing.print_labels(visit[1:], "cryo-cap", "zpl", actor=technician)
+    assert len(one) == len(nine) == 1
+
+
+# --- previews -----------------------------------------------------------------------------
+
+
+def decoded(png: bytes) -> list[str]:
+    """The codes an independent reader (zxing-cpp) finds on the picture."""
+    image = Image.open(io.BytesIO(png))
+    return sorted(r.text for r in zxingcpp.read_barcodes(image, try_downscale=False))
+
+
+@pytest.mark.parametrize("template", ["cryo-38x13", "cryo-cap", "sheet-a4"])
+def test_a_preview_of_ten_labels_shows_all_ten_and_records_nothing(visit, technician, template):
+    rendered = printing.preview_labels(visit, template, dpi=300, actor=technician)
+
+    assert rendered.mimetype == "image/png" and rendered.labels == 10
+    assert decoded(rendered.content) == sorted(visit)
+    image = Image.open(io.BytesIO(rendered.content))
+    layout = labels.load_template(template)
+    assert image.size == labels.contact_sheet_size(layout, 10, 300)
+    assert [round(v) for v in image.info["dpi"]] == [300, 300]
+    assert all(label_events(code) == [] for code in visit)
+
+
+def test_each_label_of_a_preview_is_at_its_true_size(visit, technician):
+    png = printing.preview_labels(visit, "cryo-38x13", dpi=600, actor=technician).content
+    image = Image.open(io.BytesIO(png))
+    # 38 x 13 mm at 600 dpi is 897 x 307 dots; 5 to a row and a 1 mm (23 dots) gap.
+    assert image.size == (5 * 897 + 6 * 23, 2 * 307 + 3 * 23)
+    white_run = image.crop((23, 23 + 150, 23 + 897, 23 + 151)).convert("L").getextrema()
+    assert white_run[1] == 255 and image.getpixel((22, 23 + 150)) < 255  # the grey gap
+
+
+def test_printing_as_png_is_the_same_preview_and_records_nothing(visit, technician):
+    rendered = printing.print_labels(visit, "cryo-38x13", "png", actor=technician)
+    assert decoded(rendered.content) == sorted(visit)
+    assert all(label_events(code) == [] for code in visit)
+
+
+def test_a_preview_of_more_labels_than_the_cap_is_refused_naming_the_cap(visit, technician):
+    too_many = visit * 11  # 110 labels
+    with pytest.raises(Invalid) as refused:
+        printing.preview_labels(too_many, "cryo-38x13", actor=technician)
+    assert str(refused.value.message) == (
+        "A preview shows at most 100 labels and 110 were chosen: preview fewer, "
+        "or print them as a PDF."
+    )
+    assert refused.value.code == "label.preview_too_many"
+    with pytest.raises(Invalid, match="at most 100 labels"):
+        printing.print_labels(too_many, "cryo-38x13", "png", actor=technician)
+
+
+def test_a_preview_too_large_to_hold_is_refused_before_drawing(visit, technician, monkeypatch):
+    monkeypatch.setattr(printing, "MAX_PREVIEW_PIXELS", 1_000_000)
+    with pytest.raises(Invalid) as refused:
+        printing.preview_labels(visit, "sheet-a4", dpi=300, actor=technician)
+    assert refused.value.code == "label.preview_too_large"
+    assert "lower resolution" in str(refused.value.message)
+
+
+def test_the_label_history_counts_the_prints_of_each_template(visit, technician):
+    printing.print_labels(visit[:1], "cryo-38x13", "pdf", actor=technician)
+    printing.print_labels(visit[:1], "cryo-cap", "pdf", actor=technician)
+    printing.print_labels(visit[:1], "cryo-38x13", "pdf", reason="torn", actor=technician)
+
+    history = printing.label_history(visit[0], actor=technician)
+
+    assert history.templates == {"cryo-38x13": 2, "cryo-cap": 1}
+    assert [e.reason for e in history.prints] == [None, None, "torn"]

@@ -181,3 +181,65 @@ def test_the_openapi_document_describes_the_routes(client):
     ):
         assert path in spec["paths"], path
     assert "RegistrationRequest" in spec["components"]["schemas"]
+
+
+def test_a_visit_dated_before_its_window_is_a_400_and_writes_nothing(technician):
+    # Included on 5 January 2026: a Month-2 visit on that day is study day 0 (window 49-63).
+    response = register(technician, visit="M2")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "visit.too_early"
+    assert error["fields"] == {"SST.collected_at": "2026-01-05"}
+    assert "study day 49 to study day 63" in error["message"]
+    assert "earliest date is 2026-02-23" in error["message"]
+    assert technician.get("/api/v1/participants/LIM-001").get_json()["visits"] == []
+    assert technician.get("/api/v1/aliquots").get_json()["total"] == 0
+
+
+def test_a_visit_dated_after_its_window_is_registered_and_flagged(technician):
+    late = {
+        key: value.replace("2026-01-05", "2026-03-10") if key.endswith("_at") else value
+        for key, value in TUBE.items()
+    }  # study day 64
+    response = register(technician, visit="M2", tubes=[late])
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["out_of_window"] is True
+
+
+@pytest.fixture
+def freezer(db, sites):
+    factories.freezer({"BX-0001": "Box 1"})
+
+
+@pytest.mark.parametrize(
+    ("typed", "status", "code"),
+    [
+        ("ABC12", 400, "barcode.length"),
+        ("B4", 400, "barcode.position"),
+        ("BX-0001", 400, "barcode.container"),
+        ("RK-9999", 400, "barcode.length"),  # no such container
+        ("7KQ3M9XW5", 400, "barcode.invalid"),  # a wrong check character
+    ],
+)
+def test_aliquot_lookup_answers_each_kind_of_wrong_code_with_its_own_error(
+    technician, freezer, typed, status, code
+):
+    response = technician.get(f"/api/v1/aliquots/{typed}")
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert error["fields"] == {"barcode": typed}
+
+
+def test_aliquot_lookup_of_another_centres_tube_is_a_403_saying_only_that(technician, api_as):
+    barcode = register(technician).get_json()["specimens"][0]["aliquots"][0]["barcode"]
+    paris = api_as("technician", site="PAR")
+    response = paris.get(f"/api/v1/aliquots/{barcode}")
+    assert response.status_code == 403
+    assert response.get_json()["error"] == {
+        "code": "aliquot.other_centre",
+        "message": f"{barcode} is registered at another centre: only that centre and the "
+        "central biobank can see it.",
+        "fields": {"barcode": barcode},
+    }
+    assert paris.get(f"/api/v1/aliquots/{barcode}/custody").status_code == 403

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from biobank.custody import services as custody
 from biobank.custody.models import CustodyEvent
-from biobank.errors import Conflict, Invalid, NotFound
+from biobank.errors import Conflict, Forbidden, Invalid, NotFound
 from biobank.samples import barcodes
 from biobank.samples import services as samples
 from biobank.samples.models import Aliquot, Specimen
@@ -112,8 +112,12 @@ def test_a_tube_type_missing_at_first_can_join_its_visit_later(db, participant):
 def test_a_failure_on_the_second_tube_leaves_nothing_of_the_first(db, participant):
     bad = factories.tube("EDTA", tube_barcode="HOSP-1")
     factories.visit("LIM-001", "M2", tube_types=("SST",))  # HOSP-1 is still free
+    month_4 = datetime(2026, 4, 27, 8, 30, tzinfo=UTC)  # day 112, its nominal day
     samples.register_collection(
-        "LIM-001", "M4", [factories.tube("SST", tube_barcode="HOSP-1")], actor=None
+        "LIM-001",
+        "M4",
+        [factories.tube("SST", collected_at=month_4, tube_barcode="HOSP-1")],
+        actor=None,
     )
     db.session.commit()
     before = (count(db, Aliquot), count(db, Visit))
@@ -231,8 +235,10 @@ def test_lookup_of_a_valid_but_unknown_code_says_not_found(one_aliquot):
 def test_a_centre_user_cannot_see_another_centres_aliquots(db, one_aliquot, make_user):
     paris = make_user("technician", site="PAR")
     limoges = make_user("technician", site="LIM")
-    with pytest.raises(NotFound):
+    with pytest.raises(Forbidden) as refused:
         samples.find_aliquot(one_aliquot.barcode, actor=paris)
+    assert refused.value.code == "aliquot.other_centre"
+    assert "LIM" not in str(refused.value.message)
     assert samples.find_aliquot(one_aliquot.barcode, actor=limoges) is one_aliquot
 
 
@@ -248,3 +254,105 @@ def test_a_volume_correction_is_a_new_event_keeping_the_old_value(db, one_aliquo
 def test_a_volume_correction_needs_a_reason(db, one_aliquot, technician):
     with pytest.raises(Invalid, match="reason"):
         samples.correct_volume(one_aliquot.barcode, 450, "  ", actor=technician)
+
+
+# --- what a code that finds no tube is -----------------------------------------------------
+
+
+@pytest.fixture
+def freezer(db, sites):
+    """Box BX-0001 in rack RK-0001 of freezer FR-0001, at the central biobank."""
+    factories.freezer({"BX-0001": "Box 1"}, parent_kind="rack")
+
+
+@pytest.mark.parametrize(
+    ("typed", "length"), [("ABC12", 5), ("7KQ3M9XW", 8), ("7KQ3M9XW4Z", 10), (" ab12cd ", 6)]
+)
+def test_a_code_of_the_wrong_length_says_how_long_it_is(one_aliquot, typed, length):
+    with pytest.raises(Invalid) as refused:
+        samples.scan_aliquot(typed, actor=None)
+    assert refused.value.code == "barcode.length"
+    assert str(refused.value.message) == (
+        f"{typed.strip().upper()} has {length} characters; an aliquot barcode has 9."
+    )
+
+
+def test_a_one_character_code_says_so_in_the_singular(one_aliquot):
+    with pytest.raises(Invalid, match=r"^X has one character; an aliquot barcode has 9\.$"):
+        samples.find_aliquot("x", actor=None)
+
+
+@pytest.mark.parametrize("typed", ["B4", "a01", "H12", "C-3", "d 7"])
+def test_a_position_typed_where_a_tube_is_expected_is_named_a_position(one_aliquot, typed):
+    with pytest.raises(Invalid) as refused:
+        samples.find_aliquot(typed, actor=None)
+    assert refused.value.code == "barcode.position"
+    assert "is a position in a box, not a tube" in str(refused.value.message)
+    with pytest.raises(Invalid, match="is a position in a box"):
+        samples.valid_code(typed)
+
+
+@pytest.mark.parametrize(
+    ("code", "what", "endpoint"),
+    [
+        ("BX-0001", "box BX-0001", "storage.box"),
+        ("rk-0001", "rack RK-0001", "storage.container"),
+        ("FR-0001\r\n", "freezer FR-0001", "storage.container"),
+    ],
+)
+def test_a_container_barcode_is_named_with_the_page_that_shows_it(
+    freezer, one_aliquot, make_user, code, what, endpoint
+):
+    central = make_user("technician")
+    with pytest.raises(samples.NotATube) as refused:
+        samples.scan_aliquot(code, actor=central)
+    assert refused.value.code == "barcode.container"
+    assert str(refused.value.message) == (
+        f"This is {what}, not a tube: scan the barcode on the tube."
+    )
+    assert refused.value.meaning.endpoint == endpoint
+    assert refused.value.meaning.code == code.strip().upper()
+
+
+def test_another_centres_container_is_not_disclosed(freezer, one_aliquot, make_user):
+    limoges = make_user("technician", site="LIM")  # the freezer is the central biobank's
+    with pytest.raises(Invalid) as refused:
+        samples.find_aliquot("BX-0001", actor=limoges)
+    assert refused.value.code == "barcode.length"
+    assert "box" not in str(refused.value.message)
+
+
+def test_a_box_among_tubes_to_find_is_named(freezer, one_aliquot):
+    with pytest.raises(samples.NotATube) as refused:
+        samples.find_aliquots([one_aliquot.barcode, "BX-0001"], actor=None)
+    assert refused.value.fields == {"barcodes": "BX-0001"}
+
+
+def test_another_centres_tubes_among_tubes_to_find_are_named(db, participant, make_user):
+    lim_tubes = [a.barcode for a in factories.visit("LIM-001", "BL").aliquots[:2]]
+    paris = make_user("technician", site="PAR")
+    with pytest.raises(Forbidden) as refused:
+        samples.find_aliquots(lim_tubes, actor=paris)
+    assert refused.value.code == "aliquot.other_centre"
+    assert str(refused.value.message).startswith(", ".join(sorted(lim_tubes)) + " are ")
+
+
+def test_a_central_user_is_told_not_found_for_a_tube_that_does_not_exist(one_aliquot, make_user):
+    body = "ZZZZZZZZ"
+    with pytest.raises(NotFound) as refused:
+        samples.scan_aliquot(body + barcodes.check_character(body), actor=make_user("manager"))
+    assert refused.value.code == "aliquot.not_found"
+
+
+def test_a_tube_that_is_found_asks_no_resolver(one_aliquot, make_user, monkeypatch):
+    asked = []
+    monkeypatch.setattr(
+        samples, "_CODE_RESOLVERS", [lambda code, actor: asked.append(code)], raising=True
+    )
+    limoges = make_user("technician", site="LIM")
+    assert samples.scan_aliquot(one_aliquot.barcode, actor=limoges).barcode == one_aliquot.barcode
+    assert samples.find_aliquot(one_aliquot.barcode, actor=limoges) is one_aliquot
+    assert asked == []
+    with pytest.raises(Invalid):
+        samples.scan_aliquot("BX-0001", actor=limoges)
+    assert asked == ["BX-0001"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 
 from biobank.samples import barcodes
@@ -49,6 +52,14 @@ def test_the_aliquot_page_shows_the_pre_analytical_record_and_the_chain(bench):
     assert "SER-SST-" in text
     assert "Pre-centrifugation delay and temperature" in text
     assert "registered" in text
+
+
+def test_pages_name_the_sample_type_in_words_with_its_code_beside(bench):
+    text = html.unescape(bench.get(f"/scan?code={bench.aliquot}").get_data(as_text=True))
+    assert "Serum (SER)" in text
+    bench.post("/language", data={"lang": "fr", "next": "/"})
+    text = html.unescape(bench.get(f"/aliquots/{bench.aliquot}").get_data(as_text=True))
+    assert "Sérum (SER)" in text
 
 
 FORM = {
@@ -115,3 +126,135 @@ def test_times_out_of_order_are_shown_and_nothing_is_written(bench):
 def test_a_registered_visit_is_no_longer_offered(bench):
     page = bench.get("/participants/LIM-001/register").get_data(as_text=True)
     assert 'value="BL"' not in page and 'value="M2"' in page
+
+
+# --- what the scan page says of a code that finds no tube ---------------------------------
+
+
+@pytest.fixture
+def freezer(bench, db):
+    factories.freezer({"BX-0001": "Box 1"})  # at the central biobank
+    db.session.commit()
+    return bench
+
+
+def scan_state(page) -> str:
+    return re.search(r'data-state="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+@pytest.mark.parametrize(
+    ("typed", "status", "state", "message"),
+    [
+        ("ABC12", 400, "barcode.length", "ABC12 has 5 characters; an aliquot barcode has 9."),
+        ("b4", 400, "barcode.position", "B4 is a position in a box, not a tube"),
+        ("A01", 400, "barcode.position", "A01 is a position in a box, not a tube"),
+        ("FR-0001", 400, "barcode.container", "This is freezer FR-0001, not a tube"),
+    ],
+)
+def test_the_scan_page_says_what_a_code_that_is_no_tube_is(freezer, typed, status, state, message):
+    page = freezer.get(f"/scan?code={typed}")
+    assert page.status_code == status
+    assert scan_state(page) == state
+    assert message in html.unescape(page.get_data(as_text=True))
+
+
+def test_a_box_scanned_on_the_scan_page_links_to_its_map(freezer):
+    page = freezer.get("/scan?code=bx-0001")
+    text = html.unescape(page.get_data(as_text=True))
+    assert scan_state(page) == "barcode.container"
+    assert "This is box BX-0001, not a tube: scan the barcode on the tube." in text
+    assert '<a href="/boxes/BX-0001">Open the map of box BX-0001</a>' in text
+    assert freezer.get("/boxes/BX-0001").status_code == 200
+
+
+def test_another_centres_tube_is_said_to_be_so_and_nothing_more(bench, login_as):
+    paris = login_as("technician", site="PAR")
+    page = paris.get(f"/scan?code={bench.aliquot}")
+    text = html.unescape(page.get_data(as_text=True))
+    assert page.status_code == 403
+    assert scan_state(page) == "aliquot.other_centre"
+    assert f"{bench.aliquot} is registered at another centre" in text
+    for fact in ("LIM-001", "LIM", "BL", "SER", "500"):
+        assert fact not in text.split('id="scan-result"')[1]
+
+
+# --- visit windows on the registration page ------------------------------------------------
+
+CHECK_DATE = " Check the date the blood was drawn."
+EARLY = {key: value.replace("2026-03-02", "2025-12-22") for key, value in FORM.items()}
+
+
+def test_a_visit_before_its_window_is_refused_on_the_form_and_nothing_is_written(bench):
+    text = refused(bench, bench.post("/participants/LIM-001/register", data=EARLY))
+    message = (
+        "Visit M2 (Month 2 (after 2 cycles)) cannot be collected on 2025-12-22, study day "
+        "-14: its window runs from study day 49 to study day 63, so its earliest date is "
+        "2026-02-23."
+    )
+    assert message in text
+    assert field_errors(text, "SST") == {"tubes-0-collected_at": [message + CHECK_DATE]}
+    assert 'value="2025-12-22T08:30"' in text  # what was typed comes back to be corrected
+    assert bench.get("/participants/LIM-001/visits/M2").status_code == 404
+
+
+def test_a_visit_after_its_window_is_registered_and_flagged(bench):
+    late = {key: value.replace("2026-03-02", "2026-03-10") for key, value in FORM.items()}
+    response = bench.post("/participants/LIM-001/register", data=late)
+    assert response.status_code == 303
+    page = html.unescape(bench.get(response.headers["Location"]).get_data(as_text=True))
+    assert "outside its protocol window (study day 64); it is flagged." in page
+    assert "out of window" in page
+
+
+# --- Post/Redirect/Get on the registration form --------------------------------------------
+
+BOTH_TUBES = {
+    **FORM,
+    **{key.replace("tubes-0-", "tubes-1-"): value for key, value in FORM.items() if "-0-" in key},
+    "tubes-1-tube_type": "EDTA",
+}
+
+
+def field_errors(text: str, tube: str) -> dict[str, list[str]]:
+    """The messages shown on the fields of ``tube``'s section, by input id."""
+    section = re.search(rf'<fieldset class="tube" data-tube="{tube}">(.*?)</fieldset>', text, re.S)
+    found = {}
+    blocks = re.findall(r'<div class="field[^"]*has-error">(.*?)</div>', section.group(1), re.S)
+    for block in blocks:
+        field_id = re.search(r'<(?:input|select)[^>]* id="([^"]+)"', block).group(1)
+        found[field_id] = re.findall(r'<p class="field-error" role="alert">(.*?)</p>', block)
+    return found
+
+
+def test_a_refused_rule_of_the_second_tube_is_shown_on_that_tubes_field(bench):
+    # The plasma frozen before it was spun, for a Month 4 visit.
+    data = {**BOTH_TUBES, "visit": "M4", "tubes-1-frozen_at": "2026-03-02T09:00"}
+    response = bench.post("/participants/LIM-001/register", data=data)
+    text = refused(bench, response)
+
+    message = "Tube EDTA: the freezing time is before the centrifugation time. Check the times."
+    assert field_errors(text, "EDTA") == {"tubes-1-frozen_at": [message]}
+    assert field_errors(text, "SST") == {}
+    typed = 'id="tubes-1-frozen_at" name="tubes-1-frozen_at" type="datetime-local"'
+    assert f'{typed} value="2026-03-02T09:00"' in text
+    assert '<option selected value="M4">' in text
+
+    again = html.unescape(bench.get(response.location).get_data(as_text=True))  # a reload
+    assert field_errors(again, "EDTA") == {} and message not in again
+    assert bench.get("/participants/LIM-001/visits/M4").status_code == 404
+
+
+def test_a_field_left_empty_on_the_second_tube_is_shown_on_that_tubes_field(bench):
+    data = {**BOTH_TUBES, "tubes-1-spun_at": ""}
+    text = refused(bench, bench.post("/participants/LIM-001/register", data=data))
+    assert field_errors(text, "EDTA") == {"tubes-1-spun_at": ["Required for a collected tube."]}
+    assert field_errors(text, "SST") == {}
+    assert bench.get("/participants/LIM-001/visits/M2").status_code == 404
+
+
+def test_registering_both_tubes_then_reloading_the_result_writes_nothing_more(bench):
+    response = bench.post("/participants/LIM-001/register", data=BOTH_TUBES)
+    assert response.status_code == 303
+    for _ in range(2):
+        page = bench.get(response.headers["Location"]).get_data(as_text=True)
+        assert page.count('class="mono"><a href="/aliquots/') == 10

@@ -69,3 +69,47 @@ def test_two_technicians_storing_into_one_position_through_the_pages(app, login_
         kinds = [e.kind for e in custody.history(lost.id)]
         assert "STORED" not in kinds
     assert custody.verify().intact
+
+
+def confirm_move(client, code: str):
+    """The second scan of a tube the page asked about: it confirms the move."""
+
+    def post():
+        return client.post("/storage/scan", data={"box": "BX-0001", "code": code, "pending": code})
+
+    return post
+
+
+@pytest.mark.slow
+def test_two_technicians_confirming_the_move_of_one_tube_move_it_once(
+    app, login_as, many_tubes, db
+):
+    from biobank.storage import services as storage
+
+    first, second = login_as("technician"), login_as("technician")
+    moving = many_tubes[:ROUNDS]
+    storage.store_many([(code, "BX-0002", None) for code in moving], actor=None)
+    db.session.commit()
+    for round_, code in enumerate(moving):
+        answers = race_pages(app, [confirm_move(first, code), confirm_move(second, code)])
+        assert all(not isinstance(a, Exception) for a in answers), answers
+        assert [a.status_code for a in answers] == [303, 303], answers
+        pages = [
+            html.unescape(client.get(a.location).get_data(as_text=True))
+            for client, a in zip((first, second), answers, strict=True)
+        ]
+        position = Grid(9, 9).label(round_ // 9 + 1, round_ % 9 + 1)
+        moved = [page for page in pages if f"{code} moved to {position}" in page]
+        assert len(moved) == 1, pages
+        other = pages[1] if moved[0] is pages[0] else pages[0]
+        # The other one is told the truth: the tube is already there, nothing more recorded.
+        assert (
+            f"{code} is already here at {position}: nothing was recorded." in other
+            or f"{code} was just stored at " in other
+        ), other
+
+        db.session.expire_all()
+        kinds = [e.kind for e in custody.history(samples.find_aliquot(code, actor=None).id)]
+        assert kinds == ["REGISTERED", "STORED", "MOVED"]
+        assert samples.scan_aliquot(code, actor=None).location.endswith(f"(BX-0001) › {position}")
+    assert custody.verify().intact

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from biobank.custody.models import CustodyEvent
 from biobank.errors import Conflict, Forbidden, Invalid, NotFound
+from biobank.samples import services as samples
+from biobank.samples.models import Aliquot, Specimen
 from biobank.sites import services as sites
 from biobank.study import services as study
-from biobank.study.models import Participant, Protocol
+from biobank.study.models import Participant, Protocol, Visit
 from biobank.study.protocol import default_protocol_path, parse_protocol
 from tests import factories
 
@@ -164,3 +167,107 @@ def test_demo_setup_creates_accounts_and_data_once(app, db):
     assert study.list_participants(actor=None).total == 6
     second = runner.invoke(args=["demo", "setup"])
     assert "already set up" in second.output
+
+
+# --- visit windows -------------------------------------------------------------------------
+
+# Included long enough ago that every visit of the schedule, up to the end of maintenance,
+# is in the past.
+LONG_AGO = date(2024, 1, 8)
+
+
+def count_rows(db, model) -> int:
+    return db.session.execute(sa.select(sa.func.count()).select_from(model)).scalar()
+
+
+def drawn_on_day(day: int, included_on: date = LONG_AGO):
+    """A serum tube drawn on study ``day`` (08:30 UTC, the same date in Limoges)."""
+    drawn = included_on + timedelta(days=day)
+    at = datetime(drawn.year, drawn.month, drawn.day, 8, 30, tzinfo=UTC)
+    return factories.tube("SST", collected_at=at)
+
+
+def register_on_day(visit_code: str, day: int, included_on: date = LONG_AGO):
+    participant = factories.participant("LIM", "G2", included_on=included_on)
+    return samples.register_collection(
+        participant.code, visit_code, [drawn_on_day(day, included_on)], actor=None
+    )
+
+
+WINDOWS = {"BL": (-28, 0), "M2": (49, 63), "M4": (98, 126), "M6": (154, 182)} | {
+    "EOI": (238, 266),
+    "EOM": (587, 647),
+}
+
+
+def test_the_windows_tested_are_the_protocols(protocol):
+    assert {
+        d.code: (d.nominal_day - d.window_before_days, d.nominal_day + d.window_after_days)
+        for d in protocol.visit_definitions
+    } == WINDOWS
+
+
+@pytest.mark.parametrize("visit_code", list(WINDOWS))
+def test_a_visit_on_the_first_day_of_its_window_is_normal(db, sites, visit_code):
+    first, _last = WINDOWS[visit_code]
+    visit = register_on_day(visit_code, first).visit
+    assert visit.study_day == first and not visit.out_of_window
+
+
+@pytest.mark.parametrize("visit_code", list(WINDOWS))
+def test_a_visit_on_the_last_day_of_its_window_is_normal(db, sites, visit_code):
+    _first, last = WINDOWS[visit_code]
+    visit = register_on_day(visit_code, last).visit
+    assert visit.study_day == last and not visit.out_of_window
+
+
+@pytest.mark.parametrize("visit_code", list(WINDOWS))
+def test_a_visit_the_day_after_its_window_is_accepted_and_flagged(db, sites, visit_code):
+    _first, last = WINDOWS[visit_code]
+    visit = register_on_day(visit_code, last + 1).visit
+    assert visit.study_day == last + 1 and visit.out_of_window
+
+
+@pytest.mark.parametrize("visit_code", list(WINDOWS))
+def test_a_visit_the_day_before_its_window_is_refused_and_writes_nothing(db, sites, visit_code):
+    first, last = WINDOWS[visit_code]
+    participant = factories.participant("LIM", "G2", included_on=LONG_AGO)
+    db.session.commit()
+    before = [count_rows(db, model) for model in (Visit, Specimen, Aliquot, CustodyEvent)]
+
+    with pytest.raises(Invalid) as refused:
+        samples.register_collection(
+            participant.code, visit_code, [drawn_on_day(first - 1)], actor=None
+        )
+    db.session.rollback()
+
+    earliest = LONG_AGO + timedelta(days=first)
+    message = str(refused.value.message)
+    assert refused.value.code == "visit.too_early"
+    assert f"Visit {visit_code} (" in message
+    assert f"study day {first} to study day {last}" in message
+    assert f"earliest date is {earliest.isoformat()}" in message
+    assert refused.value.fields == {"SST.collected_at": str(earliest - timedelta(days=1))}
+    assert [count_rows(db, m) for m in (Visit, Specimen, Aliquot, CustodyEvent)] == before
+
+
+def test_a_month_2_visit_dated_before_inclusion_is_refused_naming_its_window(db, sites):
+    participant = factories.participant("LIM", "G2", included_on=date(2026, 1, 5))
+    with pytest.raises(Invalid) as refused:
+        samples.register_collection(
+            participant.code, "M2", [drawn_on_day(-14, date(2026, 1, 5))], actor=None
+        )
+    assert str(refused.value.message) == (
+        "Visit M2 (Month 2 (after 2 cycles)) cannot be collected on 2025-12-22, study day "
+        "-14: its window runs from study day 49 to study day 63, so its earliest date is "
+        "2026-02-23. Check the date the blood was drawn."
+    )
+
+
+def test_the_earliest_tube_of_the_visit_is_the_one_named(db, sites):
+    participant = factories.participant("LIM", "G2", included_on=LONG_AGO)
+    early = drawn_on_day(40)
+    plasma = factories.tube("EDTA", collected_at=early.collected_at - timedelta(minutes=5))
+    with pytest.raises(Invalid) as refused:
+        samples.register_collection(participant.code, "M2", [early, plasma], actor=None)
+    assert set(refused.value.fields) == {"EDTA.collected_at"}
