@@ -31,7 +31,8 @@ def test_keys_are_words_and_volumes_carry_their_unit(app):
 @pytest.mark.usefixtures("compiled")
 def test_true_and_false_are_yes_and_no_in_the_pages_language(app):
     assert shown(app, {"reprint": True, "thawed": False}) == "reprint: yes · thawed: no"
-    assert shown(app, {"reprint": True, "thawed": False}, "fr").endswith(": oui · thawed: non")
+    french = shown(app, {"reprint": True, "thawed": False}, "fr")
+    assert french == "réimpression: oui · décongelée: non"
 
 
 def test_times_are_shown_in_the_users_time_zone(app):

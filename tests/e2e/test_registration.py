@@ -27,7 +27,7 @@ TIMES = {
 # Room temperature < 2 h, 2000 g 10 min 20 °C with brake, no second spin, frozen
 # within an hour of spinning, kept at −80 °C.
 SPREC = {"SST": "SER-SST-A-B-N-B-D", "EDTA": "PL1-PED-A-B-N-B-D"}
-SAMPLE_TYPES = {"SST": "SER", "EDTA": "PL1"}
+SAMPLE_TYPES = {"SST": "Serum (SER)", "EDTA": "Plasma, single spun (PL1)"}
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def test_a_request_goes_from_the_researcher_to_the_laboratory(bank, as_user):
     researcher.fill("#title", "VEGF kinetics")
     researcher.fill("#aim", "Serum VEGF at baseline, before lenalidomide")
     researcher.get_by_label("BL — Baseline").check()
-    researcher.get_by_label("SER", exact=True).check()
+    researcher.get_by_label("Serum (SER)", exact=True).check()
     expect(researcher.locator("#match")).to_contain_text("3 participants, 3 aliquots")
     researcher.fill("#receiving_lab", "VEGF laboratory, Limoges")
     researcher.fill("#contact_name", "Dr Lab")

@@ -53,7 +53,7 @@ def test_scanning_a_known_barcode_shows_the_aliquot_and_its_latest_custody_event
     expect(facts.locator("dt:has-text('Barcode') + dd")).to_have_text(serum[0])
     expect(facts.locator("dt:has-text('Participant') + dd")).to_have_text("LIM-001")
     expect(facts.locator("dt:has-text('Visit') + dd")).to_contain_text("BL")
-    expect(facts.locator("dt:has-text('Sample type') + dd")).to_have_text("SER · 1/5")
+    expect(facts.locator("dt:has-text('Sample type') + dd")).to_have_text("Serum (SER) · 1/5")
     expect(facts.locator("dt:has-text('Volume left') + dd")).to_contain_text("500 µL")
     expect(facts.locator("dt:has-text('Status') + dd")).to_have_text("registered, not yet stored")
     event = found.locator("table.events tbody tr")

@@ -182,7 +182,7 @@ def test_tapping_a_filled_well_shows_the_tube_and_the_next_scan_still_works(box_
     expect(details.locator("h2")).to_have_text(f"A1 · {bench.codes[0]}")
     expect(details.locator("dt:has-text('Participant') + dd")).to_have_text("LIM-001")
     expect(details.locator("dt:has-text('Visit') + dd")).to_have_text("BL")
-    expect(details.locator("dt:has-text('Sample type') + dd")).to_have_text("SER")
+    expect(details.locator("dt:has-text('Sample type') + dd")).to_have_text("Serum (SER)")
     expect(details.locator("dt:has-text('Aliquot') + dd")).to_have_text("n° 1/5")
     expect(details.locator("dt:has-text('Status') + dd")).to_have_text("in storage")
     expect(details.get_by_role("link", name="Open the aliquot page")).to_be_visible()
