@@ -3,7 +3,7 @@
 Builds a database of 100,000 stored aliquots with scan_lookup.build() (10 serum aliquots
 per visit, visits V0–V4 of 2,000 participants, all in arm G2, every aliquot in a box), then
 measures in the same run and prints one JSON line:
-- catalogue: services.catalogue(Criteria(), small_cell=3), median, with the number of SQL
+- catalogue: services.catalogue(Criteria()), median, with the number of SQL
   statements one call issues (target: ≤ 100 ms, one aggregate query), next to the raw
   SQL count of available aliquots on the driver's connection and the catalogue's own
   compiled SQL run there (the database's share); measured on the fresh bank and again at
@@ -94,15 +94,15 @@ def raw_ms(sql: str, params, repeat: int) -> float:
 
 
 def catalogue(repeat: int) -> dict:
-    requests.catalogue(Criteria(), small_cell=3)  # warm mappers and caches
+    requests.catalogue(Criteria())  # warm mappers and caches
     counter = StatementCounter(db.engine)
-    rows = requests.catalogue(Criteria(), small_cell=3)
+    rows = requests.catalogue(Criteria())
     statements = counter.count
     counter.close()
     samples = []
     for _ in range(repeat):
         start = time.perf_counter()
-        requests.catalogue(Criteria(), small_cell=3)
+        requests.catalogue(Criteria())
         samples.append(time.perf_counter() - start)
     db.session.rollback()
     # The catalogue's own query, compiled once, run on the driver's connection.
@@ -112,7 +112,7 @@ def catalogue(repeat: int) -> dict:
         captured.append((statement, parameters))
 
     sa.event.listen(db.engine, "before_cursor_execute", capture)
-    requests.catalogue(Criteria(), small_cell=3)
+    requests.catalogue(Criteria())
     sa.event.remove(db.engine, "before_cursor_execute", capture)
     db.session.rollback()
     sql, params = captured[-1]
@@ -257,7 +257,8 @@ def paperwork_figures(app, request_id: int, repeat: int) -> dict:
             xlsx = paperwork.manifest(code, "xlsx", actor=technician)
             samples.append(time.perf_counter() - start)
             db.session.rollback()
-        lines = paperwork.manifest_lines(shipping.get_shipment(code, actor=technician))
+        shipment = shipping.get_shipment(code, actor=technician)
+        lines = paperwork.manifest_lines(shipment, actor=technician)
         db.session.rollback()
     figures = {
         "tubes": len(tubes),
@@ -290,7 +291,10 @@ def main() -> None:
     criteria = shape(total)
     with tempfile.TemporaryDirectory() as folder:
         app = create_app(
-            {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/d.sqlite3", "SECRET_KEY": "bench"}
+            {
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/d.sqlite3",
+                "SECRET_KEY": "bench-" + "k" * 40,
+            }
         )
         with app.app_context():
             upgrade()

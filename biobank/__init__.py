@@ -9,13 +9,15 @@ import sqlalchemy as sa
 from flask import Flask, g, has_request_context, request
 from flask_login import current_user
 
-from biobank import transaction
+from biobank import headers, inputs, transaction
+from biobank.auth import throttle
 from biobank.cli import register_commands
-from biobank.config import DEFAULT_SECRET_KEY, Defaults, default_database_uri, from_environment
+from biobank.config import Defaults, default_database_uri, from_environment
 from biobank.errors import register_error_handlers
 from biobank.extensions import api, csrf, db, login_manager, migrate
 from biobank.i18n import init_babel
 from biobank.logs import init_logging
+from biobank.secret_key import signing_key
 from biobank.transaction import request_writes
 from biobank.web import panels
 
@@ -38,13 +40,17 @@ def create_app(config: dict | None = None) -> Flask:
             "pool_pre_ping": True,
             **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
         }
-    if app.config["BIOBANK_ENV"] == "production" and app.config["SECRET_KEY"] == DEFAULT_SECRET_KEY:
-        raise RuntimeError(
-            "Refusing to start in production with the default SECRET_KEY: set SECRET_KEY in "
-            "instance/config.py or the environment."
-        )
+    # Never a default key: the one configured, or the instance's own (secret_key.py).
+    app.config["SECRET_KEY"] = signing_key(app.config, app.instance_path)
 
     init_logging(app)
+    # Before any other check reads the request, and before the blueprints' rules are built.
+    inputs.install(app)
+    # Security headers on every answer (registered before the transaction's after_request,
+    # so they run after it, on whatever answer it leaves); HTTPS and proxies.
+    headers.init_app(app)
+    # Failed sign-ins counted per account and address; password checks bounded.
+    throttle.init_app(app)
     db.init_app(app)
     with app.app_context():
         _tune_sqlite(app)

@@ -7,10 +7,16 @@ error page elsewhere. Messages are lazy translations, rendered in the user's lan
 
 from __future__ import annotations
 
-from flask import Flask, g, has_request_context, jsonify, render_template, request
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import Flask, flash, g, has_request_context, jsonify, redirect, render_template, request
+from flask_babel import format_decimal, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from biobank.extensions import db
 
 
 class DomainError(Exception):
@@ -44,6 +50,25 @@ class Conflict(DomainError):
 class Forbidden(DomainError):
     status = 403
     default_code = "forbidden"
+
+
+class TooManyAttempts(DomainError):
+    """Refused for now, not for good: the same may succeed after ``retry_after`` seconds
+    (429, with a Retry-After header under /api/)."""
+
+    status = 429
+    default_code = "too_many_attempts"
+
+    def __init__(self, message, *, retry_after: int, code: str | None = None, **kwargs):
+        super().__init__(message, code=code, **kwargs)
+        self.retry_after = max(1, int(retry_after))
+
+
+class Busy(TooManyAttempts):
+    """The server has no room for this now (503, with Retry-After): nobody's fault."""
+
+    status = 503
+    default_code = "busy"
 
 
 def mark_refused(reason: DomainError | None = None) -> None:
@@ -97,18 +122,68 @@ HTTP_CODES = {
 }
 
 
+UNSTORABLE = _l(
+    "A value sent is too large or holds a character the database cannot store. "
+    "Check what was typed and try again."
+)
+
+
+def size_text(size: int) -> str:
+    """A number of bytes as people read it: "16 MB", "512 KB", "900 bytes" (1 MB = 1024 KB)."""
+    for unit, words in ((1024 * 1024, _l("%(number)s MB")), (1024, _l("%(number)s KB"))):
+        if size >= unit:
+            number = round(size / unit, 1)
+            shown = format_decimal(number, "#,##0.#") if has_request_context() else f"{number:g}"
+            return str(words) % {"number": shown}
+    return gettext("%(number)s bytes", number=size)
+
+
+def _page_back() -> str:
+    """The page a refused form was sent from (the path of its Referer: only a path of this
+    site, whatever host a proxy shows), else the home page."""
+    referrer = urlsplit(request.referrer or "")
+    if referrer.path.startswith("/") and not referrer.path.startswith(("//", "/\\")):
+        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    return "/"
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(err: DomainError):
         mark_refused(err)
         app.logger.info("refused %s: %s", err.code, err.message)
-        return error_response(err.status, err.code, err.message, err.fields)
+        body, status = error_response(err.status, err.code, err.message, err.fields)
+        if isinstance(err, TooManyAttempts):
+            return body, status, {"Retry-After": str(err.retry_after)}
+        return body, status
 
     @app.errorhandler(CSRFError)
     def handle_csrf(err: CSRFError):
         mark_refused()
         message = _l("The form expired or was sent from elsewhere. Reload the page and try again.")
         return error_response(400, "csrf", message)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_too_large(err: RequestEntityTooLarge):
+        # Werkzeug refuses a body over MAX_CONTENT_LENGTH before reading it. The same
+        # exception also stops a form whose fields alone are too large (a declared length
+        # within the limit): that one keeps the plain message.
+        mark_refused()
+        limit = request.max_content_length
+        message = HTTP_MESSAGES[413]
+        if limit is not None and (request.content_length or limit + 1) > limit:
+            message = _l(
+                "The file is larger than the %(limit)s this server accepts: nothing was "
+                "saved. Send a smaller file, or split it.",
+                limit=size_text(limit),
+            )
+        app.logger.info("refused upload.too_large: %s", message)
+        if wants_json():
+            return error_response(413, "upload.too_large", message)
+        # A page goes back to the form it was sent from, with the message at its top
+        # (Post/Redirect/Get). What was typed cannot be kept: the body was never read.
+        flash(str(message), "error")
+        return redirect(_page_back(), 303)
 
     @app.errorhandler(HTTPException)
     def handle_http(err: HTTPException):
@@ -121,3 +196,16 @@ def register_error_handlers(app: Flask) -> None:
         code = HTTP_CODES.get(err.code or 500, "error")
         message = HTTP_MESSAGES.get(err.code, err.description)
         return error_response(err.code or 500, code, message)
+
+    @app.errorhandler(sa.exc.DataError)
+    @app.errorhandler(OverflowError)
+    def handle_unstorable(err: Exception):
+        # A value the database cannot hold (a number beyond its integers, a text it cannot
+        # store) is the sender's mistake, not a server error. The failed statement may
+        # have aborted the transaction (PostgreSQL): it is rolled back at once, so the
+        # error page can still be drawn, and the request is refused (nothing committed).
+        db.session.rollback()
+        mark_refused()
+        # The class only: the database's message may quote the values sent.
+        app.logger.warning("refused unstorable value: %s", type(err).__name__)
+        return error_response(400, "unstorable_value", UNSTORABLE)

@@ -29,11 +29,24 @@ NOT_SAVED = _l(
 
 
 def request_writes() -> bool:
-    """Whether the current request may write: any method but GET, HEAD and OPTIONS.
+    """Whether the current request may write: any method but GET, HEAD and OPTIONS, unless
+    its view is marked ``writes_nothing``.
 
     A GET never writes (a reload, a prefetch or a crawler must change nothing), so reads
     run in a read-only transaction on SQLite and are never committed."""
-    return request.method not in SAFE_METHODS
+    if request.method in SAFE_METHODS:
+        return False
+    view = current_app.view_functions.get(request.endpoint)
+    return not getattr(view, "writes_nothing", False)
+
+
+def writes_nothing(view):
+    """Mark a view whose POST only reads the database (signing in checks a password and
+    sets the cookie): on SQLite it then runs without the write lock, so that slow work
+    such as hashing a password does not hold back every other writer. Its changes, if any
+    were made, would never be committed."""
+    view.writes_nothing = True
+    return view
 
 
 def install(app: Flask) -> None:

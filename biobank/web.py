@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Response, current_app, flash, g, redirect, request, session
 from flask_babel import ngettext
@@ -184,9 +185,41 @@ def _find_field(form, dotted: str):
 def file_response(content: bytes, mimetype: str, filename: str, *, inline: bool = False):
     """A file for the browser: shown (a PDF to print, a picture) or downloaded."""
     response = current_app.response_class(content, mimetype=mimetype)
-    disposition = "inline" if inline else "attachment"
-    response.headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    response.headers["Content-Disposition"] = content_disposition(filename, inline=inline)
     return response
+
+
+# A download's name is built from codes people typed (a participant, an analyte, a label
+# template): only letters, digits, "-" and "_" survive in its stem, so no quote, ";", line
+# break or path can reach the header, and its extension is the one the application chose.
+_NOT_IN_STEM = re.compile(r"[^\w-]+")
+_EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,10})$")
+MAX_STEM = 120
+
+
+def download_name(filename: str) -> tuple[str, str]:
+    """(ASCII name, full name) for a download: the stem reduced to a slug of letters,
+    digits, "-" and "_" (accents kept in the full name, dropped in the ASCII one), the
+    extension kept when it is plain letters and digits. "résultats.png" gives
+    ("resultats.png", "résultats.png"); an empty stem becomes "download"."""
+    filename = unicodedata.normalize("NFC", str(filename))
+    match = _EXTENSION.search(filename)
+    stem, extension = (filename[: match.start()], match[0].lower()) if match else (filename, "")
+    full = _NOT_IN_STEM.sub("-", stem).strip("-_")[:MAX_STEM].strip("-_") or "download"
+    plain = unicodedata.normalize("NFKD", full).encode("ascii", "ignore").decode("ascii")
+    plain = re.sub(r"[^A-Za-z0-9_-]+", "-", plain).strip("-_") or "download"
+    return plain + extension, full + extension
+
+
+def content_disposition(filename: str, *, inline: bool = False) -> str:
+    """The Content-Disposition header of a file (RFC 6266): ``filename`` with the ASCII
+    name, and ``filename*`` (RFC 5987, UTF-8, percent-encoded) when the name has other
+    letters. The one way a response names its file."""
+    plain, full = download_name(filename)
+    value = f'{"inline" if inline else "attachment"}; filename="{plain}"'
+    if full != plain:
+        value += f"; filename*=UTF-8''{quote(full, safe='')}"
+    return value
 
 
 # Sections a higher domain adds to a lower domain's page (the assay results on the aliquot

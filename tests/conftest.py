@@ -142,6 +142,24 @@ def make_user(sites):
 
 
 @pytest.fixture
+def world(db, make_user):
+    """Something for every URL parameter of the app's routes to name, for the tests that
+    walk them all."""
+    factories.participant("LIM", code="LIM-001")
+    aliquot = factories.visit("LIM-001", "BL").aliquots[0]
+    target = make_user("technician", name="target")
+    db.session.commit()
+    return {
+        "code": "LIM-001",
+        "visit_code": "BL",
+        "barcode": aliquot.barcode,
+        "username": target.username,
+        "request_id": 1,
+        "fmt": "pdf",
+    }
+
+
+@pytest.fixture
 def login_as(app, make_user):
     """A test client logged in through the login form as a new user of ``role``."""
 

@@ -112,16 +112,21 @@ def import_sheet(form):
 @blp.arguments(schemas.RunArgs, location="query")
 @blp.response(200, schemas.RunPageSchema)
 def list_runs(args):
-    """Assay runs, newest first, optionally of one status."""
-    return services.list_runs(status=args["status"], limit=args["limit"], offset=args["offset"])
+    """Assay runs, newest first, optionally of one status (a centre's users: those imported
+    there or holding that centre's aliquots)."""
+    return services.list_runs(
+        actor=current_user, status=args["status"], limit=args["limit"], offset=args["offset"]
+    )
 
 
 @blp.route("/assay-runs/<code>")
 @requires(Permission.IMPORT_ASSAYS)
 @blp.response(200, schemas.RunDetailSchema)
 def get_run(code):
-    """A run with its preview (what acceptance writes) and its decision."""
-    return services.get_run(code)
+    """A run with its preview (what acceptance writes) and its decision. A centre's user
+    sees the runs imported there or holding that centre's aliquots, without the samples of
+    other centres' aliquots (``preview.withheld`` counts them); another run is not found."""
+    return services.get_run(code, actor=current_user)
 
 
 @blp.route("/assay-runs/<code>/accept", methods=["POST"])
@@ -131,7 +136,7 @@ def accept_run(code):
     """Accept a previewed run: its results are written, with who accepted it and when.
     Samples that are not aliquots of the bank are left out. 409 ``run.decided`` when the
     run was already accepted or rejected."""
-    return services.accept_run(code, actor=current_user)
+    return services.seen(services.accept_run(code, actor=current_user), actor=current_user)
 
 
 @blp.route("/assay-runs/<code>/reject", methods=["POST"])
@@ -141,7 +146,8 @@ def accept_run(code):
 def reject_run(data, code):
     """Reject a previewed run, saying why: it is kept with the reason, no result is
     written."""
-    return services.reject_run(code, data["reason"], actor=current_user)
+    run = services.reject_run(code, data["reason"], actor=current_user)
+    return services.seen(run, actor=current_user)
 
 
 # --- results -----------------------------------------------------------------------------

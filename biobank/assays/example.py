@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import openpyxl
 
+from biobank import tabular
+
 ROWS = "ABCDEFGH"
 STANDARDS = (1000.0, 500.0, 250.0, 125.0, 62.5, 31.25, 15.625, 0.0)  # pg/mL, STD1..STD8
 TRUTH = {"a": 0.0, "b": 1.2, "c": 420.0, "d": 3.4}  # response after blank subtraction
@@ -46,6 +48,14 @@ def layout(samples: list[str]) -> dict[str, str]:
     return wells
 
 
+# Both files are read back by the import, so their texts are written verbatim, stored as
+# text and never as a formula (biobank/tabular.py).
+
+
+def _append(sheet, values: list) -> None:
+    sheet.append(tabular.xlsx_row(sheet, values, verbatim=True))
+
+
 def plate_map_xlsx(wells: dict[str, str], dilutions: dict[str, float]) -> bytes:
     book = openpyxl.Workbook()
     grid = book.active
@@ -55,16 +65,16 @@ def plate_map_xlsx(wells: dict[str, str], dilutions: dict[str, float]) -> bytes:
     for row, letter in enumerate(ROWS):
         grid.cell(row=row + 2, column=1, value=letter)
         for col in range(1, 13):
-            grid.cell(row=row + 2, column=col + 1, value=wells.get(f"{letter}{col}"))
+            tabular.put(grid, row + 2, col + 1, wells.get(f"{letter}{col}"), verbatim=True)
     standards = book.create_sheet("Standards")
-    standards.append(["Name", "Concentration", "Unit"])
+    _append(standards, ["Name", "Concentration", "Unit"])
     for n, concentration in enumerate(STANDARDS, 1):
-        standards.append([f"STD{n}", concentration, "pg/mL"])
+        _append(standards, [f"STD{n}", concentration, "pg/mL"])
     if dilutions:
         sheet = book.create_sheet("Dilutions")
-        sheet.append(["Barcode", "Dilution"])
+        _append(sheet, ["Barcode", "Dilution"])
         for barcode, factor in dilutions.items():
-            sheet.append([barcode, factor])
+            _append(sheet, [barcode, factor])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -82,7 +92,7 @@ def reader_xlsx(od450: dict[str, float | str | None], od540: dict[str, float]) -
         ["Date", "29/11/2026"],
         ["Reader Type:", "Synergy H1"],
     ):
-        sheet.append(line)
+        _append(sheet, line)
     for top, (label, values) in ((8, ("450", od450)), (20, ("540", od540))):
         sheet.cell(row=top, column=1, value=label)
         for col in range(1, 13):
@@ -90,7 +100,8 @@ def reader_xlsx(od450: dict[str, float | str | None], od540: dict[str, float]) -
         for row, letter in enumerate(ROWS):
             sheet.cell(row=top + 2 + row, column=2, value=letter)
             for col in range(1, 13):
-                sheet.cell(row=top + 2 + row, column=col + 2, value=values.get(f"{letter}{col}"))
+                value = values.get(f"{letter}{col}")
+                tabular.put(sheet, top + 2 + row, col + 2, value, verbatim=True)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

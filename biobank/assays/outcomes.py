@@ -4,7 +4,6 @@ the statisticians (pseudonymised codes only, reproducible)."""
 
 from __future__ import annotations
 
-import csv
 import io
 import zipfile
 from collections import defaultdict
@@ -14,6 +13,7 @@ from datetime import date, datetime
 import openpyxl
 import sqlalchemy as sa
 
+from biobank import tabular
 from biobank.assays import response
 from biobank.assays.models import Analyte, AssayRun, Result
 from biobank.extensions import db
@@ -217,12 +217,9 @@ def export_rows(criteria: response.Criteria, *, actor=None) -> list[list]:
 
 
 def export_csv(criteria: response.Criteria, *, actor=None) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
-    for row in export_rows(criteria, actor=actor):
-        writer.writerow(["" if v is None else v for v in row])
-    return out.getvalue().encode("utf-8")
+    """The table as CSV. Texts come from laboratories' sheets (methods, comments): each
+    one that could start a formula in a spreadsheet is quoted (biobank/tabular.py)."""
+    return tabular.csv_bytes(EXPORT_COLUMNS, export_rows(criteria, actor=actor))
 
 
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -234,13 +231,15 @@ def export_xlsx(criteria: response.Criteria, *, created: datetime, actor=None) -
     book = openpyxl.Workbook(write_only=True)
     book.properties.created = book.properties.modified = created.replace(tzinfo=None)
     sheet = book.create_sheet("Results")
-    sheet.append(EXPORT_COLUMNS)
+    # Every text is stored as text and quoted when it could start a formula: a comment
+    # typed "=HYPERLINK(...)" in a laboratory's sheet must never run in this workbook.
+    sheet.append(tabular.xlsx_row(sheet, EXPORT_COLUMNS))
     for row in export_rows(criteria, actor=actor):
-        sheet.append(row)
+        sheet.append(tabular.xlsx_row(sheet, row))
     about = book.create_sheet("About")
-    about.append(["criteria_version", criteria.version])
+    about.append(tabular.xlsx_row(about, ["criteria_version", criteria.version]))
     for name, source in sorted(criteria.sources.items()):
-        about.append([name, source])
+        about.append(tabular.xlsx_row(about, [name, source]))
     raw = io.BytesIO()
     book.save(raw)
     return _fixed_zip_times(raw.getvalue())

@@ -8,17 +8,18 @@ from biobank.assays import pipeline, platemap, plot
 from biobank.assays.models import AssayRun
 
 
-def run_curve(run: AssayRun, fmt: str) -> bytes:
+def run_curve(run: AssayRun, fmt: str, *, leave_out: frozenset[str] = frozenset()) -> bytes:
     """The fitted curve with its standards and samples, recomputed from the run's file,
-    plate map and options (the steps are pure: the same input gives the same fit)."""
+    plate map and options (the steps are pure: the same input gives the same fit). The
+    samples ``leave_out`` names (other centres' aliquots, for a user bound to a centre)
+    are not drawn."""
     options = pipeline.Options(**json.loads(run.options or "{}"))
     plate = platemap.read_plate_map(run.plate_map)
     result = pipeline.evaluate_file(run.content, run.file_name, plate, options)
     unit = json.loads(run.preview)["qc"]["unit"]
     title = f"{run.code} · {run.analyte.code if run.analyte else ''} · {run.file_name}"
-    return plot.curve_picture(
-        result.fit, result.checks, result.samples, unit=unit, title=title, fmt=fmt
-    )
+    drawn = [sample for sample in result.samples if sample.name not in leave_out]
+    return plot.curve_picture(result.fit, result.checks, drawn, unit=unit, title=title, fmt=fmt)
 
 
 def time_course(participant: str, analyte: str, rows, *, day_label: str) -> bytes:

@@ -26,8 +26,9 @@ Layout templates are TOML files (``layouts/*.toml`` next to this module) that sa
 which standards, blanks and controls a kit needs and how many replicate wells each
 gets; :func:`lay_out` fills a plate from one in a fixed, documented order.
 
-Pure: openpyxl and tomllib only, nothing from Flask, the database or the rest of the
-application.
+Pure: openpyxl, tomllib, the shared cell writer (``biobank/tabular.py``) and the upload
+limits (``biobank/uploads.py``, which reads an uploaded workbook within its caps), nothing
+from a Flask application, the database or the rest of the application.
 """
 
 from __future__ import annotations
@@ -38,14 +39,17 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import islice, pairwise
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook, load_workbook
+from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
+
+from biobank import tabular, uploads
+from biobank.uploads import UploadLimits
 
 __all__ = [
     "BLANK",
@@ -308,11 +312,11 @@ def _header_name(value: Any) -> str | None:
     return None
 
 
-def _sheet_rows(ws: Worksheet, max_row: int | None = None, width: int = 0) -> list[list[Any]]:
-    if hasattr(ws, "reset_dimensions"):
-        # Read-only sheets trust the file's <dimension> tag, which some writers get wrong.
-        ws.reset_dimensions()
-    rows = [list(row) for row in ws.iter_rows(min_row=1, max_row=max_row, values_only=True)]
+def _sheet_rows(
+    book: uploads.Workbook, ws: Worksheet, max_row: int | None = None, width: int = 0
+) -> list[list[Any]]:
+    # Up to the last cell with a value, whatever the file's <dimension> tag says.
+    rows = [list(row) for row in islice(book.rows(ws), max_row)]
     if max_row is not None:
         rows.extend([] for _ in range(max_row - len(rows)))
     for row in rows:
@@ -320,12 +324,12 @@ def _sheet_rows(ws: Worksheet, max_row: int | None = None, width: int = 0) -> li
     return rows
 
 
-def _read_table(ws: Worksheet, required: tuple[str, ...]) -> _Table | None:
+def _read_table(book: uploads.Workbook, ws: Worksheet, required: tuple[str, ...]) -> _Table | None:
     """Find the header row among the first rows of ``ws`` and return the rows under it.
 
     Returns ``None`` for a sheet with nothing in it, which counts as an absent sheet.
     """
-    rows = _sheet_rows(ws)
+    rows = _sheet_rows(book, ws)
     width = max((len(row) for row in rows), default=0)
     for row in rows:
         row.extend([None] * (width - len(row)))
@@ -399,8 +403,8 @@ def _layout_ref(title: str, well: str) -> str:
     return f"{title}!{get_column_letter(int(well[1:]) + 1)}{ROWS.index(well[0]) + 2}"
 
 
-def _read_layout(ws: Worksheet) -> dict[str, str]:
-    rows = _sheet_rows(ws, max_row=len(ROWS) + 1, width=len(COLUMNS) + 1)
+def _read_layout(book: uploads.Workbook, ws: Worksheet) -> dict[str, str]:
+    rows = _sheet_rows(book, ws, max_row=len(ROWS) + 1, width=len(COLUMNS) + 1)
     problems = []
     for column in COLUMNS:
         value = rows[0][column]
@@ -582,10 +586,14 @@ def _read_controls(table: _Table, problems: list[str]) -> tuple[Control, ...]:
     return tuple(controls)
 
 
-def read_plate_map(data: bytes) -> PlateMap:
-    """Read a plate-map workbook (xlsx bytes); raise ``PlateMapError`` naming sheet and cell."""
+def read_plate_map(data: bytes, *, limits: UploadLimits | None = None) -> PlateMap:
+    """Read a plate-map workbook (xlsx bytes); raise ``PlateMapError`` naming sheet and cell.
+
+    A workbook over the limits of an upload raises ``uploads.TooLarge`` instead."""
     try:
-        workbook = load_workbook(io.BytesIO(bytes(data)), read_only=True, data_only=True)
+        workbook = uploads.open_workbook(bytes(data), limits=limits)
+    except uploads.TooLarge:
+        raise
     except Exception as err:  # openpyxl raises a zoo of zip, XML and key errors
         raise PlateMapError(
             f"not an Excel .xlsx workbook ({type(err).__name__}); save the plate map as .xlsx"
@@ -599,9 +607,11 @@ def read_plate_map(data: bytes) -> PlateMap:
                 f"{LAYOUT!r}"
             )
         layout = sheets[LAYOUT.lower()]
-        wells = _read_layout(layout)
+        wells = _read_layout(workbook, layout)
         tables = {
-            key: _read_table(sheets[key.lower()], required) if key.lower() in sheets else None
+            key: _read_table(workbook, sheets[key.lower()], required)
+            if key.lower() in sheets
+            else None
             for key, required in (
                 (STANDARDS, ("name", "concentration", "unit")),
                 (DILUTIONS, ("barcode", "dilution")),
@@ -731,14 +741,22 @@ def _fit_columns(ws: Worksheet, minimum: int = 8, maximum: int = 50) -> None:
 
 
 def _table_sheet(
-    workbook: Workbook, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]
+    workbook: Workbook,
+    title: str,
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    verbatim: bool = False,
 ) -> Worksheet:
+    """A sheet of ``rows`` under a bold ``header``. Texts are stored as text and never as
+    a formula (biobank/tabular.py): a sheet read back (``verbatim``) keeps each code as
+    it is, marked as text; the others quote what could start a formula."""
     ws = workbook.create_sheet(title)
-    ws.append(list(header))
+    ws.append(tabular.xlsx_row(ws, header))
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        ws.append(list(row))
+        ws.append(tabular.xlsx_row(ws, row, verbatim=verbatim))
     ws.freeze_panes = "A2"
     _fit_columns(ws)
     return ws
@@ -772,7 +790,8 @@ def write_plate_map(
         cell = ws.cell(index + 2, 1, letter)
         cell.font, cell.alignment = bold, centre
     for well, content in plate.wells.items():
-        cell = ws.cell(ROWS.index(well[0]) + 2, int(well[1:]) + 1, content)
+        # Read back by read_plate_map: the code as it is, marked as text.
+        cell = tabular.put(ws, ROWS.index(well[0]) + 2, int(well[1:]) + 1, content, verbatim=True)
         cell.alignment = centre
         fill = _FILLS.get(content_kind(content))
         if fill is not None:
@@ -783,7 +802,7 @@ def write_plate_map(
         ws.column_dimensions[get_column_letter(column + 1)].width = width
     if title:
         # Under the grid, not above it: the grid's position is the interface.
-        title_cell = ws.cell(len(ROWS) + 3, 1, title)
+        title_cell = tabular.put(ws, len(ROWS) + 3, 1, title)
         title_cell.font = Font(bold=True, size=14)
     ws.page_setup.orientation = "landscape"
     ws.sheet_properties.pageSetUpPr.fitToPage = True
@@ -793,6 +812,7 @@ def write_plate_map(
         STANDARDS,
         ("Name", "Concentration", "Unit"),
         ((s.name, s.concentration, s.unit) for s in plate.standards),
+        verbatim=True,
     )
     if plate.dilutions:
         _table_sheet(
@@ -804,6 +824,7 @@ def write_plate_map(
                 for barcode in groups
                 if barcode in plate.dilutions
             ),
+            verbatim=True,
         )
     if plate.controls:
         _table_sheet(
@@ -811,6 +832,7 @@ def write_plate_map(
             CONTROLS,
             ("Name", "Low", "High"),
             ((c.name, c.low, c.high) for c in plate.controls),
+            verbatim=True,
         )
 
     extra: list[str] = []

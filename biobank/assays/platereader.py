@@ -12,30 +12,33 @@ Two shapes are understood:
   one row per well with a well id, a sample name and a value.
 
 Files are ``.xlsx`` (read with openpyxl) or ``.csv`` / ``.txt`` (read with the csv
-module; the delimiter and the encoding are guessed). Every problem raises
+module; the delimiter and the encoding are guessed), both within the limits of an upload
+(:mod:`biobank.uploads`, which refuses a file over them with its own error). Every
+problem raises
 :class:`ReaderFileError`, whose message says where in the file it is, e.g.
 ``sheet "Results", cell D14: ...`` or ``line 14, column 4: ...``, so the user can
 open the file and fix it.
 
-This module is pure: no Flask, no database, nothing from the rest of ``biobank``.
+This module is pure: no Flask application, no database, nothing from the rest of
+``biobank`` but the upload limits. The limits are the application's settings when it runs
+in one, else the defaults; ``limits`` overrides them.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
-import io
 import math
 import re
-import warnings
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import PurePath
 
-import openpyxl
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
+
+from biobank import uploads
+from biobank.uploads import UploadLimits
 
 __all__ = [
     "WELLS",
@@ -113,14 +116,16 @@ class Block:
 # --------------------------------------------------------------------------
 
 
-def read_reader_file(data: bytes, filename: str) -> list[Block]:
+def read_reader_file(
+    data: bytes, filename: str, *, limits: UploadLimits | None = None
+) -> list[Block]:
     """Return every 8 × 12 block of the file, in reading order.
 
     Reading order is sheet order, then top to bottom, then left to right. Raises
     :class:`ReaderFileError` if no block is found, if a block's headers are
     incomplete, or if a well holds something that is not a reading.
     """
-    grids = _load(data, filename)
+    grids = _load(data, filename, limits=limits)
     blocks = [block for grid in grids for block in _blocks_in(grid)]
     if not blocks:
         where = ", ".join(f'"{grid.sheet}"' for grid in grids if grid.sheet is not None)
@@ -153,6 +158,7 @@ def long_list(
     well_column: str = "Well",
     sample_column: str = "Sample",
     value_column: str = "Value",
+    limits: UploadLimits | None = None,
 ) -> tuple[dict[str, Reading], dict[str, str]]:
     """Read a one-row-per-well list (the shape a LIS exports).
 
@@ -163,7 +169,7 @@ def long_list(
 
     Returns ``(well → Reading, well → sample name)``; wells not listed are absent.
     """
-    grid = _load(data, filename, first_sheet_only=True)[0]
+    grid = _load(data, filename, first_sheet_only=True, limits=limits)[0]
     names = {"well": well_column, "sample": sample_column, "value": value_column}
     header_row, columns = _find_list_header(grid, names)
 
@@ -244,13 +250,20 @@ def _coordinate(r: int, c: int) -> str:
     return f"{get_column_letter(c + 1)}{r + 1}"
 
 
-def _load(data: bytes, filename: str, *, first_sheet_only: bool = False) -> list[_Grid]:
+def _load(
+    data: bytes,
+    filename: str,
+    *,
+    first_sheet_only: bool = False,
+    limits: UploadLimits | None = None,
+) -> list[_Grid]:
     """Turn the file into grids, one per worksheet (a CSV file is one grid)."""
+    limits = limits or uploads.current_limits()
     suffix = PurePath(filename).suffix.lower()
     if suffix in XLSX_SUFFIXES:
-        return _load_xlsx(data, filename, first_sheet_only=first_sheet_only)
+        return _load_xlsx(data, filename, first_sheet_only=first_sheet_only, limits=limits)
     if suffix in TEXT_SUFFIXES:
-        return [_load_csv(data)]
+        return [_load_csv(data, filename, limits)]
     if suffix == ".xls":
         raise ReaderFileError(
             f"{filename}: the old Excel .xls format cannot be read; save the file as .xlsx or .csv"
@@ -258,41 +271,42 @@ def _load(data: bytes, filename: str, *, first_sheet_only: bool = False) -> list
     raise ReaderFileError(f"{filename}: expected an .xlsx, .csv or .txt file")
 
 
-def _load_xlsx(data: bytes, filename: str, *, first_sheet_only: bool) -> list[_Grid]:
+_UNREADABLE = (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, EOFError)
+
+
+def _load_xlsx(
+    data: bytes, filename: str, *, first_sheet_only: bool, limits: UploadLimits
+) -> list[_Grid]:
     """Read every worksheet's values (cached results for formulas, as Excel shows them)."""
     try:
-        with warnings.catch_warnings():
-            # Instrument software often writes workbooks without a default style;
-            # openpyxl warns about it, but the values are unaffected.
-            warnings.simplefilter("ignore", UserWarning)
-            workbook = openpyxl.load_workbook(io.BytesIO(data), data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+        workbook = uploads.open_workbook(data, filename=filename, limits=limits)
+    except _UNREADABLE as exc:
         raise ReaderFileError(f"{filename}: not a readable .xlsx workbook ({exc})") from exc
-    try:
+    with workbook:
         sheets = workbook.worksheets[:1] if first_sheet_only else workbook.worksheets
-        return [
-            _Grid(sheet.title, [list(row) for row in sheet.iter_rows(values_only=True)], [])
-            for sheet in sheets
-        ]
-    finally:
-        workbook.close()
+        try:
+            return [
+                _Grid(sheet.title, list(map(list, workbook.rows(sheet))), []) for sheet in sheets
+            ]
+        except _UNREADABLE as exc:
+            raise ReaderFileError(f"{filename}: not a readable .xlsx workbook ({exc})") from exc
 
 
-def _load_csv(data: bytes) -> _Grid:
+def _load_csv(data: bytes, filename: str, limits: UploadLimits) -> _Grid:
     """Read a delimited text file into one grid, remembering each row's line number."""
+    uploads.check_text_size(data, filename=filename, limits=limits)
     text = _decode(data)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
+    lines = uploads.text_lines(text, filename=filename, limits=limits)
+    delimiter = _sniff_delimiter(lines)
     rows: list[list[object]] = []
-    lines: list[int] = []
-    start = 1  # a row starts on the line after the one where the previous row ended
+    starts: list[int] = []
     try:
-        for row in reader:
+        for start, row in uploads.csv_rows(lines, delimiter, filename=filename, limits=limits):
             rows.append(list(row))
-            lines.append(start)
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise ReaderFileError(f"line {reader.line_num}: {exc}") from exc
-    return _Grid(None, rows, lines)
+            starts.append(start)
+    except uploads.CsvError as exc:
+        raise ReaderFileError(f"line {exc.line}: {exc.reason}") from exc
+    return _Grid(None, rows, starts)
 
 
 def _decode(data: bytes) -> str:
@@ -311,15 +325,17 @@ def _decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _sniff_delimiter(text: str) -> str:
+def _sniff_delimiter(lines: list[str]) -> str:
     """Pick the delimiter, among tab, ";" and ",", found on the most non-blank lines.
 
     csv.Sniffer is not used: French Excel exports separate with ";" and write
     decimal commas, so "," is also everywhere and fools it. Counting lines instead
     works because a ";" export has ";" on every line with a comma and more.
     """
-    lines = [line for line in text.splitlines() if line.strip()]
-    counts = {delimiter: sum(delimiter in line for line in lines) for delimiter in CSV_DELIMITERS}
+    counts = {
+        delimiter: sum(delimiter in line for line in lines if line.strip())
+        for delimiter in CSV_DELIMITERS
+    }
     best = max(CSV_DELIMITERS, key=lambda delimiter: counts[delimiter])  # first wins ties
     return best if counts[best] else ","
 

@@ -29,7 +29,12 @@ spreadsheet (``row 7, cell D7 ("Value"): ...``), and raised together as one
 :class:`ResultSheetError`, so the file is fixed once; no row is returned from a file with
 a problem.
 
-Pure: nothing here touches Flask or the database.
+The file is read within the limits of an upload (:mod:`biobank.uploads`: sheets, rows,
+columns, cells, unpacked size, line length), which refuses a file over them with its own
+error before reading further.
+
+Pure: nothing here touches a Flask application or the database; the limits are the
+application's settings when it runs in one, else the defaults (``limits`` overrides them).
 """
 
 from __future__ import annotations
@@ -37,7 +42,6 @@ from __future__ import annotations
 import codecs
 import csv
 import functools
-import io
 import math
 import operator
 import re
@@ -49,10 +53,11 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 from openpyxl.utils import get_column_letter
 
+from biobank import uploads
 from biobank.assays import units
+from biobank.uploads import UploadLimits
 
 __all__ = [
     "DEFAULT_ANALYTES_PATH",
@@ -448,6 +453,7 @@ def read_results(
     *,
     analytes: Mapping[str, AnalyteSpec],
     columns: Mapping[str, str] | None = None,
+    limits: UploadLimits | None = None,
 ) -> list[ResultRow]:
     """Read a laboratory result sheet (.xlsx or .csv) into one ``ResultRow`` per result.
 
@@ -471,7 +477,7 @@ def read_results(
                 f"{MAX_BYTES:,}): split it"
             ]
         )
-    rows = _sheet_rows(data, filename, names)
+    rows = _sheet_rows(data, filename, names, limits or uploads.current_limits())
     try:
         return _Reader(names, index, analytes).read(rows)
     finally:
@@ -479,11 +485,11 @@ def read_results(
 
 
 def _sheet_rows(
-    data: bytes, filename: str, names: Mapping[str, str]
+    data: bytes, filename: str, names: Mapping[str, str], limits: UploadLimits
 ) -> Generator[Sequence[Any], None, None]:
     suffix = Path(filename).suffix.lower()
     if data.startswith(b"PK\x03\x04"):
-        return _xlsx_rows(data, filename)
+        return _xlsx_rows(data, filename, limits)
     if data.startswith(b"\xd0\xcf\x11\xe0") or suffix == ".xls":
         raise ResultSheetError(
             [f"{filename}: an old Excel 97-2003 workbook: save it as .xlsx (or .csv) and retry"]
@@ -492,12 +498,17 @@ def _sheet_rows(
         raise ResultSheetError([f"{filename}: not a readable .xlsx workbook"])
     if suffix not in (".csv", ".txt", ".tsv", ""):
         raise ResultSheetError([f"{filename}: expected an .xlsx or .csv file"])
-    return _csv_rows(_decode(data, filename), names)
+    uploads.check_text_size(data, filename=filename, limits=limits)
+    return _csv_rows(_decode(data, filename), names, filename, limits)
 
 
-def _xlsx_rows(data: bytes, filename: str) -> Generator[Sequence[Any], None, None]:
+def _xlsx_rows(
+    data: bytes, filename: str, limits: UploadLimits
+) -> Generator[Sequence[Any], None, None]:
     try:
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        workbook = uploads.open_workbook(data, filename=filename, limits=limits)
+    except uploads.TooLarge:
+        raise
     except Exception as err:  # openpyxl raises anything from zipfile, XML and its own code
         raise ResultSheetError(
             [f"{filename}: not a readable .xlsx workbook ({type(err).__name__}: {err})"]
@@ -507,12 +518,11 @@ def _xlsx_rows(data: bytes, filename: str) -> Generator[Sequence[Any], None, Non
         if not sheets:
             raise ResultSheetError([f"{filename}: the workbook has no worksheet"])
         sheet = next((ws for ws in sheets if ws.title.strip().casefold() == "results"), sheets[0])
-        # The <dimension> a writer records can be wrong, and openpyxl would cut every row
-        # to it: read the cells that are there instead.
-        sheet.reset_dimensions()
+        # The <dimension> a writer records can be wrong: the rows are read up to the last
+        # cell that holds a value, whatever it says.
         try:
-            yield from sheet.iter_rows(values_only=True)
-        except ResultSheetError:
+            yield from workbook.rows(sheet)
+        except (ResultSheetError, uploads.TooLarge):
             raise
         except Exception as err:
             raise ResultSheetError(
@@ -545,17 +555,20 @@ def _decode(data: bytes, filename: str) -> str:
 _DELIMITERS = ("\t", ";", ",")
 
 
-def _csv_rows(text: str, names: Mapping[str, str]) -> Generator[Sequence[Any], None, None]:
+def _csv_rows(
+    text: str, names: Mapping[str, str], filename: str, limits: UploadLimits
+) -> Generator[Sequence[Any], None, None]:
     if "\x00" in text:
         raise ResultSheetError(["not a text file (it holds NUL bytes): export the sheet as CSV"])
+    lines = uploads.text_lines(text, filename=filename, limits=limits)
     # The delimiter is the one under which a header row appears; csv.Sniffer guesses from
     # a sample and is thrown by a title line or by decimal commas in a semicolon file.
-    head = text.splitlines()[:HEADER_ROWS]
+    head = lines[:HEADER_ROWS]
     counts = {delimiter: sum(line.count(delimiter) for line in head) for delimiter in _DELIMITERS}
     candidates = sorted(_DELIMITERS, key=lambda delimiter: -counts[delimiter])
     chosen = candidates[0]
     for delimiter in candidates:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        reader = csv.reader(iter(lines), delimiter=delimiter)
         try:
             sample = [row for _, row in zip(range(HEADER_ROWS), reader, strict=False)]
         except csv.Error:
@@ -563,11 +576,11 @@ def _csv_rows(text: str, names: Mapping[str, str]) -> Generator[Sequence[Any], N
         if any(_match_header(number, row, names) for number, row in enumerate(sample, 1)):
             chosen = delimiter
             break
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=chosen)
     try:
-        yield from reader
-    except csv.Error as err:
-        raise ResultSheetError([f"row {reader.line_num}: not readable as CSV ({err})"]) from None
+        for _line, row in uploads.csv_rows(lines, chosen, filename=filename, limits=limits):
+            yield row
+    except uploads.CsvError as err:
+        raise ResultSheetError([f"row {err.line}: not readable as CSV ({err.reason})"]) from None
 
 
 def _header_roles(

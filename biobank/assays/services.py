@@ -15,14 +15,15 @@ from flask_babel import lazy_gettext as _l
 
 from biobank.assays import pipeline, platemap, platereader, resultsheet, units
 from biobank.assays.models import Analyte, AssayRun, Result, Well
+from biobank.auth.models import User
 from biobank.custody import services as custody
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.extensions import db
 from biobank.samples import services as samples
-from biobank.samples.models import Aliquot, Specimen
+from biobank.samples.models import Aliquot
+from biobank.sites.services import in_reach
 from biobank.storage import services as storage
-from biobank.study.models import Participant, Visit
 from biobank.study.services import Page
 
 SAMPLE_TYPE_OF = {"VEGF": "SER"}  # informative only: the analyte's usual matrix
@@ -159,14 +160,8 @@ def _aliquots(barcodes, actor) -> dict[str, int]:
     codes = sorted(set(barcodes))
     if not codes:
         return {}
-    query = (
-        sa.select(Aliquot.barcode, Aliquot.id)
-        .join(Specimen, Specimen.id == Aliquot.specimen_id)
-        .join(Visit, Visit.id == Specimen.visit_id)
-        .join(Participant, Participant.id == Visit.participant_id)
-        .where(Aliquot.barcode.in_(codes))
-    )
-    return dict(db.session.execute(samples.site_scope(query, actor)).all())
+    query = sa.select(Aliquot.barcode, Aliquot.id).where(Aliquot.barcode.in_(codes))
+    return dict(db.session.execute(samples.aliquots_in_reach(query, actor)).all())
 
 
 def _in_analyte_unit(data: dict, analyte: Analyte) -> None:
@@ -339,16 +334,122 @@ def preview_results(data: bytes, filename: str, *, keep: bool = True, actor) -> 
     return Preview(run, preview)
 
 
-def get_run(code: str | int) -> AssayRun:
+# --- which runs, and what of them, a user bound to a centre sees -------------------------
+
+
+def _named(preview: dict) -> set[str]:
+    """The aliquot barcodes a preview names: a plate's samples, a sheet's rows."""
+    return {s["barcode"] for s in preview.get("samples", ())} | {
+        r["barcode"] for r in preview.get("rows", ())
+    }
+
+
+def _undecided_in_reach(actor, among: list[int] | None = None) -> list[int]:
+    """The runs awaiting a decision (or rejected) whose preview names an aliquot of the
+    actor's centre: they have no result yet to tell it."""
+    query = sa.select(AssayRun.id, AssayRun.preview).where(AssayRun.status != "accepted")
+    if among is not None:
+        query = query.where(AssayRun.id.in_(among))
+    named = {id_: _named(json.loads(preview)) for id_, preview in db.session.execute(query)}
+    reached = samples.reached(set().union(*named.values()), actor)
+    return [id_ for id_, codes in named.items() if codes & reached]
+
+
+def _runs_in_reach(query, actor, among: list[int] | None = None):
+    """``query`` on runs limited to those a user bound to a centre sees: the runs imported
+    at their centre, and those holding at least one of their centre's aliquots (an
+    accepted run's results, an undecided run's preview). A plate may hold the tubes of
+    several centres: what such a user sees of it is ``seen``."""
+    if not samples.bound_to_a_centre(actor):
+        return query
+    imported_here = AssayRun.created_by_id.in_(in_reach(sa.select(User.id), User.site_id, actor))
+    measured_here = sa.exists(
+        samples.aliquots_in_reach(
+            sa.select(Result.id)
+            .join(Aliquot, Aliquot.id == Result.aliquot_id)
+            .where(Result.run_id == AssayRun.id),
+            actor,
+        )
+    )
+    undecided_here = AssayRun.id.in_(_undecided_in_reach(actor, among))
+    return query.where(sa.or_(imported_here, measured_here, undecided_here))
+
+
+def _run_in_reach(code: str | int, actor) -> AssayRun:
+    """The run a code names, if the actor sees it: another centre's run is not found."""
     text = str(code).strip().upper().removeprefix("A")
-    run = db.session.get(AssayRun, int(text)) if text.isdigit() and len(text) <= 9 else None
+    number = int(text) if text.isdigit() and len(text) <= 9 else None
+    run = db.session.get(AssayRun, number) if number is not None else None
+    if run is not None and samples.bound_to_a_centre(actor):
+        query = _runs_in_reach(sa.select(AssayRun.id).where(AssayRun.id == run.id), actor, [run.id])
+        run = run if db.session.execute(query).first() is not None else None
     if run is None:
         raise NotFound(_l("No assay run %(code)s.", code=code), fields={"run": str(code)})
     return run
 
 
-def list_runs(*, status: str | None = None, limit: int = 100, offset: int = 0) -> Page:
-    query = sa.select(AssayRun)
+def _shown(preview: dict, hidden: set[str]) -> dict:
+    """The preview without the samples of these aliquots: their rows or samples, wells
+    and the problems naming them. The standards, controls and curve stay: they are no
+    participant's."""
+    if not hidden:
+        return preview
+    shown = dict(preview)
+    if "samples" in preview:
+        shown["samples"] = [s for s in preview["samples"] if s["barcode"] not in hidden]
+    if "rows" in preview:
+        shown["rows"] = [r for r in preview["rows"] if r["barcode"] not in hidden]
+    if "wells" in preview:
+        shown["wells"] = {
+            well: info
+            for well, info in preview["wells"].items()
+            if info.get("content") not in hidden
+        }
+    shown["problems"] = [
+        problem
+        for problem in preview.get("problems", ())
+        if not any(code in problem for code in hidden)
+    ]
+    shown["withheld"] = len(hidden)
+    return shown
+
+
+@dataclass(frozen=True)
+class SeenRun:
+    """A run as one user sees it: its columns, and its preview without the samples of the
+    aliquots of centres the user is not bound to (``withheld``, their barcodes)."""
+
+    run: AssayRun
+    shown: dict
+    withheld: frozenset[str]
+
+    def __getattr__(self, name):
+        # The run's own columns and relations (code, status, file_name, analyte…); never
+        # a special name, which copy and pickle look up before ``run`` is set.
+        if name.startswith("__") or name == "run":
+            raise AttributeError(name)
+        return getattr(self.run, name)
+
+    @property
+    def preview(self) -> str:
+        return canonical(self.shown)
+
+
+def seen(run: AssayRun, *, actor) -> SeenRun:
+    """``run`` as ``actor`` sees it (see ``SeenRun``)."""
+    preview = json.loads(run.preview)
+    hidden = samples.out_of_reach(_named(preview), actor)
+    return SeenRun(run, _shown(preview, hidden), frozenset(hidden))
+
+
+def get_run(code: str | int, *, actor) -> SeenRun:
+    """A run the actor sees, as they see it; another centre's run is not found."""
+    return seen(_run_in_reach(code, actor), actor=actor)
+
+
+def list_runs(*, actor, status: str | None = None, limit: int = 100, offset: int = 0) -> Page:
+    """Runs newest first: those the actor sees (see ``_runs_in_reach``)."""
+    query = _runs_in_reach(sa.select(AssayRun), actor)
     if status:
         query = query.where(AssayRun.status == status)
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
@@ -369,8 +470,10 @@ def _decide(run: AssayRun, status: str, actor) -> None:
 
 def accept_run(code: str | int, *, actor) -> AssayRun:
     """Write the preview's results, in one transaction, with who accepted it and when.
-    Samples that are not aliquots of the bank are left out (the preview listed them)."""
-    run = get_run(code)
+    Samples that are not aliquots of the bank are left out (the preview listed them). A
+    manager bound to a centre decides on the runs they see, and for the whole plate: its
+    curve and standards hold for every sample on it."""
+    run = _run_in_reach(code, actor)
     _decide(run, "accepted", actor)
     preview = json.loads(run.preview)
     if run.kind == "plate":
@@ -460,7 +563,7 @@ def _insert(model, rows: list[dict]) -> None:
 
 
 def reject_run(code: str | int, reason: str, *, actor) -> AssayRun:
-    run = get_run(code)
+    run = _run_in_reach(code, actor)
     reason = custody.require_reason(reason, _l("reject a run"))
     _decide(run, "rejected", actor)
     run.reason = reason

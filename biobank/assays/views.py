@@ -3,8 +3,6 @@ design, the study export; the results sections of the aliquot and participant pa
 
 from __future__ import annotations
 
-import json
-
 from flask import (
     Blueprint,
     current_app,
@@ -29,7 +27,7 @@ from biobank.assays import (
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.db import utcnow
-from biobank.errors import DomainError, Invalid
+from biobank.errors import DomainError, Invalid, NotFound
 from biobank.web import add_panel, file_response, kept_form, refuse
 
 bp = Blueprint("assays", __name__, template_folder="templates")
@@ -66,7 +64,7 @@ def runs():
     status = request.args.get("status") or None
     return render_template(
         "assays/runs.html",
-        page=services.list_runs(status=status, limit=200),
+        page=services.list_runs(actor=current_user, status=status, limit=200),
         analytes=[a for a in services.analyte_choices() if a.kind == "numeric"],
         status=status,
         form=kept_form(),
@@ -127,10 +125,8 @@ def import_sheet():
 @bp.route("/assays/runs/<code>")
 @requires(Permission.IMPORT_ASSAYS)
 def run(code):
-    found = services.get_run(code)
-    return render_template(
-        "assays/run.html", run=found, preview=json.loads(found.preview), form=kept_form()
-    )
+    found = services.get_run(code, actor=current_user)
+    return render_template("assays/run.html", run=found, preview=found.shown, form=kept_form())
 
 
 @bp.route("/assays/runs/<code>/curve.<fmt>")
@@ -138,8 +134,10 @@ def run(code):
 def curve(code, fmt):
     if fmt not in ("png", "svg"):
         raise Invalid(_("The picture is a PNG or an SVG."), fields={"format": fmt})
-    found = services.get_run(code)
-    picture = pictures.run_curve(found, fmt)
+    found = services.get_run(code, actor=current_user)
+    if found.kind != "plate":
+        raise NotFound(_("Run %(code)s is a result sheet: it has no curve.", code=found.code))
+    picture = pictures.run_curve(found.run, fmt, leave_out=found.withheld)
     return file_response(
         picture,
         "image/png" if fmt == "png" else "image/svg+xml",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from functools import wraps
 
-from flask import abort, g, redirect, request, url_for
+import sqlalchemy as sa
+from flask import abort, current_app, g, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -42,9 +44,19 @@ def public(view):
     return view
 
 
+_SESSION_ID = re.compile(r"[0-9]+:[0-9]+")
+
+
 @login_manager.user_loader
-def load_user(user_id: str):
-    return services.principal(int(user_id))
+def load_user(session_id: str):
+    """The account of a session, while the session's generation is still the account's
+    (``Principal.get_id``): logging out, a new password or switching the account off
+    counts the generation up and ends every session made before, copies of the cookie
+    and remember-me cookies included. One indexed lookup per request."""
+    if not _SESSION_ID.fullmatch(session_id or ""):
+        return None  # a session from before generations existed: log in again
+    user_id, _, generation = session_id.partition(":")
+    return services.session_principal(int(user_id), int(generation))
 
 
 @login_manager.request_loader
@@ -53,10 +65,35 @@ def load_user_from_bearer(req):
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    user = services.principal_for_token(token.strip())
-    if user is not None:
-        g.authenticated_by_token = True
-    return user
+    use = services.authenticate_token(token.strip())
+    if use is None:
+        return None
+    g.authenticated_by_token = True
+    if use.first_use:
+        g.token_first_use = (use.token_id, use.principal.id, req.remote_addr)
+    return use.principal
+
+
+def record_token_first_use(_error=None) -> None:
+    """At the end of a request authenticated by a token never used before: record that
+    first use (``services.record_token_first_use``).
+
+    Not at authentication time: the request's own transaction has begun by then, and on
+    SQLite a writing request holds the write lock a second connection would wait for.
+    Registered as a teardown of every request by auth.views; teardowns run in the reverse
+    order of their registration, and blueprints are registered before the transaction
+    rule, so the request's transaction has been committed or rolled back. A GET still
+    writes nothing of its own: this is the credential's audit, on a connection of its
+    own. Should it fail, the next use of the token records it."""
+    pending = g.pop("token_first_use", None)
+    if pending is None:
+        return
+    try:
+        services.record_token_first_use(*pending)
+    except sa.exc.SQLAlchemyError:
+        current_app.logger.warning(
+            "first use of API token %s not recorded", pending[0], exc_info=True
+        )
 
 
 @login_manager.unauthorized_handler

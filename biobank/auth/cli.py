@@ -1,4 +1,9 @@
-"""flask user …: accounts and API tokens from the command line."""
+"""flask user …: accounts and API tokens from the command line.
+
+The command line acts as the system (``actor=None``): whoever runs it administers the
+server, so it reaches every account, creates the first administrator and issues tokens to
+any account. The audit records its changes with no actor.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ def create(name, role, password, site_code, email):
     """Create the account NAME."""
     shown = password is None
     password = password or secrets.token_urlsafe(12)
-    user = services.create_user(name, role, password, site_code=site_code, email=email)
+    user = services.create_user(name, role, password, site_code=site_code, email=email, actor=None)
     click.echo(f"created {user.username} ({user.role}{', site ' + site_code if site_code else ''})")
     if shown:
         click.echo(f"password: {password}")
@@ -34,11 +39,12 @@ def create(name, role, password, site_code, email):
 @user_cli.command("password")
 @click.argument("name")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--revoke-tokens", is_flag=True, help="Revoke NAME's API tokens as well.")
 @unit_of_work
-def set_password(name, password):
-    """Set NAME's password."""
-    services.set_password(name, password)
-    click.echo(f"password of {name} changed")
+def set_password(name, password, revoke_tokens):
+    """Set NAME's password; every session of NAME ends."""
+    services.set_password(name, password, revoke_tokens=revoke_tokens, actor=None)
+    click.echo(f"password of {name} changed; their sessions have ended")
 
 
 @user_cli.command("token")
@@ -46,7 +52,7 @@ def set_password(name, password):
 @unit_of_work
 def token(name):
     """Issue a new API token for NAME. It is printed once, as the last line."""
-    secret = services.issue_token(name)
+    secret = services.issue_token(name, actor=None)
     click.echo(f"API token for {name} (shown once; send it as 'Authorization: Bearer …'):")
     click.echo(secret)
 
@@ -56,13 +62,13 @@ def token(name):
 @unit_of_work
 def revoke(name):
     """Revoke every API token of NAME."""
-    click.echo(f"{services.revoke_tokens(name)} token(s) revoked")
+    click.echo(f"{services.revoke_tokens(name, actor=None)} token(s) revoked")
 
 
 @user_cli.command("list")
 def list_users():
     """List the accounts."""
-    for user in services.list_users():
+    for user in services.list_users(actor=None):
         site = user.site.code if user.site else "-"
         state = "active" if user.active else "off"
         click.echo(f"{user.username:24} {user.role:12} {site:8} {state:6} {user.email or '-'}")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask_login import current_user
 from flask_smorest import Blueprint
 
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
-from biobank.distribution import paperwork, schemas, services, shipping
+from biobank.distribution import contacts, disclosure, paperwork, schemas, services, shipping
 from biobank.distribution.paperwork import XLSX
 from biobank.distribution.views import paper_response
 from biobank.samples import services as samples
@@ -24,15 +23,6 @@ def _file(description: str, *mimetypes: str) -> dict:
     return {200: {"description": description, "content": {m: {} for m in mimetypes}}}
 
 
-def _small_cell() -> int:
-    return current_app.config["CATALOGUE_SMALL_CELL"]
-
-
-def _exact() -> bool:
-    """Whoever may see participant-level data gets exact counts."""
-    return current_user.may(Permission.VIEW_SAMPLES)
-
-
 # --- catalogue ---------------------------------------------------------------------------
 
 
@@ -44,9 +34,11 @@ def catalogue(criteria):
     """Available aliquots, participants and volume by arm × visit × sample type.
 
     List arguments are comma-separated or repeated (``visits=BL,M2`` or
-    ``visits=BL&visits=M2``). Cells of fewer participants than the small-cell threshold
-    show null counts and ``shown_as: "< N"``, except to those who may see samples."""
-    return services.catalogue(criteria, small_cell=_small_cell(), exact=_exact())
+    ``visits=BL&visits=M2``). Exact counts for those who may see participant-level data;
+    to anyone else, combinations of fewer participants than ``CATALOGUE_SMALL_CELL`` are
+    not listed, the other counts are ranges (``participants`` is the range's lowest value,
+    ``participants_shown`` the range, "5–9"), and the volume is null."""
+    return disclosure.catalogue(criteria, actor=current_user)
 
 
 @blp.route("/catalogue/match", methods=["POST"])
@@ -54,10 +46,10 @@ def catalogue(criteria):
 @blp.arguments(schemas.CriteriaSchema)
 @blp.response(200, schemas.MatchSchema)
 def catalogue_match(criteria):
-    """How many participants and aliquots a request with these criteria would get (the
-    small-cell threshold applies as in the catalogue; zero is shown as zero)."""
-    count = services.match_count(criteria)
-    return {"count": count, "suppressed": not _exact() and 0 < count.participants < _small_cell()}
+    """How many participants and aliquots a request with these criteria would get, shown
+    as in the catalogue: fewer participants than the threshold, zero included, are null
+    counts with ``suppressed`` and ``shown_as: "< N"``; other counts are ranges."""
+    return disclosure.match_count(criteria, actor=current_user)
 
 
 # --- requests ----------------------------------------------------------------------------
@@ -161,6 +153,32 @@ def cancel(data, request_id):
     return services.cancel(request_id, data["reason"], actor=current_user)
 
 
+@blp.route(f"/requests/<{REQUEST_ID}>/contact", methods=["PUT"])
+@requires(Permission.CATALOGUE)
+@blp.arguments(schemas.ContactSchema)
+@blp.response(200, schemas.RequestDetailSchema)
+def change_contact(data, request_id):
+    """Change the laboratory's contact (its researcher, or a manager) until the tubes
+    leave. A new address is not mailed until a manager confirms it."""
+    return contacts.change_contact(
+        request_id,
+        contact_name=data["contact_name"],
+        contact_email=data["contact_email"],
+        actor=current_user,
+    )
+
+
+@blp.route(f"/requests/<{REQUEST_ID}>/contact/confirm", methods=["POST"])
+@requires(Permission.APPROVE)
+@blp.arguments(schemas.ConfirmContactSchema)
+@blp.response(200, schemas.RequestDetailSchema)
+def confirm_contact(data, request_id):
+    """A manager confirms the contact's address, as the request shows it: the request's
+    later notices go there too. 409 ``contact.changed`` when it is no longer the
+    request's address, ``contact.already_confirmed`` when it is confirmed already."""
+    return contacts.confirm_contact(request_id, data["contact_email"], actor=current_user)
+
+
 # --- picking -----------------------------------------------------------------------------
 
 
@@ -261,7 +279,7 @@ def dispatch(details, code):
 def manifest(code):
     """The manifest's lines, box by box and position by position."""
     shipment = shipping.get_shipment(code, actor=current_user)
-    return {"shipment": shipment, "items": paperwork.manifest_lines(shipment)}
+    return {"shipment": shipment, "items": paperwork.manifest_lines(shipment, actor=current_user)}
 
 
 @blp.route("/shipments/<code>/manifest.xlsx")

@@ -25,10 +25,11 @@ from typing import Any
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos, YPos
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+
+from biobank import tabular
+from biobank.tabular import clean_xml
 
 FONT_DIR = Path(__file__).resolve().parents[2] / "labels" / "fonts"
 ELLIPSIS = "\u2026"
@@ -804,44 +805,24 @@ def _parse_position(position: str) -> tuple[int, int] | None:
     return ord(match[1]) - ord("A") + 1, int(match[2])
 
 
-# What XML 1.0 cannot hold: openpyxl's control characters, lone surrogates, U+FFFE/FFFF.
-_NOT_XML = re.compile(ILLEGAL_CHARACTERS_RE.pattern + "|[\ud800-\udfff\ufffe\uffff]")
-
-
-def _clean(value: str) -> str:
-    value = str(value)
-    return value if value.isprintable() else _NOT_XML.sub("", value)
-
-
 def _text_cell(ws: Any, value: str, *, bold: bool = False) -> Any:
-    """A string for a write-only row: a plain str when openpyxl would store it as is,
-    otherwise a cell forced to text. "=..." and "#N/A" stay text, never a formula or an
-    error, whoever typed them."""
-    value = _clean(value)
-    risky = value.startswith("=") or value in ERROR_CODES
-    if not (bold or risky):
-        return value
-    cell = WriteOnlyCell(ws, value=value)
-    if risky:
-        cell.data_type = "s"
-    if bold:
-        cell.font = _BOLD
-    return cell
+    """A text for a write-only row, stored as text: "=...", "+33" and "#N/A" are never a
+    formula or an error, whoever typed them (biobank/tabular.py quotes what could start
+    a formula)."""
+    return tabular.xlsx_cell(ws, value, font=_BOLD if bold else None)
 
 
 def _fact_cell(ws: Any, value: str | DateFact) -> Any:
     """A header fact's value: a date as a real date cell with its number format."""
     if not isinstance(value, DateFact):
         return _text_cell(ws, value)
-    cell = WriteOnlyCell(ws, value=value.value.replace(tzinfo=None))
-    cell.number_format = value.number_format
-    return cell
+    return tabular.xlsx_cell(
+        ws, value.value.replace(tzinfo=None), number_format=value.number_format
+    )
 
 
 def _bold_cell(ws: Any, value: int) -> Any:
-    cell = WriteOnlyCell(ws, value=value)
-    cell.font = _BOLD
-    return cell
+    return tabular.xlsx_cell(ws, value, font=_BOLD)
 
 
 def _width(values: Iterable[Any], minimum: float = 6, maximum: float = 45) -> float:
@@ -883,7 +864,7 @@ def _manifest_sheet(
 ) -> None:
     ws = wb.create_sheet("Manifest")
     facts = [
-        (_clean(label), value if isinstance(value, DateFact) else _clean(value))
+        (clean_xml(label), value if isinstance(value, DateFact) else clean_xml(value))
         for label, value in header.lines
     ]
     heading_row = 1 + len(facts) + 2  # title, facts, blank row
@@ -946,7 +927,7 @@ def _boxes_sheet(wb: Workbook, lines: Sequence[ManifestLine], labels: Mapping[st
             if where is None:
                 unplaced.append(line)
             else:
-                cells.setdefault(where, []).append(_clean(line.barcode))
+                cells.setdefault(where, []).append(clean_xml(line.barcode))
             longest = max(longest, len(line.barcode))
         rows = max((row for row, _ in cells), default=0)
         cols = max((col for _, col in cells), default=0)

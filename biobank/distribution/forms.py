@@ -83,7 +83,14 @@ class RequestForm(CriteriaForm):
         _l("Receiving laboratory"), validators=[DataRequired(), Length(max=200)]
     )
     contact_name = StringField(_l("Contact at the laboratory"), validators=[DataRequired()])
-    contact_email = EmailField(_l("Contact e-mail"), validators=[DataRequired(), Length(max=200)])
+    contact_email = EmailField(
+        _l("Contact e-mail"),
+        validators=[DataRequired(), Length(max=200)],
+        description=_l(
+            "Notices go to your account's address; this one gets them too once a manager "
+            "has confirmed it."
+        ),
+    )
 
     def criteria_data(self) -> dict:
         return super().criteria_data() | {"per_participant_visit": self.per_participant_visit.data}

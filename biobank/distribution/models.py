@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from biobank.auth.models import User
 from biobank.db import enum_check, utcnow
@@ -49,6 +49,11 @@ class SampleRequest(db.Model):
     receiving_lab: Mapped[str] = mapped_column(sa.String(200))
     contact_name: Mapped[str] = mapped_column(sa.String(200))
     contact_email: Mapped[str] = mapped_column(sa.String(200))
+    # The contact's address is typed by the researcher: the bank mails it only once a
+    # manager has confirmed it (who, when), or anyone could have the bank's notices sent
+    # anywhere. A new address is unconfirmed again (``_new_address_unconfirmed``).
+    contact_confirmed_at: Mapped[datetime | None]
+    contact_confirmed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     criteria: Mapped[str] = mapped_column(sa.Text)
     researcher_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
     status: Mapped[str] = mapped_column(sa.String(16), default="submitted")
@@ -56,7 +61,11 @@ class SampleRequest(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    researcher: Mapped[User] = relationship()
+    researcher: Mapped[User] = relationship(foreign_keys=[researcher_id])
+    # Read only: the confirmation is written through its id and time, together.
+    contact_confirmed_by: Mapped[User | None] = relationship(
+        foreign_keys=[contact_confirmed_by_id], viewonly=True
+    )
     events: Mapped[list[RequestEvent]] = relationship(
         order_by="RequestEvent.id", back_populates="request"
     )
@@ -64,6 +73,18 @@ class SampleRequest(db.Model):
     @property
     def code(self) -> str:
         return f"R{self.id:05d}"
+
+    @property
+    def contact_confirmed(self) -> bool:
+        return self.contact_confirmed_at is not None
+
+    @validates("contact_email")
+    def _new_address_unconfirmed(self, _key, address):
+        """Whatever changes the address, a confirmation was of the old one."""
+        if address != self.contact_email:
+            self.contact_confirmed_at = None
+            self.contact_confirmed_by_id = None
+        return address
 
 
 class RequestEvent(db.Model):

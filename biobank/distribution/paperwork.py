@@ -16,7 +16,8 @@ from biobank.db import utcnow
 from biobank.distribution import documents, shipping
 from biobank.distribution.models import Shipment, ShipmentItem
 from biobank.extensions import db
-from biobank.samples.models import Aliquot, Specimen
+from biobank.samples import services as samples
+from biobank.samples.models import Aliquot
 from biobank.storage.positions import grid_for
 from biobank.storage.services import SEPARATOR
 from biobank.study.models import Participant, Visit
@@ -125,26 +126,27 @@ def _manifest_header(shipment: Shipment) -> documents.DocumentHeader:
     )
 
 
-def manifest_lines(shipment: Shipment) -> list[documents.ManifestLine]:
-    """The shipment's tubes box by box, position by position, in one query."""
+def manifest_lines(shipment: Shipment, *, actor) -> list[documents.ManifestLine]:
+    """The shipment's tubes box by box, position by position, in one query (a centre's
+    shipment carries that centre's tubes only; the centre rule applies all the same)."""
     grid = grid_for(shipment.box_rows, shipment.box_cols)
     rows = db.session.execute(
-        sa.select(
-            ShipmentItem.box_number,
-            ShipmentItem.row,
-            ShipmentItem.col,
-            Aliquot.barcode,
-            Aliquot.sample_type,
-            Aliquot.volume_ul,
-            Visit.visit_code,
-            Participant.code,
+        samples.aliquots_in_reach(
+            sa.select(
+                ShipmentItem.box_number,
+                ShipmentItem.row,
+                ShipmentItem.col,
+                Aliquot.barcode,
+                Aliquot.sample_type,
+                Aliquot.volume_ul,
+                Visit.visit_code,
+                Participant.code,
+            )
+            .join(Aliquot, Aliquot.id == ShipmentItem.aliquot_id)
+            .where(ShipmentItem.shipment_id == shipment.id)
+            .order_by(ShipmentItem.box_number, ShipmentItem.row, ShipmentItem.col),
+            actor,
         )
-        .join(Aliquot, Aliquot.id == ShipmentItem.aliquot_id)
-        .join(Specimen, Specimen.id == Aliquot.specimen_id)
-        .join(Visit, Visit.id == Specimen.visit_id)
-        .join(Participant, Participant.id == Visit.participant_id)
-        .where(ShipmentItem.shipment_id == shipment.id)
-        .order_by(ShipmentItem.box_number, ShipmentItem.row, ShipmentItem.col)
     )
     return [
         documents.ManifestLine(box, grid.label(row, col), *rest) for box, row, col, *rest in rows
@@ -154,7 +156,7 @@ def manifest_lines(shipment: Shipment) -> list[documents.ManifestLine]:
 def manifest(code: str, fmt: str, *, actor) -> Paper:
     """The manifest of a shipment as "pdf" or "xlsx"."""
     shipment = shipping.get_shipment(code, actor=actor)
-    header, lines = _manifest_header(shipment), manifest_lines(shipment)
+    header, lines = _manifest_header(shipment), manifest_lines(shipment, actor=actor)
     if fmt == "xlsx":
         content = documents.manifest_xlsx(header, lines, labels=_labels())
         return Paper(f"manifest-{shipment.code}.xlsx", XLSX, content)

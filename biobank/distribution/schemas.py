@@ -7,7 +7,6 @@ import json
 import re
 from datetime import UTC, datetime
 
-from flask import current_app
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, post_load, pre_dump, validate
 
@@ -88,42 +87,53 @@ class CriteriaSchema(Schema.from_dict(_criteria_fields())):
         return to_criteria(data)
 
 
-def _small_cell() -> int:
-    return current_app.config["CATALOGUE_SMALL_CELL"]
+def _number(count) -> int | None:
+    """A shown count as a number: exact, or the lowest value of its range; None when
+    suppressed."""
+    return None if count is None else count.low
+
+
+def _text(count) -> str | None:
+    return None if count is None else str(count)
 
 
 class CatalogueRowSchema(Schema):
-    """A catalogue cell; under the small-cell threshold its counts are null."""
+    """A catalogue combination, as the small-cell rule shows it (disclosure.py)."""
 
     arm = fields.String()
     visit = fields.String()
     sample_type = fields.String()
-    participants = fields.Integer(allow_none=True)
-    aliquots = fields.Integer(allow_none=True)
-    volume_ul = fields.Integer(allow_none=True)
-    suppressed = fields.Boolean()
-    shown_as = fields.String(
-        allow_none=True,
-        metadata={"description": '"< N" for a cell of fewer than N participants'},
+    participants = fields.Integer(
+        metadata={"description": "exact, or the lowest value of the range shown"}
     )
+    aliquots = fields.Integer(
+        metadata={"description": "exact, or the lowest value of the range shown"}
+    )
+    volume_ul = fields.Integer(
+        allow_none=True, metadata={"description": "null without participant-level access"}
+    )
+    participants_shown = fields.String(metadata={"example": "5–9"})
+    aliquots_shown = fields.String(metadata={"example": "10–14"})
+    exact = fields.Boolean(metadata={"description": "false: the counts are ranges"})
 
     @pre_dump
-    def hide(self, row, **_):
-        counts = dict.fromkeys(("participants", "aliquots", "volume_ul"))
-        if not row.suppressed:
-            counts = {k: getattr(row, k) for k in counts}
+    def flatten(self, row, **_):
         return {
             "arm": row.arm,
             "visit": row.visit,
             "sample_type": row.sample_type,
-            "suppressed": row.suppressed,
-            "shown_as": f"< {_small_cell()}" if row.suppressed else None,
-            **counts,
+            "participants": _number(row.participants),
+            "aliquots": _number(row.aliquots),
+            "volume_ul": row.volume_ul,
+            "participants_shown": str(row.participants),
+            "aliquots_shown": str(row.aliquots),
+            "exact": row.participants.exact and row.aliquots.exact,
         }
 
 
 class MatchSchema(Schema):
-    """How many a request would get; under the small-cell threshold the counts are null."""
+    """How many a request would get, as the small-cell rule shows it: fewer participants
+    than the threshold (zero included) are null counts, ``suppressed``, "< N"."""
 
     participants = fields.Integer(allow_none=True)
     aliquots = fields.Integer(allow_none=True)
@@ -132,17 +142,27 @@ class MatchSchema(Schema):
         metadata={"description": "last aliquots of their group, kept unless a manager overrides"},
     )
     suppressed = fields.Boolean()
-    shown_as = fields.String(allow_none=True)
+    shown_as = fields.String(
+        allow_none=True, metadata={"description": '"< N" when the participants are suppressed'}
+    )
+    participants_shown = fields.String(metadata={"example": "5–9"})
+    aliquots_shown = fields.String(allow_none=True)
+    held_back_shown = fields.String(allow_none=True)
+    exact = fields.Boolean(metadata={"description": "false: the counts are ranges"})
 
     @pre_dump
-    def hide(self, found, **_):
-        count, suppressed = found["count"], found["suppressed"]
+    def flatten(self, found, **_):
+        people = found.participants
         return {
-            "participants": None if suppressed else count.participants,
-            "aliquots": None if suppressed else count.aliquots,
-            "held_back": None if suppressed else count.held_back,
-            "suppressed": suppressed,
-            "shown_as": f"< {_small_cell()}" if suppressed else None,
+            "participants": _number(people),
+            "aliquots": _number(found.aliquots),
+            "held_back": _number(found.held_back),
+            "suppressed": people.suppressed,
+            "shown_as": str(people) if people.suppressed else None,
+            "participants_shown": str(people),
+            "aliquots_shown": _text(found.aliquots),
+            "held_back_shown": _text(found.held_back),
+            "exact": people.exact,
         }
 
 
@@ -188,6 +208,14 @@ class RequestDetailSchema(RequestSchema):
     aim = fields.String()
     contact_name = fields.String()
     contact_email = fields.String()
+    contact_confirmed = fields.Boolean(
+        metadata={"description": "false: the contact's address is not mailed"}
+    )
+    contact_confirmed_at = fields.DateTime(allow_none=True)
+    contact_confirmed_by = fields.Function(
+        lambda r: r.contact_confirmed_by.username if r.contact_confirmed else None,
+        allow_none=True,
+    )
     criteria = fields.Function(lambda r: json.loads(r.criteria))
     updated_at = fields.DateTime()
     decision_reason = fields.String()
@@ -308,6 +336,19 @@ class ApprovalSchema(Schema):
     reserved = fields.Integer()
     participants = fields.Integer()
     last_aliquots = fields.List(fields.String(), attribute="last_ones")
+
+
+class ContactSchema(Schema):
+    contact_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    contact_email = fields.Email(required=True, validate=validate.Length(max=200))
+
+
+class ConfirmContactSchema(Schema):
+    contact_email = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "the address confirmed, as the request shows it"},
+    )
 
 
 class ReasonSchema(Schema):

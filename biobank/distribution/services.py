@@ -24,6 +24,7 @@ from biobank.errors import Conflict, Invalid, NotFound
 from biobank.extensions import db
 from biobank.i18n import label
 from biobank.notifications import services as notifications
+from biobank.samples import services as samples
 from biobank.samples.models import Aliquot, Specimen
 from biobank.storage import places
 from biobank.storage.models import StoredPosition
@@ -73,13 +74,9 @@ def _filtered(query, criteria: Criteria, *, matching: bool = True):
     return query
 
 
-def _joined(query):
-    return (
-        query.select_from(Aliquot)
-        .join(Specimen, Specimen.id == Aliquot.specimen_id)
-        .join(Visit, Visit.id == Specimen.visit_id)
-        .join(Participant, Participant.id == Visit.participant_id)
-    )
+def _joined(query, actor):
+    """``query`` on aliquots, joined up to their participant, within the actor's centre."""
+    return samples.aliquots_in_reach(query.select_from(Aliquot), actor)
 
 
 def _available(query):
@@ -102,15 +99,14 @@ class CatalogueRow:
     participants: int
     aliquots: int
     volume_ul: int
-    # Fewer participants than the small-cell threshold: the counts are not shown.
-    suppressed: bool
 
 
-def catalogue(criteria: Criteria, *, small_cell: int, exact: bool = False) -> list[CatalogueRow]:
-    """Available aliquots and volume by arm × visit × sample type, in one aggregate query.
+def catalogue(criteria: Criteria, *, actor=None) -> list[CatalogueRow]:
+    """Available aliquots and volume by arm × visit × sample type, in one aggregate query;
+    a user bound to a centre counts that centre's only.
 
-    Cells of fewer than ``small_cell`` participants are marked suppressed unless ``exact``
-    (for those allowed to see participant-level data anyway).
+    These are the true counts: what those who may not see participant-level data are
+    shown of them is decided by disclosure.py alone.
     """
     # Two levels: the aliquots are first summed per specimen (on the partial index of
     # stored aliquots), and only those sums are joined up to visit and participant; one
@@ -139,30 +135,30 @@ def catalogue(criteria: Criteria, *, small_cell: int, exact: bool = False) -> li
         per_specimen = per_specimen.where(Aliquot.freeze_thaw_count <= criteria.max_freeze_thaw)
     sums = per_specimen.subquery()
     query = _filtered_groups(
-        sa.select(
-            Participant.arm_code,
-            Visit.visit_code,
-            sums.c.sample_type,
-            sa.func.count(sa.distinct(Participant.id)),
-            sa.func.sum(sums.c.n),
-            sa.func.sum(sums.c.volume),
-            sa.func.min(VisitDefinition.order),
-        )
-        .select_from(sums)
-        .join(Specimen, Specimen.id == sums.c.specimen_id)
-        .join(Visit, Visit.id == Specimen.visit_id)
-        .join(Participant, Participant.id == Visit.participant_id)
-        .join(VisitDefinition, VisitDefinition.id == Visit.visit_definition_id)
-        .where(Participant.consent_status == "given")
-        .group_by(Participant.arm_code, Visit.visit_code, sums.c.sample_type),
+        samples.aliquots_in_reach(
+            sa.select(
+                Participant.arm_code,
+                Visit.visit_code,
+                sums.c.sample_type,
+                sa.func.count(sa.distinct(Participant.id)),
+                sa.func.sum(sums.c.n),
+                sa.func.sum(sums.c.volume),
+                sa.func.min(VisitDefinition.order),
+            )
+            .select_from(sums)
+            .join(Specimen, Specimen.id == sums.c.specimen_id)
+            .join(Visit, Visit.id == Specimen.visit_id)
+            .join(VisitDefinition, VisitDefinition.id == Visit.visit_definition_id)
+            .where(Participant.consent_status == "given")
+            .group_by(Participant.arm_code, Visit.visit_code, sums.c.sample_type),
+            actor,
+        ),
         criteria,
     )
     rows = db.session.execute(query).all()
     rows.sort(key=lambda r: (r[0], r[6], r[1], r[2]))
     return [
-        CatalogueRow(
-            arm, visit, kind, people, int(n), int(volume or 0), not exact and people < small_cell
-        )
+        CatalogueRow(arm, visit, kind, people, int(n), int(volume or 0))
         for arm, visit, kind, people, n, volume, _ in rows
     ]
 
@@ -170,8 +166,9 @@ def catalogue(criteria: Criteria, *, small_cell: int, exact: bool = False) -> li
 # --- matching ----------------------------------------------------------------------------
 
 
-def candidates(criteria: Criteria, *, with_places: bool = True) -> list[Candidate]:
-    """Every available aliquot matching the criteria, with where it stands."""
+def candidates(criteria: Criteria, *, with_places: bool = True, actor=None) -> list[Candidate]:
+    """Every available aliquot matching the criteria (of the actor's centre, for a user
+    bound to one), with where it stands."""
     query = _available(
         _filtered(
             _joined(
@@ -187,7 +184,8 @@ def candidates(criteria: Criteria, *, with_places: bool = True) -> list[Candidat
                     StoredPosition.box_id,
                     StoredPosition.row,
                     StoredPosition.col,
-                )
+                ),
+                actor,
             ).join(StoredPosition, StoredPosition.aliquot_id == Aliquot.id),
             criteria,
         )
@@ -202,15 +200,17 @@ def candidates(criteria: Criteria, *, with_places: bool = True) -> list[Candidat
     return found
 
 
-def remaining(criteria: Criteria) -> dict[Group, int]:
+def remaining(criteria: Criteria, *, actor=None) -> dict[Group, int]:
     """Per participant × visit × sample type, how many aliquots the bank still holds that
-    no request has reserved, whatever their volume or thaws."""
+    no request has reserved, whatever their volume or thaws (the actor's centre's
+    participants, for a user bound to one)."""
     query = (
         _filtered(
             _joined(
                 sa.select(
                     Participant.id, Visit.visit_code, Aliquot.sample_type, sa.func.count(Aliquot.id)
-                )
+                ),
+                actor,
             ),
             criteria,
             matching=False,
@@ -229,11 +229,12 @@ class MatchCount:
     held_back: int
 
 
-def match_count(criteria: Criteria) -> MatchCount:
-    """How many participants and aliquots a request with these criteria would get."""
+def match_count(criteria: Criteria, *, actor=None) -> MatchCount:
+    """How many participants and aliquots a request with these criteria would get (of the
+    actor's centre, for a user bound to one)."""
     chosen = select(
-        candidates(criteria, with_places=False),
-        remaining(criteria),
+        candidates(criteria, with_places=False, actor=actor),
+        remaining(criteria, actor=actor),
         per_participant_visit=criteria.per_participant_visit,
     )
     return MatchCount(chosen.participants, len(chosen.chosen), sum(chosen.held_back.values()))
@@ -285,14 +286,17 @@ def move_request(request: SampleRequest, status: str, actor, note: str = "") -> 
 
 
 def told_of(request: SampleRequest) -> list[notifications.Recipient]:
-    """Who hears of a decision on a request: its researcher, and the laboratory's contact in
-    the language of the researcher who named them."""
+    """Who hears of a decision on a request: its researcher at their account's address,
+    and the laboratory's contact, in the language of the researcher who named them, only
+    once a manager has confirmed that address: the researcher typed it, and the bank's
+    mail must not go wherever anyone types (contacts.py)."""
     researcher = request.researcher
-    locale = getattr(researcher, "locale", None)
-    return [
-        *notifications.recipients(researcher),
-        notifications.Recipient(request.contact_email, locale),
-    ]
+    told = notifications.recipients(researcher)
+    if request.contact_confirmed:
+        told.append(
+            notifications.Recipient(request.contact_email, getattr(researcher, "locale", None))
+        )
+    return told
 
 
 def managers() -> list[notifications.Recipient]:
@@ -413,7 +417,8 @@ def propose(
     allow_last: bool = False,
     actor,
 ) -> Proposal:
-    """The aliquots an approval would reserve, optionally fewer than asked."""
+    """The aliquots an approval would reserve, optionally fewer than asked: a manager bound
+    to a centre is proposed that centre's aliquots only."""
     request = get_request(request_id, actor=actor)
     criteria = criteria_of(request)
     per = criteria.per_participant_visit
@@ -429,8 +434,8 @@ def propose(
             _l("At least one participant."), fields={"max_participants": str(max_participants)}
         )
     chosen = select(
-        candidates(criteria),
-        remaining(criteria),
+        candidates(criteria, actor=actor),
+        remaining(criteria, actor=actor),
         per_participant_visit=per,
         max_participants=max_participants,
         allow_last=allow_last,
@@ -446,7 +451,10 @@ class Approval:
     last_ones: list[str]  # barcodes handed out under the override
 
 
-def _load(barcodes: list[str]) -> list[tuple]:
+def _load(barcodes: list[str], actor) -> list[tuple]:
+    """The aliquots to reserve, locked, with their participant and visit. A barcode of
+    another centre's aliquot is refused as unknown, whatever the route: a manager bound to
+    a centre never reserves another centre's tubes, nor learns that they exist."""
     codes = sorted({b.strip().upper() for b in barcodes if b and b.strip()})
     if not codes:
         raise Invalid(_l("No aliquot to reserve."), fields={"aliquots": ""})
@@ -462,7 +470,8 @@ def _load(barcodes: list[str]) -> list[tuple]:
                 Participant.disease_status,
                 Participant.consent_status,
                 Visit.visit_code,
-            )
+            ),
+            actor,
         )
         .where(Aliquot.barcode.in_(codes))
         .order_by(Aliquot.id)
@@ -545,7 +554,7 @@ def _check_available(rows) -> None:
         raise _unavailable(lost)
 
 
-def _check_quantities(rows, per: int, override_reason: str) -> list[str]:
+def _check_quantities(rows, per: int, override_reason: str, actor) -> list[str]:
     """Per group: no more than asked, and never the last one without an override.
     Returns the barcodes of the groups this request empties (handed out under the
     override)."""
@@ -562,7 +571,7 @@ def _check_quantities(rows, per: int, override_reason: str) -> list[str]:
             ),
             fields={"aliquots": " ".join(too_many)},
         )
-    left = _remaining_of(list(groups))
+    left = _remaining_of(list(groups), actor)
     last_ones = [
         aliquot.barcode
         for group, taken in groups.items()
@@ -582,13 +591,14 @@ def _check_quantities(rows, per: int, override_reason: str) -> list[str]:
     return last_ones
 
 
-def _remaining_of(groups: list[Group]) -> dict[Group, int]:
+def _remaining_of(groups: list[Group], actor) -> dict[Group, int]:
     participants = {g[0] for g in groups}
     query = (
         _joined(
             sa.select(
                 Participant.id, Visit.visit_code, Aliquot.sample_type, sa.func.count(Aliquot.id)
-            )
+            ),
+            actor,
         )
         .where(
             Participant.id.in_(participants),
@@ -625,10 +635,10 @@ def approve(
         per_participant_visit or criteria.per_participant_visit, criteria.per_participant_visit
     )
     override_reason = (override_reason or "").strip()
-    rows = _load(barcodes)
+    rows = _load(barcodes, actor)
     _check_matches(rows, criteria)
     _check_available(rows)
-    last_ones = _check_quantities(rows, per, override_reason)
+    last_ones = _check_quantities(rows, per, override_reason, actor)
     _reserve(request, [row[0] for row in rows], set(last_ones), override_reason, actor)
     if request.status == "submitted":
         move_request(request, "under_review", actor)

@@ -93,7 +93,7 @@ def shipment(code):
     return render_template(
         "distribution/shipment.html",
         shipment=found,
-        lines=paperwork.manifest_lines(found),
+        lines=paperwork.manifest_lines(found, actor=current_user),
         receipt=shipping.receipt(found.code, actor=current_user),
         error=kept.refusal if kept.get("scan") else None,
         code=kept.get("code"),

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
+from biobank.auth import services as auth
 from biobank.auth.models import User
 from biobank.custody import services as custody
 from biobank.custody.services import EventKind
@@ -73,31 +74,52 @@ class PickList:
         return [i for i in self.items if not i.picked]
 
 
+def _request_to_prepare(request_id: int, actor) -> SampleRequest:
+    """A request whose tubes the actor prepares. A request spans the centres whose
+    aliquots were reserved for it: a user bound to a centre prepares (picks, packs, ships)
+    only their centre's tubes, and a request that never held one is, for them, a request
+    with nothing to prepare (not found)."""
+    request = requests.get_request(request_id, actor=actor)
+    if samples.bound_to_a_centre(actor):
+        ours = samples.aliquots_in_reach(
+            sa.select(Reservation.id)
+            .join(Aliquot, Aliquot.id == Reservation.aliquot_id)
+            .where(Reservation.request_id == request.id),
+            actor,
+        )
+        if db.session.execute(ours.limit(1)).first() is None:
+            raise NotFound(
+                _l("Request %(code)s holds no tube of your centre.", code=request.code),
+                fields={"request": request.code},
+            )
+    return request
+
+
 def pick_list(request_id: int, *, actor) -> PickList:
     """The request's reserved aliquots in freezer walk order (freezer → shelf → rack →
-    box → position), picked or not."""
-    request = requests.get_request(request_id, actor=actor)
+    box → position), picked or not: those of the actor's centre, for a user bound to one."""
+    request = _request_to_prepare(request_id, actor)
     rows = db.session.execute(
-        sa.select(
-            Aliquot.id,
-            Aliquot.barcode,
-            Aliquot.sample_type,
-            Aliquot.volume_ul,
-            Participant.code,
-            Visit.visit_code,
-            Aliquot.status,
-            Participant.consent_status,
-            Reservation.picked_at,
-            StoredPosition.box_id,
-            StoredPosition.row,
-            StoredPosition.col,
+        samples.aliquots_in_reach(
+            sa.select(
+                Aliquot.id,
+                Aliquot.barcode,
+                Aliquot.sample_type,
+                Aliquot.volume_ul,
+                Participant.code,
+                Visit.visit_code,
+                Aliquot.status,
+                Participant.consent_status,
+                Reservation.picked_at,
+                StoredPosition.box_id,
+                StoredPosition.row,
+                StoredPosition.col,
+            )
+            .join(Aliquot, Aliquot.id == Reservation.aliquot_id)
+            .outerjoin(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
+            .where(Reservation.request_id == request.id, Reservation.closed_at.is_(None)),
+            actor,
         )
-        .join(Aliquot, Aliquot.id == Reservation.aliquot_id)
-        .join(Specimen, Specimen.id == Aliquot.specimen_id)
-        .join(Visit, Visit.id == Specimen.visit_id)
-        .join(Participant, Participant.id == Visit.participant_id)
-        .outerjoin(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
-        .where(Reservation.request_id == request.id, Reservation.closed_at.is_(None))
     ).all()
     where = storage.locations(row[0] for row in rows)
     walks = places.box_places({row[9] for row in rows if row[9] is not None})
@@ -133,7 +155,7 @@ class Picked:
 def pick(request_id: int, raw_code: str, *, actor) -> Picked:
     """A scanned tube checked against the request's pick list: the right one is checked
     out for the request; any other is refused, saying why."""
-    request = requests.get_request(request_id, actor=actor)
+    request = _request_to_prepare(request_id, actor)
     if request.status not in PICKABLE_REQUESTS:
         raise Conflict(
             _l("Request %(code)s is %(status)s.", code=request.code, status=request.status),
@@ -174,11 +196,18 @@ def pick(request_id: int, raw_code: str, *, actor) -> Picked:
         if request.status == "approved":
             requests.move_request(request, "being_prepared", actor)
     db.session.flush()
+    # The tubes left for this picker: those of their centre, if bound to one.
     left = db.session.execute(
-        sa.select(sa.func.count()).where(
-            Reservation.request_id == request.id,
-            Reservation.closed_at.is_(None),
-            Reservation.picked_at.is_(None),
+        samples.aliquots_in_reach(
+            sa.select(sa.func.count())
+            .select_from(Reservation)
+            .join(Aliquot, Aliquot.id == Reservation.aliquot_id)
+            .where(
+                Reservation.request_id == request.id,
+                Reservation.closed_at.is_(None),
+                Reservation.picked_at.is_(None),
+            ),
+            actor,
         )
     ).scalar()
     return Picked(aliquot.barcode, where, left)
@@ -259,7 +288,7 @@ def create_shipment(
         created_by_id=actor.id,
     )
     if request_id is not None:
-        request = requests.get_request(request_id, actor=actor)
+        request = _request_to_prepare(request_id, actor)
         if request.status not in PICKABLE_REQUESTS:
             raise Conflict(
                 _l("Request %(code)s is %(status)s.", code=request.code, status=request.status),
@@ -282,15 +311,22 @@ def create_shipment(
     return shipment
 
 
-def list_shipments(*, actor, status: str | None = None, limit=100, offset=0) -> Page:
-    query = sa.select(Shipment)
-    if actor.site_id is not None:
+def _shipments_in_reach(query, actor):
+    """The centre rule of shipments: a user bound to a centre sees those leaving it or
+    coming to it. What such a shipment carries is that centre's tubes only (see
+    ``_refuse_other_centre``), so seeing it shows nothing of another centre."""
+    if samples.bound_to_a_centre(actor):
         query = query.where(
             sa.or_(
                 Shipment.origin_site_id == actor.site_id,
                 Shipment.destination_site_id == actor.site_id,
             )
         )
+    return query
+
+
+def list_shipments(*, actor, status: str | None = None, limit=100, offset=0) -> Page:
+    query = _shipments_in_reach(sa.select(Shipment), actor)
     if status:
         query = query.where(Shipment.status == status)
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
@@ -298,10 +334,12 @@ def list_shipments(*, actor, status: str | None = None, limit=100, offset=0) -> 
     return Page(list(items.scalars()), total)
 
 
-def shipments_of(request_id: int) -> list[Shipment]:
+def shipments_of(request_id: int, *, actor) -> list[Shipment]:
+    """A request's shipments that the actor may see."""
+    query = _shipments_in_reach(sa.select(Shipment), actor)
     return list(
         db.session.execute(
-            sa.select(Shipment).where(Shipment.request_id == request_id).order_by(Shipment.id)
+            query.where(Shipment.request_id == request_id).order_by(Shipment.id)
         ).scalars()
     )
 
@@ -387,6 +425,7 @@ def add_to_shipment(code: str, raw_code: str, *, actor) -> ShipmentItem:
             code="shipment.elsewhere",
             fields={"barcode": aliquot.barcode},
         )
+    _refuse_other_centre(shipment, aliquot)
     _refuse_withdrawn([aliquot])
     if shipment.request_id is not None:
         _pack_reserved(shipment, aliquot, actor)
@@ -397,6 +436,26 @@ def add_to_shipment(code: str, raw_code: str, *, actor) -> ShipmentItem:
     db.session.add(item)
     db.session.flush()
     return item
+
+
+def _refuse_other_centre(shipment: Shipment, aliquot: Aliquot) -> None:
+    """A shipment from or to a centre carries only that centre's tubes (the central
+    biobank's carry any): the centre's users, who see the shipment, its manifest and its
+    receipt, thus see none of another centre's. Packed by a central user, a tube of
+    another centre is refused here."""
+    site_id = aliquot.specimen.visit.participant.site_id
+    for end in (shipment.origin_site, shipment.destination_site):
+        if end is not None and not end.is_central and end.id != site_id:
+            raise Conflict(
+                _l(
+                    "%(code)s is a tube of another centre: a shipment from or to %(site)s "
+                    "carries only that centre's tubes.",
+                    code=aliquot.barcode,
+                    site=end.code,
+                ),
+                code="shipment.other_centre",
+                fields={"barcode": aliquot.barcode},
+            )
 
 
 def _pack_reserved(shipment: Shipment, aliquot: Aliquot, actor) -> None:
@@ -721,7 +780,7 @@ def _found_at_receipt(shipment: Shipment, barcode: str, damaged: bool, note: str
             "damaged": damaged,
         },
     )
-    _tell_found(aliquot.barcode, shipment, recipient)
+    _tell_found(aliquot, shipment, recipient)
     db.session.flush()
     checked = _checked(shipment, item)
     return Checked(checked.barcode, "found", checked.box, checked.position)
@@ -749,11 +808,12 @@ def _missing_from(aliquot_id: int) -> Shipment | None:
     ).scalar()
 
 
-def _tell_found(barcode: str, shipment: Shipment | None, where: str) -> None:
+def _tell_found(aliquot: Aliquot, shipment: Shipment | None, where: str) -> None:
+    barcode = aliquot.barcode
     reference = shipment.code if shipment is not None else "—"
     notifications.notify_each(
         "receipt.found",
-        requests.managers(),
+        _managers_of(aliquot.specimen.visit.participant.site_id),
         _l("%(code)s found (missing from %(shipment)s)", code=barcode, shipment=reference),
         _l(
             "Aliquot %(code)s, recorded missing at the receipt of shipment %(shipment)s, "
@@ -792,7 +852,7 @@ def record_found(raw_code: str, where: str, *, note: str = "", actor) -> Aliquot
         reason=(note or "").strip()[:500] or None,
         details={"shipment": shipment.code if shipment is not None else None},
     )
-    _tell_found(aliquot.barcode, shipment, where)
+    _tell_found(aliquot, shipment, where)
     db.session.flush()
     return aliquot
 
@@ -964,6 +1024,28 @@ def complete_receipt(
     return done
 
 
+def _managers_of(*site_ids: int | None) -> list[notifications.Recipient]:
+    """The managers and administrators who may see the tubes of these sites: the central
+    biobank's and those bound to one of these sites. A message naming tubes is written for
+    them only: the managers of another centre are told nothing of them."""
+    return notifications.recipients(
+        *(
+            user
+            for user in auth.users_with_role("manager", "admin")
+            if user.site_id is None or user.site_id in site_ids
+        )
+    )
+
+
+def _centres_of(shipment: Shipment) -> list[int]:
+    """The centres whose tubes a shipment may carry (none for the central biobank's)."""
+    return [
+        end.id
+        for end in (shipment.origin_site, shipment.destination_site)
+        if end is not None and not end.is_central
+    ]
+
+
 def _tell_discrepancy(done: Receipt) -> None:
     shipment = done.shipment
     notes = {i.aliquot.barcode: i.note for i in shipment.items if i.note}
@@ -971,7 +1053,7 @@ def _tell_discrepancy(done: Receipt) -> None:
     reference = shipment.code + (f" ({shipment.request.code})" if shipment.request else "")
     notifications.notify_each(
         "receipt.discrepancy",
-        requests.managers(),
+        _managers_of(*_centres_of(shipment)),
         _l(
             "Receipt of %(shipment)s: %(missing)d missing, %(damaged)d damaged, "
             "%(unexpected)d unexpected",

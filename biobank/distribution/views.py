@@ -3,15 +3,15 @@ technician's pick list, consent withdrawal. Shipments and receipt: shipment_view
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
 
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
+from biobank.distribution import contacts, disclosure, paperwork, services, shipping
 from biobank.distribution import criteria as criteria_module
-from biobank.distribution import paperwork, services, shipping
 from biobank.distribution.forms import CatalogueFilterForm, RequestForm
 from biobank.distribution.models import REQUEST_STATUSES
 from biobank.errors import DomainError
@@ -53,15 +53,21 @@ def catalogue():
     """Available aliquots by arm × visit × sample type, without identifying anyone."""
     form = CatalogueFilterForm(request.args)
     form.offer(study.current_protocol())
-    rows, threshold = [], current_app.config["CATALOGUE_SMALL_CELL"]
+    rows = []
     try:
         wanted = criteria_module.parse(form.criteria_data() if form.validate() else {})
-        rows = services.catalogue(
-            wanted, small_cell=threshold, exact=current_user.may(Permission.VIEW_SAMPLES)
-        )
+        rows = disclosure.catalogue(wanted, actor=current_user)
     except DomainError as err:
         show_error(form, err)
-    return render_template("distribution/catalogue.html", form=form, rows=rows, threshold=threshold)
+    threshold, base = disclosure.settings()
+    return render_template(
+        "distribution/catalogue.html",
+        form=form,
+        rows=rows,
+        exact=disclosure.sees_exact(current_user),
+        threshold=threshold,
+        base=base,
+    )
 
 
 # --- requests ----------------------------------------------------------------------------
@@ -106,14 +112,16 @@ def new_request():
     match = None
     if form.visits.data and form.sample_types.data:
         try:
-            match = services.match_count(criteria_module.parse(form.criteria_data()))
+            match = disclosure.match_count(
+                criteria_module.parse(form.criteria_data()), actor=current_user
+            )
         except DomainError:
             match = None
     return render_template(
         "distribution/request_form.html",
         form=form,
         match=match,
-        threshold=current_app.config["CATALOGUE_SMALL_CELL"],
+        threshold=disclosure.settings()[0],
     )
 
 
@@ -126,8 +134,11 @@ def request_page(request_id):
         req=found,
         criteria=services.criteria_of(found),
         summary=services.reservation_summary(found.id),
-        shipments=shipping.shipments_of(found.id),
+        shipments=shipping.shipments_of(found.id, actor=current_user),
         arrival=shipping.request_receipt(found.id),
+        kept=kept_form(),
+        contact_changeable=contacts.changeable(found),
+        contact_confirmable=found.status in contacts.OPEN_FOR_CONTACT,
     )
 
 
@@ -140,6 +151,43 @@ def cancel(request_id):
         return refuse(err, url_for("distribution.request_page", request_id=request_id))
     flash(_("Request cancelled; its aliquots are released."), "success")
     return redirect(url_for("distribution.request_page", request_id=request_id), 303)
+
+
+@bp.route("/requests/<int:request_id>/contact", methods=["POST"])
+@requires(Permission.CATALOGUE)
+def change_contact(request_id):
+    here = url_for("distribution.request_page", request_id=request_id)
+    try:
+        contacts.change_contact(
+            request_id,
+            contact_name=request.form.get("contact_name", ""),
+            contact_email=request.form.get("contact_email", ""),
+            actor=current_user,
+        )
+    except DomainError as err:
+        return refuse(err, here)
+    flash(_("Contact changed. A manager confirms the address before it is e-mailed."), "success")
+    return redirect(here, 303)
+
+
+@bp.route("/requests/<int:request_id>/contact/confirm", methods=["POST"])
+@requires(Permission.APPROVE)
+def confirm_contact(request_id):
+    here = url_for("distribution.request_page", request_id=request_id)
+    try:
+        confirmed = contacts.confirm_contact(
+            request_id, request.form.get("contact_email", ""), actor=current_user
+        )
+    except DomainError as err:
+        return refuse(err, here)
+    flash(
+        _(
+            "%(email)s confirmed: the request's notices go there too.",
+            email=confirmed.contact_email,
+        ),
+        "success",
+    )
+    return redirect(here, 303)
 
 
 # --- review ------------------------------------------------------------------------------
@@ -275,6 +323,13 @@ def pick_list_pdf(request_id):
 # A GET at the address of each form of these pages: the page that holds the form.
 for _rule, _name, _page, _permission in (
     ("/requests/<int:request_id>/cancel", "cancel_page", "request_page", Permission.CATALOGUE),
+    ("/requests/<int:request_id>/contact", "contact_page", "request_page", Permission.CATALOGUE),
+    (
+        "/requests/<int:request_id>/contact/confirm",
+        "confirm_contact_page",
+        "request_page",
+        Permission.APPROVE,
+    ),
     (
         "/requests/<int:request_id>/start-review",
         "start_review_page",

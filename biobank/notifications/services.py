@@ -30,8 +30,9 @@ from flask_babel import force_locale, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
+from biobank.auth.models import User
 from biobank.db import Page, utcnow
-from biobank.errors import Invalid
+from biobank.errors import Forbidden, Invalid
 from biobank.extensions import db
 from biobank.notifications.models import OutboxMessage
 
@@ -157,9 +158,17 @@ def when_utc(at) -> LazyString:
     return LazyString(text)
 
 
-def list_outbox(*, limit: int = 100, offset: int = 0, pending_only: bool = False) -> Page:
-    """The outbox, newest first; ``pending_only`` keeps the messages not sent yet."""
+def list_outbox(
+    *, limit: int = 100, offset: int = 0, pending_only: bool = False, actor=None
+) -> Page:
+    """The outbox, newest first; ``pending_only`` keeps the messages not sent yet.
+
+    The outbox is the whole bank's mail: a user bound to a centre sees only the messages
+    addressed to an account of that centre (what the bank told its people), never those
+    written for other centres, which name their tubes and participants."""
     query = db.select(OutboxMessage)
+    if getattr(actor, "site_id", None) is not None:
+        query = query.where(_addressed_to_centre(actor.site_id))
     if pending_only:
         query = query.where(OutboxMessage.sent_at.is_(None))
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
@@ -173,6 +182,30 @@ def list_outbox(*, limit: int = 100, offset: int = 0, pending_only: bool = False
         .all()
     )
     return Page(items, total)
+
+
+def _addressed_to_centre(site_id: int):
+    addresses = (
+        db.session.execute(
+            db.select(User.email).where(User.site_id == site_id, User.email.is_not(None))
+        )
+        .scalars()
+        .all()
+    )
+    if not addresses:
+        return sa.false()
+    return sa.or_(
+        *(OutboxMessage.recipients.contains(address, autoescape=True) for address in addresses)
+    )
+
+
+def check_may_deliver(actor) -> None:
+    """Delivering sends every centre's pending mail: the central team's button."""
+    if getattr(actor, "site_id", None) is not None:
+        raise Forbidden(
+            _l("Delivering the outbox sends every centre's mail: the central team does it."),
+            code="outbox.central_only",
+        )
 
 
 # --- notifiers -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
@@ -20,7 +21,9 @@ PAGE = 50
 def outbox():
     page = max(request.args.get("page", 1, type=int), 1)
     pending = request.args.get("pending") == "1"
-    result = services.list_outbox(limit=PAGE, offset=(page - 1) * PAGE, pending_only=pending)
+    result = services.list_outbox(
+        limit=PAGE, offset=(page - 1) * PAGE, pending_only=pending, actor=current_user
+    )
     return render_template(
         "notifications/outbox.html", result=result, page=page, page_size=PAGE, pending=pending
     )
@@ -30,6 +33,7 @@ def outbox():
 @requires(Permission.CONFIGURE)
 def deliver():
     try:
+        services.check_may_deliver(current_user)
         notifier = services.notifier_from_config(current_app.config)
     except DomainError as err:
         return refuse(err, url_for("notifications.outbox"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import pairwise
@@ -412,6 +412,88 @@ _SUMMARY_COLUMNS = (
 )
 
 
+def site_scope(query, actor):
+    """``query`` (joined to Participant) limited to the actor's centre, if bound to one."""
+    return in_reach(query, Participant.site_id, actor)
+
+
+# --- the centre rule of aliquots ------------------------------------------------------------
+
+
+def _joined_tables(query) -> set:
+    """The tables a query already joins (an implicit FROM named only by a selected column
+    is no join: joining it again is what makes it one)."""
+    found: set = set()
+
+    def walk(clause) -> None:
+        if isinstance(clause, sa.Join):
+            walk(clause.left)
+            walk(clause.right)
+        else:
+            found.add(clause)
+
+    for clause in query.get_final_froms():
+        if isinstance(clause, sa.Join):
+            walk(clause)
+    return found
+
+
+def aliquots_in_reach(query, actor):
+    """``query`` (on aliquots, or on anything joined to Aliquot) limited to the aliquots the
+    actor may see: those of their centre's participants, or all of them for a user of the
+    central biobank. The one centre rule of every aliquot-level query (storage,
+    distribution, assays), built on ``sites.services.in_reach``.
+
+    The joins aliquot → specimen → visit → participant that the query lacks are added, so
+    that the caller may select the participant's or the visit's columns as well. What lies
+    outside is simply not in the answer: "not found", never "forbidden", so that its
+    existence is not disclosed either."""
+    joined = _joined_tables(query)
+    if Participant.__table__ not in joined:
+        if Visit.__table__ not in joined:
+            if Specimen.__table__ not in joined:
+                query = query.join(Specimen, Specimen.id == Aliquot.specimen_id)
+            query = query.join(Visit, Visit.id == Specimen.visit_id)
+        query = query.join(Participant, Participant.id == Visit.participant_id)
+    return site_scope(query, actor)
+
+
+def bound_to_a_centre(actor) -> bool:
+    """Whether the centre rule leaves anything out for this actor."""
+    return actor is not None and getattr(actor, "site_id", None) is not None
+
+
+def reached(barcodes: Iterable[str], actor) -> set[str]:
+    """Which of these barcodes name aliquots the actor may see: does this actor reach
+    these tubes."""
+    codes = sorted({code for code in barcodes if code})
+    if not codes:
+        return set()
+    named = sa.select(Aliquot.barcode).where(Aliquot.barcode.in_(codes))
+    return set(db.session.execute(aliquots_in_reach(named, actor)).scalars())
+
+
+def out_of_reach(barcodes: Iterable[str], actor) -> set[str]:
+    """Which of these barcodes name aliquots of a centre the actor is not bound to: what a
+    record shared by several centres (a plate, a request, a box) leaves out for them.
+    Barcodes of no aliquot at all are not among them."""
+    codes = sorted({code for code in barcodes if code})
+    if not codes or not bound_to_a_centre(actor):
+        return set()
+    named = sa.select(Aliquot.barcode).where(Aliquot.barcode.in_(codes))
+    return set(db.session.execute(named).scalars()) - reached(codes, actor)
+
+
+class _AtTheScannerSite:
+    """The actor of the scan's prebuilt statement: bound to the centre given when it runs
+    (the ``site_id`` parameter), so that the statement is built once by the centre rule."""
+
+    site_id = sa.bindparam("site_id")
+
+
+_AT_THE_SCANNER_SITE = _AtTheScannerSite()
+
+
 @dataclass(frozen=True)
 class _ScanStatements:
     summary: sa.Select
@@ -431,7 +513,7 @@ def _scan_statements(location) -> _ScanStatements:
         .join(Participant.site)
     )
     by_barcode = summary.where(Aliquot.barcode == sa.bindparam("barcode"))
-    at_site = by_barcode.where(Participant.site_id == sa.bindparam("site_id"))
+    at_site = aliquots_in_reach(by_barcode, _AT_THE_SCANNER_SITE)
     return _ScanStatements(summary, by_barcode, at_site)
 
 
@@ -447,11 +529,6 @@ def set_location_column(make_column: Callable[[sa.ColumnElement], sa.ColumnEleme
 
 def _summaries(rows) -> list[AliquotSummary]:
     return [AliquotSummary(*row) for row in rows]
-
-
-def site_scope(query, actor):
-    """``query`` (joined to Participant) limited to the actor's centre, if bound to one."""
-    return in_reach(query, Participant.site_id, actor)
 
 
 # --- what a scanned code is ---------------------------------------------------------------
@@ -567,10 +644,7 @@ def valid_code(raw_code: str) -> str:
 
 def _outside_reach(codes: list[str], actor) -> list[str]:
     """Which of these aliquot barcodes exist at a centre the actor is not bound to."""
-    if actor is None or getattr(actor, "site_id", None) is None or not codes:
-        return []
-    query = sa.select(Aliquot.barcode).where(Aliquot.barcode.in_(codes))
-    return sorted(db.session.execute(query).scalars())
+    return sorted(out_of_reach(codes, actor))
 
 
 def _other_centre(codes: list[str], field_name: str) -> Forbidden:
@@ -661,14 +735,7 @@ def find_aliquot(raw_code: str, *, actor) -> Aliquot:
     code that names none is explained as by ``scan_aliquot``."""
     code = _aliquot_shaped(raw_code)
     if code is not None:
-        query = site_scope(
-            db.select(Aliquot)
-            .join(Aliquot.specimen)
-            .join(Specimen.visit)
-            .join(Visit.participant)
-            .where(Aliquot.barcode == code),
-            actor,
-        )
+        query = aliquots_in_reach(db.select(Aliquot).where(Aliquot.barcode == code), actor)
         aliquot = db.session.execute(query).scalar()
         if aliquot is not None:
             return aliquot
@@ -685,14 +752,8 @@ def find_aliquots(raw_codes: list[str], *, actor) -> list[Aliquot]:
         if code is None:
             raise _not_an_aliquot(raw, actor, "barcodes")
         codes.append(code)
-    query = site_scope(
-        db.select(Aliquot)
-        .join(Aliquot.specimen)
-        .join(Specimen.visit)
-        .join(Visit.participant)
-        .options(contains_eager(Aliquot.specimen, Specimen.visit, Visit.participant))
-        .where(Aliquot.barcode.in_(codes)),
-        actor,
+    query = aliquots_in_reach(db.select(Aliquot).where(Aliquot.barcode.in_(codes)), actor).options(
+        contains_eager(Aliquot.specimen, Specimen.visit, Visit.participant)
     )
     found = {a.barcode: a for a in db.session.execute(query).unique().scalars()}
     missing = list(dict.fromkeys(code for code in codes if code not in found))
@@ -711,7 +772,7 @@ def find_aliquots(raw_codes: list[str], *, actor) -> list[Aliquot]:
 
 
 def list_aliquots(*, actor, limit: int = 100, offset: int = 0) -> Page:
-    query = site_scope(_scan.summary, actor)
+    query = aliquots_in_reach(_scan.summary, actor)
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
     rows = db.session.execute(query.order_by(Aliquot.id).limit(limit).offset(offset))
     return Page(_summaries(rows), total)

@@ -46,9 +46,11 @@
       return response.json().then(function (data) { return { ok: response.ok, data: data }; });
     }).then(function (result) {
       if (!result.ok) { show(result.data.error ? result.data.error.message : "?", true); return; }
+      // The counts as the small-cell rule shows them: a range, or too few to say.
       var d = result.data;
-      var people = d.suppressed ? "< " + out.dataset.threshold : d.participants;
-      show(out.dataset.template.replace("{p}", people).replace("{a}", d.aliquots), false);
+      if (d.suppressed) { show(out.dataset.few, false); return; }
+      show(out.dataset.template.replace("{p}", d.participants_shown)
+        .replace("{a}", d.aliquots_shown), false);
     }).catch(function () { show("?", true); });
   }
 

@@ -78,33 +78,37 @@ def _free_slots(actor, exclude: set[int]) -> tuple[list[Slot], dict[int, str], d
 
 
 def _needs(
-    aliquot_ids: list[int], *, stored: bool = False
+    aliquot_ids: list[int], actor, *, stored: bool = False
 ) -> tuple[list[Need], dict[int, tuple[str, str, str]]]:
     """What the aliquots need: registered ones not yet stored, or (``stored``) stored ones
-    being moved out of a failing freezer; and each one's (barcode, sample type, number)."""
+    being moved out of a failing freezer; and each one's (barcode, sample type, number).
+    Only the actor's centre's aliquots: another centre's tube in a failing freezer is that
+    centre's (or the central biobank's) to move."""
     wanted = (
         StoredPosition.id.is_not(None)
         if stored
         else sa.and_(StoredPosition.id.is_(None), Aliquot.status == "registered")
     )
     rows = db.session.execute(
-        sa.select(
-            Aliquot.id,
-            Aliquot.barcode,
-            Aliquot.specimen_id,
-            Participant.code,
-            VisitDefinition.order,
-            Specimen.storage_temperature_c,
-            Aliquot.sample_type,
-            Aliquot.series_number,
-            Aliquot.series_total,
+        samples.aliquots_in_reach(
+            sa.select(
+                Aliquot.id,
+                Aliquot.barcode,
+                Aliquot.specimen_id,
+                Participant.code,
+                VisitDefinition.order,
+                Specimen.storage_temperature_c,
+                Aliquot.sample_type,
+                Aliquot.series_number,
+                Aliquot.series_total,
+            )
+            .join(Specimen, Specimen.id == Aliquot.specimen_id)
+            .join(Visit, Visit.id == Specimen.visit_id)
+            .join(VisitDefinition, VisitDefinition.id == Visit.visit_definition_id)
+            .outerjoin(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
+            .where(Aliquot.id.in_(aliquot_ids), wanted),
+            actor,
         )
-        .join(Specimen, Specimen.id == Aliquot.specimen_id)
-        .join(Visit, Visit.id == Specimen.visit_id)
-        .join(VisitDefinition, VisitDefinition.id == Visit.visit_definition_id)
-        .join(Participant, Participant.id == Visit.participant_id)
-        .outerjoin(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
-        .where(Aliquot.id.in_(aliquot_ids), wanted)
     ).all()
     needs = [
         Need(id_, specimen, participant, order, str(temperature))
@@ -124,7 +128,7 @@ def propose(
     planner: each specimen split over two freezers, a participant's tubes together.
     With ``evacuating`` (container ids), the stored aliquots are to leave those containers,
     whose positions are not offered."""
-    needs, named = _needs(aliquot_ids, stored=evacuating is not None)
+    needs, named = _needs(aliquot_ids, actor, stored=evacuating is not None)
     slots, classes, info = _free_slots(actor, exclude=set(evacuating or ()))
     needed = {n.temperature_class for n in needs}
     usable = [s for s in slots if classes[s.freezer_id] in needed]

@@ -67,7 +67,7 @@ from biobank.storage import services as storage
 from biobank.storage.models import Container, StoredPosition
 from biobank.storage.positions import Grid, PositionError
 from biobank.storage.rackscan import NO_READ, NO_TUBE, RackScanError, parse_rack_csv
-from biobank.study.models import Participant, Visit
+from biobank.study.models import Participant
 
 __all__ = [
     "CATEGORIES",
@@ -359,7 +359,7 @@ def _known(codes: Iterable[str], actor) -> dict[str, _Known]:
     codes = list(codes)
     if not codes:
         return {}
-    query = samples.site_scope(
+    query = samples.aliquots_in_reach(
         sa.select(
             Aliquot.id,
             Aliquot.barcode,
@@ -371,9 +371,6 @@ def _known(codes: Iterable[str], actor) -> dict[str, _Known]:
             StoredPosition.row,
             StoredPosition.col,
         )
-        .join(Specimen, Specimen.id == Aliquot.specimen_id)
-        .join(Visit, Visit.id == Specimen.visit_id)
-        .join(Participant, Participant.id == Visit.participant_id)
         .outerjoin(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
         .where(Aliquot.barcode.in_(codes)),
         actor,
@@ -381,8 +378,9 @@ def _known(codes: Iterable[str], actor) -> dict[str, _Known]:
     return {row.barcode: _Known(*row) for row in db.session.execute(query)}
 
 
-def _held(box: Container) -> dict[Position, _Held]:
-    """What the database has in the box, position by position, in one query."""
+def _held(box: Container, actor) -> dict[Position, _Held]:
+    """What the database has in the box, position by position, in one query. A tube of a
+    centre the actor is not bound to is named only as such (its barcode is that centre's)."""
     query = (
         sa.select(
             StoredPosition.row, StoredPosition.col, Aliquot.id, Aliquot.barcode, Aliquot.status
@@ -390,9 +388,12 @@ def _held(box: Container) -> dict[Position, _Held]:
         .join(Aliquot, Aliquot.id == StoredPosition.aliquot_id)
         .where(StoredPosition.box_id == box.id)
     )
+    rows = db.session.execute(query).all()
+    hidden = samples.out_of_reach([row.barcode for row in rows], actor)
+    elsewhere = str(_l("a tube of another centre"))
     return {
-        (row, col): _Held(id_, code, status)
-        for row, col, id_, code, status in db.session.execute(query)
+        (row, col): _Held(id_, elsewhere if code in hidden else code, status)
+        for row, col, id_, code, status in rows
     }
 
 
@@ -475,7 +476,7 @@ def preview_rack(data: bytes, *, box: str | None = None, actor) -> RackPreview:
         tubes[cell] = (read.line, code)
 
     known = _known(read_at, actor)
-    held = _held(container)
+    held = _held(container, actor)
     elsewhere = {k.box_id for k in known.values() if k.box_id is not None}
     paths = storage.ancestry(elsewhere | {container.id})
 

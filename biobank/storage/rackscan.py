@@ -32,6 +32,10 @@ padding cells and rows a spreadsheet adds when the file was opened and saved in 
 Positions are not checked against a box and barcodes not against their check character:
 the service layer does that, so it can report each position as stored, unknown or wrong
 rather than refusing the whole rack for one bad tube.
+
+Besides ``MAX_BYTES``, the lines of the file, their length and their cells are read within
+the limits of an upload (:mod:`biobank.uploads`), which refuses a file over them with its
+own error.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ import csv
 import re
 from dataclasses import dataclass
 
+from biobank import uploads
 from biobank.samples.barcodes import normalize
 from biobank.storage.positions import split_position
+from biobank.uploads import UploadLimits
 
 __all__ = [
     "MAX_BYTES",
@@ -117,7 +123,6 @@ _DEFAULT_NAMES = {_RACK: "Rack", _POSITION: "Position", _BARCODE: "Barcode"}
 # comma inside a cell of a semicolon file (decimal commas, "Freezer 3, shelf 2").
 _DELIMITERS = ("\t", ";", ",")
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # C0 controls other than tab never occur in a text export; a zip (.xlsx), an image or a
 # Word file contains them within the first bytes.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -185,7 +190,7 @@ class _Layout:
     header_line: int | None
 
 
-def parse_rack_csv(data: bytes) -> RackScan:
+def parse_rack_csv(data: bytes, *, limits: UploadLimits | None = None) -> RackScan:
     """Parse the bytes of a rack-scanner export into a ``RackScan``.
 
     Raises ``RackScanError`` for a file that is not a readable scan: not text, no tube
@@ -193,7 +198,7 @@ def parse_rack_csv(data: bytes) -> RackScan:
     of cells, an empty position, a position given twice, or two different rack barcodes.
     The message names the line and the column where there is one.
     """
-    rows = _rows(_decode(data))
+    rows = _rows(_decode(data), limits or uploads.current_limits())
     header_at = _find_header(rows)
     if header_at is not None:
         layout = _layout_from_header(rows[header_at])
@@ -259,10 +264,11 @@ def _decode(data: bytes) -> str:
     return data.decode("latin-1")
 
 
-def _rows(text: str) -> list[_Row]:
+def _rows(text: str, limits: UploadLimits) -> list[_Row]:
     # Physical lines are split here rather than by the csv module so that line numbers are
     # the ones an editor shows, whatever the quoting; no scanner puts a line break in a cell.
-    lines = [(number, line) for number, line in enumerate(_LINE_BREAK.split(text), start=1)]
+    split = uploads.text_lines(text, limits=limits, keepends=False)
+    lines = list(enumerate(split, start=1))
     for number, line in lines:
         control = _CONTROL.search(line)
         if control:
@@ -279,6 +285,10 @@ def _rows(text: str) -> list[_Row]:
         except csv.Error as err:
             raise RackScanError(f"not readable as CSV ({err})", line=number) from None
         stripped = tuple(cell.strip() for cell in cells)
+        width = len(stripped)
+        while width and not stripped[width - 1]:
+            width -= 1  # spreadsheet padding after the last cell is no column
+        uploads.check_columns(width, line=number, limits=limits)
         # Blank lines and spreadsheet padding rows (",,") carry nothing.
         if any(stripped):
             rows.append(_Row(number, stripped))

@@ -961,10 +961,15 @@ class Well:
     series_number: int | None = None
     series_total: int | None = None
     reserved_for: str | None = None  # the request holding the tube, if one does
+    # Held by a tube of a centre the reader is not bound to: occupied, and nothing more of it
+    # is shown (its barcode, participant and visit are that centre's).
+    other_centre: bool = False
 
     @property
     def state(self) -> str:
-        """empty, available, checked-out or reserved: what the well shows."""
+        """empty, available, checked-out, reserved or other-centre: what the well shows."""
+        if self.other_centre:
+            return "other-centre"
         if self.barcode is None:
             return "empty"
         if self.status == "checked_out":
@@ -986,7 +991,7 @@ class BoxMap:
 
     @property
     def free(self) -> int:
-        return sum(1 for well in self.wells if well.barcode is None)
+        return sum(1 for well in self.wells if well.state == "empty")
 
     @property
     def filled(self) -> list[Well]:
@@ -1011,32 +1016,45 @@ def reserved_for(aliquot_ids: list[int]) -> dict[int, str]:
 
 def box_map(barcode: str, *, actor) -> BoxMap:
     """A box's grid with what each position holds (and what holds each reserved tube), in
-    three queries."""
+    four queries. A position holding another centre's tube (a box of a centre the central
+    biobank lent, a tube put there by mistake) shows as taken, and nothing more of it."""
     box = get_container(barcode, actor=actor, kind="box")
     grid = grid_of(box)
     rows = db.session.execute(
-        sa.select(
-            StoredPosition.row,
-            StoredPosition.col,
-            Aliquot.id,
-            Aliquot.barcode,
-            Aliquot.status,
-            Participant.code,
-            Visit.visit_code,
-            Aliquot.sample_type,
-            Aliquot.series_number,
-            Aliquot.series_total,
+        samples.aliquots_in_reach(
+            sa.select(
+                StoredPosition.row,
+                StoredPosition.col,
+                Aliquot.id,
+                Aliquot.barcode,
+                Aliquot.status,
+                Participant.code,
+                Visit.visit_code,
+                Aliquot.sample_type,
+                Aliquot.series_number,
+                Aliquot.series_total,
+            )
+            .join(Aliquot, Aliquot.id == StoredPosition.aliquot_id)
+            .where(StoredPosition.box_id == box.id),
+            actor,
         )
-        .join(Aliquot, Aliquot.id == StoredPosition.aliquot_id)
-        .join(Specimen, Specimen.id == Aliquot.specimen_id)
-        .join(Visit, Visit.id == Specimen.visit_id)
-        .join(Participant, Participant.id == Visit.participant_id)
-        .where(StoredPosition.box_id == box.id)
     ).all()
     reserved = reserved_for([row[2] for row in rows])
     held = {(r, c): (*rest, reserved.get(id_)) for r, c, id_, *rest in rows}
-    wells = [Well(grid.label(r, c), r, c, *held.get((r, c), ())) for r, c in grid.fill_order()]
+    taken = _taken(box.id) if samples.bound_to_a_centre(actor) else set()
+    wells = [
+        Well(grid.label(r, c), r, c, *held[(r, c)])
+        if (r, c) in held
+        else Well(grid.label(r, c), r, c, other_centre=(r, c) in taken)
+        for r, c in grid.fill_order()
+    ]
     return BoxMap(box, grid, describe(ancestry([box.id])[box.id]), wells)
+
+
+def _taken(box_id: int) -> set[tuple[int, int]]:
+    """The positions of a box that hold a tube, whoever's it is."""
+    query = sa.select(StoredPosition.row, StoredPosition.col).where(StoredPosition.box_id == box_id)
+    return {(row, col) for row, col in db.session.execute(query)}
 
 
 @dataclass(frozen=True)
@@ -1277,23 +1295,24 @@ class Content:
 
 
 def contents(barcode: str, *, actor) -> list[Content]:
-    """Everything stored in a container (a whole freezer), with where it is."""
+    """Everything stored in a container (a whole freezer), with where it is: the tubes of
+    the actor's centre (every tube, for the central biobank)."""
     container = get_container(barcode, actor=actor)
     below = subtree_ids(container.id)
     rows = db.session.execute(
-        sa.select(
-            Aliquot.id,
-            Aliquot.barcode,
-            Participant.code,
-            Visit.visit_code,
-            Aliquot.sample_type,
-            Aliquot.status,
+        samples.aliquots_in_reach(
+            sa.select(
+                Aliquot.id,
+                Aliquot.barcode,
+                Participant.code,
+                Visit.visit_code,
+                Aliquot.sample_type,
+                Aliquot.status,
+            )
+            .join(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
+            .where(StoredPosition.box_id.in_(below)),
+            actor,
         )
-        .join(StoredPosition, StoredPosition.aliquot_id == Aliquot.id)
-        .join(Specimen, Specimen.id == Aliquot.specimen_id)
-        .join(Visit, Visit.id == Specimen.visit_id)
-        .join(Participant, Participant.id == Visit.participant_id)
-        .where(StoredPosition.box_id.in_(below))
     ).all()
     where = locations([row[0] for row in rows])
     found = [Content(code, p, v, t, status, where[id_]) for id_, code, p, v, t, status in rows]

@@ -3,10 +3,7 @@ what DESIGN.md's matrix gives them."""
 
 from __future__ import annotations
 
-import pytest
-
 from biobank.auth.roles import PERMISSIONS, Permission, Role, role_may
-from tests import factories
 
 UNGUARDED_ENDPOINTS = {"static", "api-docs.openapi_json"}
 ACTIONS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -31,23 +28,6 @@ def test_the_permission_table_is_the_design_matrix():
     for permission, roles in DESIGN.items():
         assert {r.value for r in Role if permission in PERMISSIONS[r]} == roles, permission
     assert set(DESIGN) == set(Permission)
-
-
-@pytest.fixture
-def world(db, make_user):
-    """Something for every URL parameter to name."""
-    factories.participant("LIM", code="LIM-001")
-    aliquot = factories.visit("LIM-001", "BL").aliquots[0]
-    target = make_user("technician", name="target")
-    db.session.commit()
-    return {
-        "code": "LIM-001",
-        "visit_code": "BL",
-        "barcode": aliquot.barcode,
-        "username": target.username,
-        "request_id": 1,
-        "fmt": "pdf",
-    }
 
 
 def routes(app):

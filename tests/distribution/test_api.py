@@ -212,22 +212,10 @@ def test_a_researcher_sees_neither_another_researchers_request_nor_may_approve(
 
 def test_the_catalogue_hides_small_cells_from_researchers_only(app, researcher, manager):
     app.config["CATALOGUE_SMALL_CELL"] = 4
-    rows = ok(researcher.get("/api/v1/catalogue?visits=BL&sample_types=SER"))
-    assert rows == [
-        {
-            "arm": "G2",
-            "visit": "BL",
-            "sample_type": "SER",
-            "participants": None,
-            "aliquots": None,
-            "volume_ul": None,
-            "suppressed": True,
-            "shown_as": "< 4",
-        }
-    ]
+    assert ok(researcher.get("/api/v1/catalogue?visits=BL&sample_types=SER")) == []
     exact = ok(manager.get("/api/v1/catalogue?visits=BL&sample_types=SER"))
     assert (exact[0]["participants"], exact[0]["aliquots"], exact[0]["volume_ul"]) == (3, 15, 7500)
-    assert not exact[0]["suppressed"] and exact[0]["shown_as"] is None
+    assert exact[0]["exact"] and exact[0]["participants_shown"] == "3"
 
     match = ok(researcher.post("/api/v1/catalogue/match", json=REQUEST["criteria"]))
     assert match == {
@@ -236,12 +224,28 @@ def test_the_catalogue_hides_small_cells_from_researchers_only(app, researcher, 
         "held_back": None,
         "suppressed": True,
         "shown_as": "< 4",
+        "participants_shown": "< 4",
+        "aliquots_shown": None,
+        "held_back_shown": None,
+        "exact": False,
     }
     counted = ok(manager.post("/api/v1/catalogue/match", json=REQUEST["criteria"]))
     assert (counted["participants"], counted["aliquots"], counted["held_back"]) == (3, 3, 0)
     app.config["CATALOGUE_SMALL_CELL"] = 3
     shown = ok(researcher.get("/api/v1/catalogue?visits=BL&sample_types=SER"))
-    assert shown[0]["participants"] == 3 and not shown[0]["suppressed"]
+    assert shown == [
+        {
+            "arm": "G2",
+            "visit": "BL",
+            "sample_type": "SER",
+            "participants": 3,
+            "aliquots": 13,
+            "volume_ul": None,
+            "participants_shown": "3–7",
+            "aliquots_shown": "13–17",
+            "exact": False,
+        }
+    ]
 
 
 def test_catalogue_lists_are_comma_separated_or_repeated(manager, bank):

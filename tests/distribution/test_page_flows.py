@@ -261,6 +261,11 @@ def test_notices_are_written_in_each_readers_language(bank, db, login_as):
     )
     db.session.commit()
     chosen = [c.barcode for c in requests.propose(request.id, actor=manager.user).selection.chosen]
+    # The laboratory's contact is told too once a manager has confirmed the address.
+    confirmed = manager.post(
+        f"/requests/{request.id}/contact/confirm", data={"contact_email": "lab@chu.example"}
+    )
+    assert confirmed.status_code == 303
     manager.post(f"/requests/{request.id}/approve", data={"aliquots": " ".join(chosen)})
 
     (told,) = db.session.execute(

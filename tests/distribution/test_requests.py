@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from biobank.custody import services as custody
+from biobank.distribution import disclosure, shipping
 from biobank.distribution import services as requests
-from biobank.distribution import shipping
 from biobank.distribution.criteria import Criteria, parse
 from biobank.distribution.models import Reservation
 from biobank.errors import Conflict, Invalid
@@ -45,18 +45,25 @@ def barcodes(proposal):
 
 
 def test_catalogue_counts_available_aliquots_by_arm_visit_and_type(bank, db):
-    rows = requests.catalogue(Criteria(), small_cell=3)
+    rows = requests.catalogue(Criteria())
     cells = {(r.arm, r.visit, r.sample_type): r for r in rows}
     serum = cells[("G2", "BL", "SER")]
     assert (serum.participants, serum.aliquots, serum.volume_ul) == (3, 15, 15 * 500)
-    assert not serum.suppressed
 
 
-def test_catalogue_suppresses_cells_under_the_small_cell_threshold(bank, db):
-    rows = requests.catalogue(Criteria(), small_cell=4)
-    assert all(r.suppressed for r in rows)
-    exact = requests.catalogue(Criteria(), small_cell=4, exact=True)
-    assert not any(r.suppressed for r in exact)
+def test_catalogue_leaves_out_cells_under_the_small_cell_threshold_for_researchers(
+    app, bank, db, people
+):
+    researcher, manager = people
+    app.config["CATALOGUE_SMALL_CELL"] = 4
+    assert disclosure.catalogue(Criteria(), actor=researcher) == []
+    exact = disclosure.catalogue(Criteria(), actor=manager)
+    assert len(exact) == 4 and all(r.participants.exact for r in exact)
+    app.config["CATALOGUE_SMALL_CELL"] = 3
+    shown = disclosure.catalogue(Criteria(), actor=researcher)
+    assert {(str(r.participants), str(r.aliquots), r.volume_ul) for r in shown} == {
+        ("3–7", "13–17", None)
+    }
 
 
 def test_catalogue_leaves_out_reserved_withdrawn_and_filtered_aliquots(bank, db, people):
@@ -65,9 +72,9 @@ def test_catalogue_leaves_out_reserved_withdrawn_and_filtered_aliquots(bank, db,
     proposal = requests.propose(request.id, actor=manager)
     requests.approve(request.id, barcodes(proposal), actor=manager)
     shipping.withdraw_consent("LIM-003", date(2026, 3, 1), actor=manager)
-    rows = requests.catalogue(parse({"visits": "BL", "sample_types": "SER"}), small_cell=1)
+    rows = requests.catalogue(parse({"visits": "BL", "sample_types": "SER"}))
     assert [(r.participants, r.aliquots) for r in rows] == [(2, 6)]
-    assert requests.catalogue(parse({"max_freeze_thaw": 0, "arms": "G1"}), small_cell=1) == []
+    assert requests.catalogue(parse({"max_freeze_thaw": 0, "arms": "G1"})) == []
 
 
 def test_match_count_keeps_the_last_aliquot_of_each_group(bank, db):
@@ -218,7 +225,4 @@ def test_rejection_and_cancellation_need_a_reason_and_release(bank, db, people):
     requests.approve(other.id, barcodes(requests.propose(other.id, actor=manager)), actor=manager)
     requests.cancel(other.id, "Project stopped", actor=researcher)
     assert requests.open_reservations(other.id) == []
-    assert (
-        requests.catalogue(parse({"visits": "BL", "sample_types": "SER"}), small_cell=1)[0].aliquots
-        == 15
-    )
+    assert requests.catalogue(parse({"visits": "BL", "sample_types": "SER"}))[0].aliquots == 15

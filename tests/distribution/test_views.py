@@ -37,17 +37,27 @@ def submit_request(client, **extra):
 
 
 def test_catalogue_page_shows_counts_and_hides_small_cells(stocked, login_as, app):
+    app.config["CATALOGUE_SMALL_CELL"] = 3
+    manager = login_as("manager")
+    page = manager.get("/catalogue").get_data(as_text=True)
+    assert "<td>3</td><td>15</td><td>7,500</td>" in page.replace("\u202f", ",")
     researcher = login_as("researcher")
     page = researcher.get("/catalogue").get_data(as_text=True)
-    assert "<td>3</td><td>15</td><td>7,500</td>" in page.replace("\u202f", ",")
+    assert "<td>3–7</td><td>13–17</td>\n" in page and "7,500" not in page
     app.config["CATALOGUE_SMALL_CELL"] = 5
     page = researcher.get("/catalogue?visits=BL").get_data(as_text=True)
-    assert "&lt; 5" in page and "<td>15</td>" not in page
+    assert "No combination of 5 participants or more" in page and "<td>15</td>" not in page
 
 
-def test_request_form_counts_matches_and_refuses_bad_input(stocked, login_as):
+def test_request_form_counts_matches_and_refuses_bad_input(stocked, login_as, app):
     researcher = login_as("researcher")
     page = researcher.get("/requests/new?visits=BL&sample_types=SER&per_participant_visit=2")
+    assert "fewer than 5 participants" in page.get_data(as_text=True)
+    app.config["CATALOGUE_SMALL_CELL"] = 3
+    page = researcher.get("/requests/new?visits=BL&sample_types=SER&per_participant_visit=2")
+    assert "3–7 participants, 3–7 aliquots" in page.get_data(as_text=True)
+    manager = login_as("manager")
+    page = manager.get("/requests/new?visits=BL&sample_types=SER&per_participant_visit=2")
     assert "3 participants, 6 aliquots" in page.get_data(as_text=True)
     page = refused(researcher, submit_request(researcher, contact_email="nobody"))
     assert "e-mail" in page
