@@ -35,8 +35,9 @@ def catalogue(criteria):
 
     List arguments are comma-separated or repeated (``visits=BL,M2`` or
     ``visits=BL&visits=M2``). Exact counts for those who may see participant-level data;
-    to anyone else, combinations of fewer participants than ``CATALOGUE_SMALL_CELL`` are
-    not listed, the other counts are ranges (``participants`` is the range's lowest value,
+    to anyone else, every combination the protocol plans is listed, those of fewer
+    participants than ``CATALOGUE_SMALL_CELL`` (none included) as "< 5" with null
+    counts, the others as ranges (``participants`` is the range's lowest value,
     ``participants_shown`` the range, "5–9"), and the volume is null."""
     return disclosure.catalogue(criteria, actor=current_user)
 

@@ -9,9 +9,10 @@ The rule, for a threshold *t* (``CATALOGUE_SMALL_CELL``) and a base *b*
 - a count below *t*, zero included, is shown as "< t";
 - any other count is shown as the range of *b* values it falls in, the ranges starting at
   *t*: t to t+b−1, t+b to t+2b−1, and so on (with t = b = 5: "< 5", "5–9", "10–14"…);
-- a catalogue combination (arm × visit × sample type) of fewer than *t* participants is
-  not listed at all, and with it go its aliquots: a row shown as "< t" would tell that
-  the combination is not empty, which is all a zero hidden under "< t" keeps secret;
+- the catalogue lists every combination the protocol plans (arm × visit × sample type,
+  within the filters), empty or not, so that a row's presence tells nothing; one of fewer
+  than *t* participants shows "< t" and no aliquot count (its aliquots would tell it is
+  not empty, which is all a zero hidden under "< t" keeps secret);
 - the total volume is shown only with exact counts: the difference of two volumes would
   count the aliquots of a small cell, in microlitres.
 
@@ -26,8 +27,7 @@ What the rule guarantees, for t ≥ 3 and b ≥ t − 1 (the settings are checke
 use; tests/security/test_small_cells.py tests the guarantee), for any two filters A and B
 whose participants are nested (every participant A counts, B counts: B asks for more
 disease statuses, arms, visits or sample types, or less volume or more thaws), d being
-the number of participants B counts and A does not (a combination not listed counting as
-"< t"):
+the number of participants B counts and A does not:
 
 1. the two shown counts never prove that d is between 1 and t − 1: the values of d they
    leave possible always include 0 or a value of t or more;
@@ -53,6 +53,7 @@ from flask import current_app
 from biobank.auth.roles import Permission
 from biobank.distribution import services
 from biobank.distribution.criteria import Criteria
+from biobank.study import services as study
 
 LOWEST_THRESHOLD = 3
 
@@ -135,30 +136,53 @@ class ShownRow:
     visit: str
     sample_type: str
     participants: Shown
-    aliquots: Shown
+    aliquots: Shown | None  # None when the participants are suppressed
     volume_ul: int | None  # exact counts only
 
 
 def catalogue(criteria: Criteria, *, actor) -> list[ShownRow]:
-    """The catalogue as ``actor`` may see it: exact, or without the combinations of fewer
-    than the threshold's participants and with the other counts as ranges."""
+    """The catalogue as ``actor`` may see it: exact, or every planned combination with
+    its counts as ranges and those of fewer than the threshold's participants as "< t"."""
     exact = sees_exact(actor)
-    rows = []
-    for row in services.catalogue(criteria, actor=actor):
-        participants = shown_count(row.participants, exact=exact)
-        if participants.suppressed:
-            continue
-        rows.append(
+    found = services.catalogue(criteria, actor=actor)
+    if exact:
+        return [
             ShownRow(
-                row.arm,
-                row.visit,
-                row.sample_type,
-                participants,
-                shown_count(row.aliquots, exact=exact),
-                row.volume_ul if exact else None,
+                r.arm, r.visit, r.sample_type, Shown(r.participants, r.participants),
+                Shown(r.aliquots, r.aliquots), r.volume_ul,
             )
-        )
-    return rows
+            for r in found
+        ]  # fmt: skip
+    counts = {(r.arm, r.visit, r.sample_type): r for r in found}
+    rows = []
+    for key in _planned(criteria) | counts.keys():
+        row = counts.get(key)
+        participants = shown_count(row.participants if row else 0, exact=False)
+        aliquots = None if participants.suppressed else shown_count(row.aliquots, exact=False)
+        rows.append(ShownRow(*key, participants, aliquots, None))
+    order = {v.code: v.order for v in study.current_protocol().visit_definitions}
+    return sorted(rows, key=lambda r: (r.arm, order.get(r.visit, len(order)), r.sample_type))
+
+
+def _planned(criteria: Criteria) -> set[tuple[str, str, str]]:
+    """The combinations the protocol plans, within the filters: arm × visit of that arm ×
+    sample type of that visit's tubes."""
+    protocol = study.current_protocol()
+    tube_types = {t.code: t.sample_type for t in protocol.tube_types}
+    planned = set()
+    for visit in protocol.visit_definitions:
+        if criteria.visits and visit.code not in criteria.visits:
+            continue
+        for arm in visit.arms:
+            if criteria.arms and arm.code not in criteria.arms:
+                continue
+            for plan in visit.sample_plans:
+                sample_type = tube_types.get(plan.tube_type)
+                if sample_type and (
+                    not criteria.sample_types or sample_type in criteria.sample_types
+                ):
+                    planned.add((arm.code, visit.code, sample_type))
+    return planned
 
 
 @dataclass(frozen=True)

@@ -107,13 +107,17 @@ class CatalogueRowSchema(Schema):
         metadata={"description": "exact, or the lowest value of the range shown"}
     )
     aliquots = fields.Integer(
-        metadata={"description": "exact, or the lowest value of the range shown"}
+        allow_none=True,
+        metadata={
+            "description": "exact, or the lowest value of the range shown; null when the "
+            "participants are fewer than the threshold"
+        },
     )
     volume_ul = fields.Integer(
         allow_none=True, metadata={"description": "null without participant-level access"}
     )
     participants_shown = fields.String(metadata={"example": "5–9"})
-    aliquots_shown = fields.String(metadata={"example": "10–14"})
+    aliquots_shown = fields.String(allow_none=True, metadata={"example": "10–14"})
     exact = fields.Boolean(metadata={"description": "false: the counts are ranges"})
 
     @pre_dump
@@ -126,8 +130,8 @@ class CatalogueRowSchema(Schema):
             "aliquots": _number(row.aliquots),
             "volume_ul": row.volume_ul,
             "participants_shown": str(row.participants),
-            "aliquots_shown": str(row.aliquots),
-            "exact": row.participants.exact and row.aliquots.exact,
+            "aliquots_shown": _text(row.aliquots),
+            "exact": row.participants.exact and bool(row.aliquots and row.aliquots.exact),
         }
 
 

@@ -212,7 +212,15 @@ def test_a_researcher_sees_neither_another_researchers_request_nor_may_approve(
 
 def test_the_catalogue_hides_small_cells_from_researchers_only(app, researcher, manager):
     app.config["CATALOGUE_SMALL_CELL"] = 4
-    assert ok(researcher.get("/api/v1/catalogue?visits=BL&sample_types=SER")) == []
+    shown = ok(researcher.get("/api/v1/catalogue?visits=BL&sample_types=SER"))
+    # Every arm the baseline serum is planned for is listed, the one holding 3 as the one
+    # holding none: "< 4", and no aliquot count.
+    assert {row["arm"] for row in shown} == {"G1", "G2"}
+    assert all(
+        (row["participants"], row["participants_shown"], row["aliquots"], row["aliquots_shown"])
+        == (None, "< 4", None, None)
+        for row in shown
+    )
     exact = ok(manager.get("/api/v1/catalogue?visits=BL&sample_types=SER"))
     assert (exact[0]["participants"], exact[0]["aliquots"], exact[0]["volume_ul"]) == (3, 15, 7500)
     assert exact[0]["exact"] and exact[0]["participants_shown"] == "3"
@@ -233,7 +241,8 @@ def test_the_catalogue_hides_small_cells_from_researchers_only(app, researcher, 
     assert (counted["participants"], counted["aliquots"], counted["held_back"]) == (3, 3, 0)
     app.config["CATALOGUE_SMALL_CELL"] = 3
     shown = ok(researcher.get("/api/v1/catalogue?visits=BL&sample_types=SER"))
-    assert shown == [
+    assert shown[0]["arm"] == "G1" and shown[0]["participants_shown"] == "< 3"
+    assert shown[1:] == [
         {
             "arm": "G2",
             "visit": "BL",

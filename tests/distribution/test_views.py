@@ -46,7 +46,7 @@ def test_catalogue_page_shows_counts_and_hides_small_cells(stocked, login_as, ap
     assert "<td>3–7</td><td>13–17</td>\n" in page and "7,500" not in page
     app.config["CATALOGUE_SMALL_CELL"] = 5
     page = researcher.get("/catalogue?visits=BL").get_data(as_text=True)
-    assert "No combination of 5 participants or more" in page and "<td>15</td>" not in page
+    assert "<td>&lt; 5</td><td>—</td>" in page and "<td>15</td>" not in page
 
 
 def test_request_form_counts_matches_and_refuses_bad_input(stocked, login_as, app):

@@ -53,10 +53,12 @@ def as_user(browser, live_server):
 def test_a_request_goes_from_the_researcher_to_the_laboratory(bank, as_user):
     researcher = as_user("researcher")
     researcher.get_by_role("link", name="Catalogue").click()
-    # Three participants per combination: too few for a researcher to be shown any.
-    expect(researcher.locator("table.catalogue tbody")).to_contain_text(
-        "No combination of 5 participants or more"
-    )
+    # Three participants per combination: every planned combination is listed, each as
+    # "< 5" with no aliquot count, the empty ones alike.
+    rows = researcher.locator("table.catalogue tbody tr")
+    expect(rows.first).to_contain_text("< 5")
+    assert rows.count() > 4
+    assert all(cells.endswith("< 5\t—") for cells in rows.all_inner_texts())
     researcher.get_by_role("link", name="Request aliquots").click()
     researcher.fill("#title", "VEGF kinetics")
     researcher.fill("#aim", "Serum VEGF at baseline, before lenalidomide")
