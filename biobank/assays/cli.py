@@ -26,8 +26,13 @@ def _print(preview: dict, as_json: bool) -> None:
         if key in preview:
             click.echo(f"{key}: {json.dumps(preview[key], default=str)}")
     for sample in preview.get("samples", []):
-        value = sample["flag"] or f"{sample['concentration']:.4g}"
-        click.echo(f"{sample['barcode']:12} {value} {sample['unit']}")
+        if sample["flag"]:
+            value = f"{sample['flag']} {sample['unit']}"
+        elif sample["concentration"] is not None:
+            value = f"{sample['concentration']:.4g} {sample['unit']}"
+        else:  # a sample without a result is shown with its reason, never dropped
+            value = f"no result ({sample.get('reason') or 'no reading'})"
+        click.echo(f"{sample['barcode']:12} {value}")
     for row in preview.get("rows", []):
         click.echo(f"row {row['row']:>5} {row['barcode']:12} {row['analyte']:10} {row['value']}")
     for problem in preview.get("problems", []):

@@ -1,19 +1,31 @@
 """Standard-curve fitting (4PL / 5PL), calibrator QC and sample interpolation.
 
-Pure numerics: numpy and scipy only, nothing from the application, so every function
+Pure numerics: numpy and scipy only, nothing from the application (flask_babel marks the
+one message a fit can carry; it translates outside a request too), so every function
 here can be tested on its own and called from a request, a CLI or a notebook alike.
 
 Models (``x`` a concentration, ``y`` a response such as an optical density)::
 
-    4PL  y = d + (a - d) / (1 + (x / c) ** b)
-    5PL  y = d + (a - d) / (1 + (x / c) ** b) ** g
+    4PL          y = d + (a - d) / (1 + (x / c) ** b)
+    5PL, b > 0   y = d + (a - d) / (1 + (x / c) ** b) ** g
+    5PL, b < 0   y = a + (d - a) / (1 + (x / c) ** b) ** g
 
-``a`` is the response at zero concentration, ``d`` the response at infinite
+``a`` is always the response at zero concentration and ``d`` the response at infinite
 concentration, ``c`` the inflection point (in concentration units; for the 4PL it is the
-concentration giving the mid response) and ``b > 0`` the slope. The direction of the
+concentration giving the mid response) and ``|b|`` the slope. The direction of the
 curve is carried by ``a - d``: a sandwich ELISA rises (``a < d``), a competitive assay
-falls (``a > d``). ``b`` is kept positive so that ``a`` is always the response at zero
-(a negative ``b`` would only mirror the same 4PL with ``a`` and ``d`` swapped).
+falls (``a > d``).
+
+For the 4PL the sign of ``b`` changes nothing (a negative ``b`` only mirrors the same
+curve), so a 4PL is reported with ``b > 0``. For the 5PL it does: the asymmetry ``g``
+shapes the high-concentration end when ``b > 0`` (the response nears ``d`` as
+``(x / c) ** (-b g)``, ``a`` as ``x ** b``) and the low-concentration end when ``b < 0``.
+These are the two forms of drc's LL.5, ``c + (d - c) / (1 + exp(b (log x - log e))) ** f``,
+with its ``b`` of either sign (drc's ``e`` is our ``c``, its ``f`` our ``g``; its ``c`` and
+``d`` are our ``d`` and ``a`` when b > 0, our ``a`` and ``d`` when b < 0). A 5PL fit tries
+both and keeps the one with the lower (weighted) residual sum of squares, and keeps the
+asymmetry only when the standards identify it (see ``fit_curve``): otherwise the curve is
+the 4PL, reported as a 5PL with ``g = 1`` and a ``note`` saying so.
 
 Acceptance follows ICH M10 (ligand-binding assays): at least 6 non-zero calibrators,
 each back-calculated within ±20 % of its nominal value (±25 % at the lowest and highest),
@@ -29,7 +41,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from flask_babel import lazy_gettext as _l
 from scipy.optimize import OptimizeWarning, curve_fit
+from scipy.special import fdtrc
 
 __all__ = [
     "CurveFitError",
@@ -44,6 +58,9 @@ __all__ = [
 ]
 
 MODELS = ("4PL", "5PL")
+# The form a fit kept (Fit.form): the 4PL, or the 5PL with g shaping the high (b > 0) or
+# the low (b < 0) concentration end.
+FORMS = ("4PL", "5PL-high", "5PL-low")
 WEIGHTINGS = ("none", "1/y2")
 
 RECOVERY_LIMIT_PCT = 20.0
@@ -63,6 +80,19 @@ _SIGMA_FLOOR = 0.01
 _B_BOUNDS = (1e-3, 10.0)
 _G_BOUNDS = (1e-2, 20.0)
 _C_MARGIN = 1e3  # c may lie this factor beyond the lowest / highest non-zero concentration
+# The 5PL keeps its asymmetry only when it fits the standards better than the 4PL at this
+# level (extra-sum-of-squares F test, one extra parameter).
+ASYMMETRY_P_VALUE = 0.05
+# A 4PL whose weighted residual sum of squares is below this fraction of the weighted total
+# sum of squares fits to rounding error: there is no asymmetry left to find.
+_EXACT_FIT = 1e-16
+# g this close (relative) to a bound of _G_BOUNDS counts as at the bound.
+_AT_BOUND = 1e-6
+
+NOTE_NO_ASYMMETRY = _l(
+    "The standards do not determine the 5PL's asymmetry (the 5PL fits them no better than "
+    "the 4PL, or its g reaches a bound): the 4PL was kept (g = 1)."
+)
 
 
 class CurveFitError(ValueError):
@@ -70,7 +100,7 @@ class CurveFitError(ValueError):
 
 
 def _curve(x, a, b, c, d, g=1.0):
-    """The 5PL (the 4PL when g == 1) at x >= 0, any shape.
+    """The 5PL (the 4PL when g == 1) at x >= 0, any shape, either sign of b.
 
     Written from whichever asymptote is nearer, so that no precision is lost to
     cancellation at either end: exactly y = a at x = 0, and inverse(predict(x)) == x
@@ -79,19 +109,26 @@ def _curve(x, a, b, c, d, g=1.0):
     x = np.asarray(x, dtype=float)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         u = np.power(x / c, b)
-        near_a = a + (d - a) * -np.expm1(-g * np.log1p(u))  # 1 - (1 + u)^-g, small u
-        near_d = d + (a - d) * np.power(1.0 + u, -g)
-        return np.where(u <= 1.0, near_a, near_d)
+        if b > 0:  # u = 0 at x = 0: y = a there, d as u grows
+            near_a = a + (d - a) * -np.expm1(-g * np.log1p(u))  # 1 - (1 + u)^-g, small u
+            near_d = d + (a - d) * np.power(1.0 + u, -g)
+            return np.where(u <= 1.0, near_a, near_d)
+        # b < 0: u is infinite at x = 0 (y = a) and falls to 0 as x grows (y = d).
+        near_a = a + (d - a) * np.power(1.0 + u, -g)
+        near_d = d + (a - d) * -np.expm1(-g * np.log1p(u))
+        return np.where(u >= 1.0, near_a, near_d)
 
 
 @dataclass(frozen=True)
 class Fit:
     """A fitted standard curve."""
 
-    model: str
+    model: str  # the model asked for
     params: dict[str, float] = field(hash=False)
     weighting: str
     r2: float
+    # Why a 5PL was reduced to the 4PL (g = 1), for the reader; empty otherwise.
+    note: str = field(default="", hash=False)
 
     def _p(self) -> tuple[float, float, float, float, float]:
         p = self.params
@@ -110,15 +147,25 @@ class Fit:
         y = float(y)
         if not math.isfinite(y) or not min(a, d) < y < max(a, d):
             return None
-        # (x / c) ** b = ((a - d) / (y - d)) ** (1 / g) - 1, written with q = (a - y) / (y - d)
-        # so that nothing cancels when y is close to a.
-        q = (a - y) / (y - d)
+        # b > 0: (x / c) ** b = ((a - d) / (y - d)) ** (1 / g) - 1, written with
+        # q = (a - y) / (y - d) so that nothing cancels when y is close to a; b < 0: the
+        # same with a and d swapped, nothing cancelling when y is close to d.
+        q = (a - y) / (y - d) if b > 0 else (d - y) / (y - a)
         try:
             ratio = q if g == 1.0 else math.expm1(math.log1p(q) / g)
             x = c * ratio ** (1.0 / b) if ratio > 0.0 else math.nan
         except (OverflowError, ValueError):
             return None
         return float(x) if math.isfinite(x) and x > 0.0 else None
+
+    @property
+    def form(self) -> str:
+        """The form kept (one of FORMS): "4PL" (also a 5PL with g = 1, its asymmetry not
+        identified), "5PL-high" (b > 0, g shapes the high-concentration end) or "5PL-low"
+        (b < 0, g shapes the low-concentration end)."""
+        if self.model == "4PL" or self.params.get("g", 1.0) == 1.0:
+            return "4PL"
+        return "5PL-high" if self.params["b"] > 0 else "5PL-low"
 
     @property
     def increasing(self) -> bool:
@@ -178,13 +225,18 @@ def _model_log_c(x, a, b, log_c, d, g=1.0):
     return _curve(x, a, b, math.exp(log_c), d, g)
 
 
-def _least_squares(x, y, sigma, p0, lower, upper):
+def _model_log_c_low(x, a, b, log_c, d, g):
+    # The 5PL with b < 0, fitted with a positive b so that one set of bounds serves both.
+    return _curve(x, a, -b, math.exp(log_c), d, g)
+
+
+def _least_squares(x, y, sigma, p0, lower, upper, model=_model_log_c):
     clipped = [min(max(v, lo), hi) for v, lo, hi in zip(p0, lower, upper, strict=True)]
     with warnings.catch_warnings():
         # The covariance is not used; an exactly fitting curve makes it undefined.
         warnings.simplefilter("ignore", OptimizeWarning)
         popt, _ = curve_fit(
-            _model_log_c,
+            model,
             x,
             y,
             p0=clipped,
@@ -197,17 +249,17 @@ def _least_squares(x, y, sigma, p0, lower, upper):
             xtol=1e-12,
             gtol=1e-12,
         )
-    residuals = (y - _model_log_c(x, *popt)) / (1.0 if sigma is None else sigma)
+    residuals = (y - model(x, *popt)) / (1.0 if sigma is None else sigma)
     cost = float(np.sum(residuals**2))
     return popt, cost
 
 
-def _best_of(x, y, sigma, starts, bounds, errors):
+def _best_of(x, y, sigma, starts, bounds, errors, model=_model_log_c):
     """The lowest-cost converged fit over several starting points, or None."""
     best = None
     for p0 in starts:
         try:
-            popt, cost = _least_squares(x, y, sigma, p0, *bounds)
+            popt, cost = _least_squares(x, y, sigma, p0, *bounds, model)
         except (RuntimeError, ValueError, FloatingPointError) as exc:
             errors.append(str(exc))
             continue
@@ -229,6 +281,12 @@ def fit_curve(
     (the curve is defined there: y = a). ``weighting="1/y2"`` weights each point by
     1/y² (sigma = |y|, floored at 1 % of the largest |y| so a response near zero does not
     take over the fit). ``r2`` is computed on the unweighted residuals.
+
+    A 5PL is fitted in both forms (g shaping the high-concentration end, b > 0, or the
+    low one, b < 0) and the one with the lower weighted residual sum of squares is kept.
+    When the standards do not determine the asymmetry (see ``_asymmetry_identified``)
+    the 4PL is kept instead, reported as the 5PL with g = 1 and ``note`` saying so:
+    ``Fit.form`` tells which form was kept.
 
     Raises CurveFitError for fewer than 4 (4PL) or 5 (5PL) distinct concentrations,
     negative or non-finite values, constant responses or when the fit does not converge.
@@ -265,13 +323,29 @@ def fit_curve(
     lower, upper = _bounds(x, model)
     errors: list[str] = []
     starts = [[a, b, math.log(c), d] for a, b, c, d in _starts(x, y)]
-    best = _best_of(x, y, sigma, starts, (lower[:4], upper[:4]), errors)
+    best4 = _best_of(x, y, sigma, starts, (lower[:4], upper[:4]), errors)
+    best, sign, note = best4, 1.0, ""
     if model == "5PL":
-        # The usual route to a 5PL: from the 4PL optimum with g = 1, and from the raw starts.
-        starts5 = [[*p0, 1.0] for p0 in starts]
-        if best is not None:
-            starts5.insert(0, [*best[0], 1.0])
-        best = _best_of(x, y, sigma, starts5, (lower, upper), errors)
+        # Each form from the 4PL optimum with g = 1, where both forms are that 4PL: from
+        # there the raw starts reach the same optimum (on simulated plates of either form,
+        # with and without noise), at three times the cost. They serve when that fails.
+        raw = [[*p0, 1.0] for p0 in starts]
+        first = [[*best4[0], 1.0]] if best4 is not None else raw
+        high = _best_of(x, y, sigma, first, (lower, upper), errors)
+        if high is None and first is not raw:
+            high = _best_of(x, y, sigma, raw, (lower, upper), errors)
+        low = _best_of(x, y, sigma, first, (lower, upper), errors, _model_log_c_low)
+        if low is None and first is not raw:
+            low = _best_of(x, y, sigma, raw, (lower, upper), errors, _model_log_c_low)
+        best, sign = high, 1.0
+        if low is not None and (high is None or low[1] < high[1]):
+            best, sign = low, -1.0
+        if (
+            best is not None
+            and best4 is not None
+            and not _asymmetry_identified(x, y, sigma, best4[1], best[1], float(best[0][4]))
+        ):
+            best, sign, note = (np.append(best4[0], 1.0), best4[1]), 1.0, NOTE_NO_ASYMMETRY
     if best is None:
         detail = f" ({errors[-1]})" if errors else ""
         raise CurveFitError(f"the {model} fit did not converge{detail}")
@@ -279,6 +353,7 @@ def fit_curve(
     popt = best[0]
     names = ["a", "b", "c", "d", "g"][:n_params]
     values = [float(v) for v in popt]
+    values[1] *= sign
     values[2] = math.exp(values[2])
     params = dict(zip(names, values, strict=True))
 
@@ -288,7 +363,29 @@ def fit_curve(
     ss_res = float(np.sum((y - fitted) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - ss_res / ss_tot
-    return Fit(model=model, params=params, weighting=weighting, r2=r2)
+    return Fit(model=model, params=params, weighting=weighting, r2=r2, note=note)
+
+
+def _asymmetry_identified(x, y, sigma, cost4: float, cost5: float, g: float) -> bool:
+    """Whether the standards determine the 5PL's asymmetry g: g is not at a bound of
+    _G_BOUNDS, some residual degree of freedom is left, the 4PL does not already fit to
+    rounding error, and the 5PL's (weighted) residual sum of squares is lower than the
+    4PL's beyond chance: extra-sum-of-squares F test, 1 and n - 5 degrees of freedom, at
+    ASYMMETRY_P_VALUE. When it fails, g's confidence interval is wide enough to hold 1:
+    the asymmetry the fit found is the noise's, not the assay's."""
+    if any(abs(g / bound - 1.0) <= _AT_BOUND for bound in _G_BOUNDS):
+        return False
+    dof = len(y) - 5
+    if dof < 1:
+        return False
+    scale = 1.0 if sigma is None else sigma
+    total = float(np.sum(((y - y.mean()) / scale) ** 2))
+    if cost4 <= _EXACT_FIT * total or cost5 >= cost4:
+        return False
+    if cost5 <= 0.0:
+        return True
+    f_ratio = (cost4 - cost5) / (cost5 / dof)
+    return float(fdtrc(1, dof, f_ratio)) < ASYMMETRY_P_VALUE
 
 
 @dataclass(frozen=True)

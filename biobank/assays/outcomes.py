@@ -62,7 +62,8 @@ class Row:
         if self.text is not None:
             return f"{self.text} {self.detail}".strip()
         prefix = f"{self.comparator} " if self.comparator else ""
-        return f"{prefix}{self.value:.4g}" if self.value is not None else ""
+        # No value: the plate gave no result, and the detail says why.
+        return f"{prefix}{self.value:.4g}" if self.value is not None else self.detail
 
 
 _ROW = (
@@ -128,9 +129,12 @@ def time_course(participant_code: str, *, actor) -> dict[str, list[Row]]:
 
 def _per_visit(rows: list[Row]) -> list[Row]:
     """The latest accepted result of each visit (a re-run at a higher dilution replaces
-    the flagged one)."""
+    the flagged one). A sample the plate gave no result for (wells unread, replicates
+    that disagree) is kept on the pages but never stands for its visit."""
     latest: dict[str, Row] = {}
     for row in rows:
+        if row.value is None and row.flag is None and row.text is None:
+            continue
         previous = latest.get(row.visit)
         if previous is None or (previous.flag and not row.flag) or row.run > previous.run:
             latest[row.visit] = row

@@ -7,11 +7,24 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from biobank.assays import curvefit, platereader
 from biobank.assays.platemap import PlateMap
-from biobank.assays.platereader import Block, Reading, corrected
+from biobank.assays.platereader import EMPTY, OVERFLOW, UNREADABLE, Block, Reading, corrected
+
+# A sample's status in the preview and the run: a concentration, a limit the value lies
+# beyond, or no result, each with its reason. Every sample of the plate map has one,
+# whatever its wells read: a sample is never left out.
+QUANTIFIED = "quantified"
+ABOVE = curvefit.ABOVE  # ">ULOQ"
+BELOW = curvefit.BELOW  # "<LLOQ"
+NO_RESULT = "no result"
+STATUSES = (QUANTIFIED, ABOVE, BELOW, NO_RESULT)
+
+SATURATED = "reader saturated — dilute and re-assay"
+# A saturated well where a competitive assay is read: a high signal is a low concentration.
+SATURATED_LOW = "reader saturated: a signal over the reader's range is below the calibrated range"
 
 
 class PipelineError(ValueError):
@@ -79,28 +92,111 @@ class PlateResult:
     samples: list[curvefit.SampleResult]
     responses: dict[str, float | None]
     problems: list[str] = field(default_factory=list)
+    # Each mapped well as the file gives it ("0.532", "OVER", ""): kept with the run.
+    raw: dict[str, str] = field(default_factory=dict)
+
+
+def _state(reading: Reading | None) -> str | None:
+    """None for a number, else EMPTY, OVERFLOW or UNREADABLE; a well the file lacks
+    (a long list that does not list it) is empty."""
+    return EMPTY if reading is None else reading.flag
+
+
+def _what(well: str, reading: Reading | None) -> str:
+    """A well without a number, in words: "A4 over the reader's range (OVER)"."""
+    state = _state(reading)
+    if state == OVERFLOW:
+        return f"{well} over the reader's range ({reading.raw})"
+    if state == UNREADABLE:
+        return f"{well} without a reading ({reading.raw})"
+    return f"{well} empty in the file"
 
 
 def _responses(
     plate: PlateMap, readings: dict[str, Reading], problems: list[str]
 ) -> dict[str, float | None]:
-    """The corrected response of every mapped well, blank subtracted; problems noted."""
+    """The corrected response of every mapped well, blank subtracted; problems noted.
+
+    A standard's or a blank's well without a number is left out of the fit or of the
+    blank, and said so; a sample's wells are judged with the sample (see ``_judged``)."""
     values: dict[str, float | None] = {}
     for well, content in plate.wells.items():
         reading = readings.get(well)
-        if reading is None or reading.flag == "empty":
-            problems.append(f"well {well} ({content}) is in the plate map but empty in the file")
-            values[well] = None
-        elif reading.flag == "overflow":
-            problems.append(f"well {well} ({content}) is over the reader's range ({reading.raw})")
-            values[well] = None
-        else:
-            values[well] = reading.value
-    blanks = [values[w] for w in plate.groups().get("BLANK", []) if values.get(w) is not None]
+        values[well] = reading.value if _state(reading) is None else None
+        if values[well] is not None:
+            continue
+        kind = plate.kind(content)
+        if kind == "standard":
+            problems.append(f"standard {content}, well {_what(well, reading)}: left out of the fit")
+        elif kind == "blank":
+            problems.append(f"blank, well {_what(well, reading)}: left out of the blank")
+        elif kind == "control":
+            problems.append(f"control {content}, well {_what(well, reading)}")
+    blank_wells = plate.groups().get("BLANK", [])
+    blanks = [values[w] for w in blank_wells if values.get(w) is not None]
     if blanks:
         blank = statistics.fmean(blanks)
         values = {w: (v - blank if v is not None else None) for w, v in values.items()}
+    elif blank_wells:
+        problems.append("no blank well has a reading: the responses are not blank-subtracted")
     return values
+
+
+def _judged(
+    sample: curvefit.SampleResult,
+    readings: dict[str, Reading],
+    fit: curvefit.Fit,
+    qc: curvefit.RunQC,
+) -> tuple[curvefit.SampleResult, str, str]:
+    """The sample, its status and the reason, from what each of its wells read.
+
+    ``sample`` was interpolated from its wells that gave a number only, so it is never
+    the last word when a well gave none: a saturated well makes the sample "> ULOQ"
+    (nothing quantifiable, dilute and re-assay), unless a replicate reads within the
+    range, when the replicates disagree and there is no result; a well empty or without
+    a reading leaves no result either, even when another replicate read: one well of a
+    duplicate is not a result."""
+    wells = sample.wells
+    saturated = [w for w in wells if _state(readings.get(w)) == OVERFLOW]
+    missing = [w for w in wells if _state(readings.get(w)) in (EMPTY, UNREADABLE)]
+    numeric = [w for w in wells if _state(readings.get(w)) is None]
+    nothing = {"concentration": None, "flag": None, "limit": None, "cv_pct": None, "cv_flag": False}
+    if saturated:
+        # Over the reader's range is beyond the highest standard: the high end of the
+        # curve, "> ULOQ" for a sandwich ELISA, "< LLOQ" for a competitive one.
+        high = ABOVE if fit.params["d"] >= fit.params["a"] else BELOW
+        reason = SATURATED if high == ABOVE else SATURATED_LOW
+        limit = qc.uloq if high == ABOVE else qc.lloq
+        if numeric and sample.flag != high:
+            reads = ", ".join(numeric)
+            reason = (
+                f"replicates disagree: {', '.join(saturated)} saturated, {reads} within the "
+                "reader's range — dilute and re-assay"
+            )
+            return replace(sample, **nothing, note=reason), NO_RESULT, reason
+        if limit is None:
+            reason = f"{reason}; {curvefit.NOTE_NO_RANGE}"
+            return replace(sample, **nothing, note=reason), NO_RESULT, reason
+        judged = replace(
+            sample,
+            concentration=None,
+            flag=high,
+            limit=limit * sample.dilution,
+            cv_pct=None,
+            cv_flag=False,
+            note=reason,
+        )
+        return judged, high, reason
+    if missing:
+        reason = "no reading: " + ", ".join(_what(w, readings.get(w)) for w in missing)
+        if numeric:
+            reason += f" ({len(numeric)} of {len(wells)} replicates read) — re-assay"
+        return replace(sample, **nothing, note=reason), NO_RESULT, reason
+    if sample.flag in (ABOVE, BELOW):
+        return sample, sample.flag, sample.note
+    if sample.concentration is None:
+        return sample, NO_RESULT, sample.note or curvefit.NOTE_NO_RESPONSE
+    return sample, QUANTIFIED, sample.note
 
 
 def evaluate_file(data: bytes, filename: str, plate: PlateMap, options: Options) -> PlateResult:
@@ -164,20 +260,29 @@ def evaluate_readings(
                 f"standard {check.name}: recovery {check.recovery_pct:.1f} % outside "
                 f"±{check.limit_pct:g} %"
             )
+    # Every sample of the plate map, whatever its wells read: one without a number in
+    # any well is interpolated from nothing, then judged from its wells.
     sample_inputs = []
     for barcode in plate.samples():
         wells = groups[barcode]
         measured = [values[w] for w in wells if values.get(w) is not None]
-        if measured:
-            sample_inputs.append((barcode, wells, measured, plate.dilutions.get(barcode, 1.0)))
-    samples = curvefit.interpolate_samples(
+        sample_inputs.append((barcode, wells, measured, plate.dilutions.get(barcode, 1.0)))
+    interpolated = curvefit.interpolate_samples(
         fit, sample_inputs, lloq=qc.lloq, uloq=qc.uloq, cv_limit_pct=options.cv_limit_pct
     )
-    for sample in samples:
-        if sample.flag:
-            note = f" — {sample.note}" if sample.note else ""
+    samples, statuses = [], []
+    for sample in interpolated:
+        sample, status, reason = _judged(sample, readings, fit, qc)
+        samples.append(sample)
+        statuses.append((status, reason))
+        if status in (ABOVE, BELOW):
+            note = f" — {reason}" if reason else ""
             limit = f" ({f'{sample.limit:g} {unit}'.rstrip()})" if sample.limit is not None else ""
-            problems.append(f"{sample.name}: {sample.flag}{limit}{note}")
+            over = [w for w in sample.wells if _state(readings.get(w)) == OVERFLOW]
+            wells = f" (wells {', '.join(over)} over the reader's range)" if over else ""
+            problems.append(f"{sample.name}: {status}{limit}{note}{wells}")
+        elif status == NO_RESULT:
+            problems.append(f"{sample.name}: no result — {reason}")
         if sample.cv_flag:
             problems.append(
                 f"{sample.name}: replicate CV {sample.cv_pct:.1f} % above "
@@ -190,7 +295,14 @@ def evaluate_readings(
             f"pass (at least 6 calibrators and 75 % passing are required)"
         )
     preview = {
-        "fit": {"model": fit.model, "params": fit.params, "r2": fit.r2, "weighting": fit.weighting},
+        "fit": {
+            "model": fit.model,
+            "form": fit.form,
+            "note": str(fit.note),
+            "params": fit.params,
+            "r2": fit.r2,
+            "weighting": fit.weighting,
+        },
         "reads": reads,
         "qc": {
             "calibrators": qc.calibrators,
@@ -221,12 +333,15 @@ def evaluate_readings(
                 "cv_pct": s.cv_pct,
                 "flag": s.flag,
                 "limit": s.limit,
+                "status": status,
+                "reason": str(reason or ""),
             }
-            for s in samples
+            for s, (status, reason) in zip(samples, statuses, strict=True)
         ],
         "problems": problems,
     }
-    return PlateResult(preview, fit, checks, samples, values, problems)
+    raw = {well: (r.raw if (r := readings.get(well)) else "") for well in plate.wells}
+    return PlateResult(preview, fit, checks, samples, values, problems, raw)
 
 
 def _controls(plate, groups, values, fit, problems) -> list[dict]:

@@ -41,12 +41,16 @@ from biobank import uploads
 from biobank.uploads import UploadLimits
 
 __all__ = [
+    "EMPTY",
+    "OVERFLOW",
+    "UNREADABLE",
     "WELLS",
     "Block",
     "ReaderFileError",
     "Reading",
     "corrected",
     "long_list",
+    "marker",
     "read_reader_file",
 ]
 
@@ -56,8 +60,11 @@ WELLS: tuple[str, ...] = tuple(
     f"{row}{column}" for row in ROW_LETTERS for column in range(1, COLUMN_COUNT + 1)
 )
 
+# What a well holds instead of a number: nothing, a reading over the reader's range
+# (saturated), or a marker saying the reader has no reading for it.
 EMPTY = "empty"
 OVERFLOW = "overflow"
+UNREADABLE = "unreadable"
 
 # How far from a block's header row a label may sit: instruments write the
 # wavelength or plate name just above the block, sometimes after a blank line.
@@ -75,10 +82,24 @@ CSV_DELIMITERS = ("\t", ";", ",")
 
 _NUMBER = r"[+\-\u2212]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+\-]?\d+)?"
 _NUMBER_RE = re.compile(_NUMBER)
-# Readers write a value above their range as a word, a run of asterisks, or the
-# upper limit preceded by ">".
-_OVERFLOW_WORDS = frozenset({"ovrflw", "overflow", "over"})
+# The markers readers write instead of a number, the one list to extend for a new
+# instrument. They are compared case-insensitively, surrounding spaces stripped (see
+# :func:`marker`).
+# Over the reader's range (saturated): a word, a run of asterisks, or the upper limit
+# preceded by ">" (">3.500", "> 4.0").
+_OVERFLOW_WORDS = frozenset(
+    {"over", "ovrflw", "overflow", "over range", "overrange", "sat", "#sat", "saturated", "range?"}
+)
 _OVERFLOW_RE = re.compile(rf"\*+|>\s*{_NUMBER}")
+# No reading at all: "not available", an error code (the reader's, or Excel's when a
+# formula failed), dashes or question marks.
+_UNREADABLE_WORDS = frozenset(
+    {
+        "n/a", "na", "#n/a", "nan", "error", "err", "#err", "#error", "invalid",
+        "#value!", "#div/0!", "#ref!", "#num!", "#name?", "#null!",
+    }
+)  # fmt: skip
+_UNREADABLE_RE = re.compile(r"[-\u2013\u2014]+|\?+")
 _HEADER_NUMBER_RE = re.compile(r"0*(\d+)(?:[.,]0*)?")
 _WELL_ID_RE = re.compile(r"([A-H])0*(1[0-2]|[1-9])")
 # Three digits standing alone (not part of a longer number or a decimal).
@@ -94,8 +115,8 @@ class ReaderFileError(ValueError):
 class Reading:
     """One well's value as read from the file."""
 
-    value: float | None  # None when empty or overflow
-    flag: str | None  # None, "empty" or "overflow"
+    value: float | None  # None when empty, overflow or unreadable
+    flag: str | None  # None, "empty", "overflow" (saturated) or "unreadable"
     raw: str  # the cell as written, stripped
     cell: str  # "Results!D14" (xlsx) or "line 14, column 4" (csv)
 
@@ -141,7 +162,8 @@ def corrected(primary: Block, reference: Block | None) -> dict[str, Reading]:
 
     This is the usual 450 nm − 540/570 nm correction for plate imperfections. A
     well overflowing at either wavelength has no usable value, so it stays an
-    overflow; otherwise a well empty at either wavelength stays empty. Without a
+    overflow; otherwise a well unreadable at either wavelength stays unreadable, and
+    one empty at either stays empty. Without a
     reference the primary readings are returned as they are.
     """
     if reference is None:
@@ -522,28 +544,44 @@ def _read_cell(grid: _Grid, r: int, c: int, column: str = "") -> Reading:
     return Reading(value=number, flag=flag, raw=_text(value), cell=grid.where(r, c))
 
 
+def marker(text: str) -> str | None:
+    """What a reader's marker means: OVERFLOW (over the reader's range: OVER, OVRFLW,
+    Sat, *****, >3.500…), UNREADABLE (no reading: N/A, NaN, Error, #N/A, -, ?????…),
+    EMPTY (nothing written), or None when the text is no known marker. Case and
+    surrounding spaces are ignored; a number is not a marker."""
+    text = text.strip()
+    if text == "":
+        return EMPTY
+    folded = text.casefold()
+    if folded in _OVERFLOW_WORDS or _OVERFLOW_RE.fullmatch(text):
+        return OVERFLOW
+    if folded in _UNREADABLE_WORDS or _UNREADABLE_RE.fullmatch(text):
+        return UNREADABLE
+    return None
+
+
 def _interpret(value: object) -> tuple[float | None, str | None]:
     """(value, flag) for one cell; raises ValueError with a message for the user.
 
     Accepts numbers, numbers stored as text, decimal commas, scientific notation
-    and negative values (some readers subtract a blank themselves); overflow
-    markers give (None, "overflow"), an empty cell (None, "empty").
+    and negative values (some readers subtract a blank themselves); the markers of
+    :func:`marker` give (None, their flag). Any other text is refused: it says the
+    block was not read where it should have been, or holds a marker to learn.
     """
     if isinstance(value, bool):
         raise ValueError(f'"{value}" is not a reading')
     if isinstance(value, int | float):
         return _finite(float(value), str(value)), None
     text = _text(value)
-    if text == "":
-        return None, EMPTY
-    if text.casefold() in _OVERFLOW_WORDS or _OVERFLOW_RE.fullmatch(text):
-        return None, OVERFLOW
+    flag = marker(text)
+    if flag is not None:
+        return None, flag
     if _NUMBER_RE.fullmatch(text):
         # Decimal commas come from French (and other) locales; U+2212 from word processors.
         return _finite(float(text.replace(",", ".").replace("\u2212", "-")), text), None
     raise ValueError(
-        f'cannot read "{text}": expected a number, an overflow marker (OVRFLW, *****, >4.000) '
-        "or an empty cell"
+        f'cannot read "{text}": expected a number, an empty cell, a saturation marker '
+        "(OVER, OVRFLW, Sat, *****, >4.000) or a no-reading marker (N/A, Error, -)"
     )
 
 
@@ -555,13 +593,12 @@ def _finite(number: float, text: str) -> float:
 
 
 def _subtract(primary: Reading, reference: Reading) -> Reading:
-    """primary − reference for one well, with overflow winning over empty."""
+    """primary − reference for one well: overflow wins over unreadable, which wins over empty."""
     raw = f"{primary.raw}-{reference.raw}"
     flags = {primary.flag, reference.flag}
-    if OVERFLOW in flags:
-        return Reading(None, OVERFLOW, raw, primary.cell)
-    if EMPTY in flags:
-        return Reading(None, EMPTY, raw, primary.cell)
+    for flag in (OVERFLOW, UNREADABLE, EMPTY):
+        if flag in flags:
+            return Reading(None, flag, raw, primary.cell)
     assert primary.value is not None and reference.value is not None
     return Reading(primary.value - reference.value, None, raw, primary.cell)
 

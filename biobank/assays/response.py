@@ -13,19 +13,22 @@ Numbers keep the decimal point in every language, as the percent change beside t
 
 Criteria (thresholds in ``response_criteria.toml``, each with its source):
 
-VEGF (Dispenzieri, Am J Hematol 2012;87:804 and its updates)
+VEGF (D'Souza, Blood 2012;120:56; Dispenzieri, Am J Hematol 2012;87:804 and its updates;
+Gentile, Neurol Sci 2024 for the serum ULN)
     complete: normalisation, i.e. a value strictly below the upper limit of normal (ULN),
     when the baseline was not normal (≥ ULN); partial: ≥ 50 % decrease from baseline;
     progression: ≥ 50 % increase from the lowest previous value (baseline included);
     otherwise stable. When the baseline is already below the ULN, complete is not
     applicable and the categories come from the percentages only.
 
-Haematological (IMWG, Rajkumar, Blood 2011;117:4691, adapted to POEMS)
-    complete: negative serum immunofixation at that visit; very good partial: ≥ 90 % fall
-    of the M-spike; partial: ≥ 50 % fall; progression: ≥ 25 % rise from the lowest
-    previous value with an absolute rise ≥ 5 g/L. The M-spike categories need a baseline
-    M-spike ≥ 5 g/L; below that a participant is "not evaluable by M-spike" (never
-    "stable") unless the immunofixation is negative.
+Haematological (IMWG: Durie, Leukemia 2006;20:1467; Rajkumar, Blood 2011;117:4691;
+Kumar, Lancet Oncol 2016;17:e328; adapted to POEMS)
+    complete: negative serum immunofixation at that visit, after a positive one at
+    baseline, and no quantified M-spike at that visit; very good partial: ≥ 90 % fall of
+    the M-spike; partial: ≥ 50 % fall; progression: ≥ 25 % rise from the lowest previous
+    value with an absolute rise ≥ 5 g/L. The fall categories need a baseline M-spike
+    ≥ 5 g/L; below that a participant is "not evaluable by M-spike" (never "stable")
+    unless the immunofixation is negative or the M-spike rose enough for progression.
 
 Where this deliberately simplifies the literature (said again in the report that
 introduced it):
@@ -44,10 +47,21 @@ Decisions the literature leaves open, made here and tested:
   decided on the exact change, not on the rounded ``percent_change``: a 49.96 % fall is
   shown as -50.0 % but is not a partial response; the rule says 49.96 %.
 * Precedence: VEGF complete > progression > partial > stable; a VEGF value below the ULN
-  after an abnormal baseline is complete even if it rose from a lower nadir.
+  after an abnormal baseline is complete even if it rose from a lower nadir, but a rise
+  that reaches the progression percentage is reported as a caution in the rule (a
+  rise within the normal range is the first sign of relapse).
   Haematological complete > progression > very good partial > partial > stable.
+* A negative serum immunofixation beside a quantified M-spike (above 0, not "< LLOQ") at
+  the same visit is discordant: the visit gets its M-spike category and a caution, never
+  "complete". Without a positive immunofixation at baseline (negative, or not done) there
+  was no monoclonal protein shown to disappear: the visit gets its M-spike category and
+  the rule says why complete was not given.
+* M-spike progression is IMWG's absolute rule (≥ 25 % and ≥ 5 g/L from the lowest value):
+  it applies when the baseline M-spike is below the evaluability threshold too.
 * "> ULOQ" results enter at their limit, a lower bound of the true value; when that makes
-  the category unsafe the rule says so and asks for a diluted re-assay.
+  the category unsafe the rule says so and asks for a diluted re-assay. A "< LLOQ"
+  result entered as a substitute (limit or half of it) at the visit or at the lowest
+  previous value makes a progression uncertain: the rule says so too.
 """
 
 from __future__ import annotations
@@ -209,7 +223,7 @@ def load_criteria(path: Path | str | None = None, **overrides: Any) -> Criteria:
     ``path`` defaults to ``response_criteria.toml`` next to this module. Each override
     replaces the key of the same name (``sources`` entries are merged into the file's).
     An override that changes a value is recorded in the version
-    ("POEMS-2012-IMWG-2011/v1+vegf_uln_pg_ml=1040") unless ``version`` itself is
+    ("POEMS-2012-IMWG-2016/v2+vegf_uln_pg_ml=1040") unless ``version`` itself is
     overridden, so responses computed under changed thresholds never carry the file's
     version alone.
 
@@ -337,7 +351,8 @@ def vegf_responses(series: Sequence[Measurement], criteria: Criteria) -> list[Re
     abnormal_baseline = b >= uln  # normal means strictly below the ULN
 
     responses = []
-    nadir, nadir_lower_bound, nadir_where = b, base.lower_bound, _("baseline")
+    nadir, nadir_where = b, _("baseline")
+    nadir_lower_bound, nadir_below_lloq = base.lower_bound, base.below_lloq
     for m in visits:
         cur = _use(m, criteria, unit, _("value"))
         if cur.value is None:
@@ -349,6 +364,7 @@ def vegf_responses(series: Sequence[Measurement], criteria: Criteria) -> list[Re
         decrease = (b - v) * 100 / b
         rise = _rise_pct(nadir, v)
         nadir_text = f"{_num(nadir)} {unit} ({nadir_where})"
+        rising_again = None
         if abnormal_baseline and v < uln:
             category = COMPLETE
             main = _(
@@ -359,6 +375,17 @@ def vegf_responses(series: Sequence[Measurement], criteria: Criteria) -> list[Re
                 uln=_num(uln),
                 baseline=_num(b),
             )
+            # Normalisation outranks the rise, but a rise that would be progression
+            # anywhere else is the first sign of relapse: it must show on the response.
+            if rise is None or rise >= progression_pct:
+                rising_again = _(
+                    "caution: %(change)s from the lowest previous value %(nadir)s, a "
+                    "≥ %(threshold)s %% rise that is progression when the value is not below "
+                    "the ULN; VEGF is rising again within the normal range",
+                    change=_signed_pct(rise),
+                    nadir=nadir_text,
+                    threshold=_num(progression_pct),
+                )
         elif rise is None or rise >= progression_pct:
             category = PROGRESSION
             main = _(
@@ -403,12 +430,18 @@ def vegf_responses(series: Sequence[Measurement], criteria: Criteria) -> list[Re
                     )
                 ],
             )
-        notes = [base.note, cur.note, *_bound_cautions(category, base, cur, nadir_lower_bound)]
+        notes = [
+            base.note,
+            cur.note,
+            rising_again,
+            *_bound_cautions(category, base, cur, nadir_lower_bound, nadir_below_lloq),
+        ]
         responses.append(
             Response(m.visit, cur.used, _percent_1dp(b, v), category, _join(main, notes), version)
         )
         if v < nadir:
-            nadir, nadir_lower_bound, nadir_where = v, cur.lower_bound, _visit(m.visit)
+            nadir, nadir_where = v, _visit(m.visit)
+            nadir_lower_bound, nadir_below_lloq = cur.lower_bound, cur.below_lloq
     return responses
 
 
@@ -451,16 +484,33 @@ def haematological_responses(
     assert base is not None and base.value is not None
     b = base.value
     evaluable = b >= evaluable_from
+    # Complete response is the disappearance of a monoclonal protein that was there: a
+    # negative immunofixation means nothing without a positive one at baseline.
+    baseline_fixation = immunofixation.get(BASELINE_VISIT)
+    no_complete = None
+    if baseline_fixation == "negative":
+        no_complete = _(
+            "complete response needs a positive serum immunofixation at baseline; "
+            "the baseline immunofixation was negative"
+        )
+    elif baseline_fixation is None:
+        no_complete = _(
+            "complete response needs a positive serum immunofixation at baseline; none was done"
+        )
 
     responses = []
-    nadir, nadir_lower_bound, nadir_where = b, base.lower_bound, _("baseline")
+    nadir, nadir_where = b, _("baseline")
+    nadir_lower_bound, nadir_below_lloq = base.lower_bound, base.below_lloq
     for m in visits:
         cur = _use(m, criteria, unit, _("M-spike"))
         v = cur.value
         ife = immunofixation.get(m.visit)
         change = _percent_1dp(b, v) if v is not None and b > 0 else None
         notes: list[str | None] = [base.note, cur.note]
-        if ife == "negative":
+        # A quantified M-spike (not a "< LLOQ" substitute) contradicts a negative
+        # immunofixation, the more sensitive test: neither result can give "complete".
+        measurable = v is not None and v > 0 and not cur.below_lloq
+        if ife == "negative" and no_complete is None and not measurable:
             category = COMPLETE
             main = (
                 _("serum immunofixation negative at this visit")
@@ -470,6 +520,59 @@ def haematological_responses(
                     reason=cur.reason or "",
                 )
             )
+            responses.append(
+                Response(m.visit, cur.used, change, category, _join(main, notes), version)
+            )
+            if v is not None and v < nadir:
+                nadir, nadir_where = v, _visit(m.visit)
+                nadir_lower_bound, nadir_below_lloq = cur.lower_bound, cur.below_lloq
+            continue
+        if ife == "negative":
+            if measurable:
+                assert v is not None
+                notes.append(
+                    _(
+                        "caution: serum immunofixation negative but an M-spike of %(value)s "
+                        "%(unit)s measured at this visit; the two disagree, so complete "
+                        "response is not given: check both assays",
+                        value=_num(v),
+                        unit=unit,
+                    )
+                )
+            else:
+                notes.append(no_complete)
+        rise = _rise_pct(nadir, v) if v is not None else None
+        rise_abs = v - nadir if v is not None else None
+        nadir_text = f"{_num(nadir)} {unit} ({nadir_where})"
+        # IMWG progression is an absolute rule from the lowest value: it holds whether or
+        # not the baseline M-spike was large enough for the response categories.
+        if (
+            v is not None
+            and rise_abs is not None
+            and (rise is None or rise >= progression_pct)
+            and rise_abs >= progression_abs
+        ):
+            category = PROGRESSION
+            main = _(
+                "≥ %(threshold)s %% and ≥ %(absolute)s %(unit)s rise from the lowest "
+                "previous value %(nadir)s: %(change)s, +%(rise)s %(unit)s",
+                threshold=_num(progression_pct),
+                absolute=_num(progression_abs),
+                unit=unit,
+                nadir=nadir_text,
+                change=_signed_pct(rise),
+                rise=_num(rise_abs),
+            )
+            if not evaluable:
+                notes.append(
+                    _(
+                        "baseline M-spike %(baseline)s %(unit)s is below %(threshold)s "
+                        "%(unit)s: the response categories do not apply, progression does",
+                        baseline=_num(b),
+                        unit=unit,
+                        threshold=_num(evaluable_from),
+                    )
+                )
         elif not evaluable:
             category = NOT_EVALUABLE_BY_M_SPIKE
             main = _(
@@ -480,11 +583,12 @@ def haematological_responses(
                 unit=unit,
                 threshold=_num(evaluable_from),
             )
-            at_visit = (
-                _("immunofixation positive at this visit")
-                if ife == "positive"
-                else _("no immunofixation at this visit")
-            )
+            if ife == "positive":
+                at_visit = _("immunofixation positive at this visit")
+            elif ife == "negative":
+                at_visit = _("immunofixation negative at this visit")
+            else:
+                at_visit = _("no immunofixation at this visit")
             main = f"{main} ({at_visit})"
         elif v is None:
             category = NOT_EVALUABLE
@@ -493,22 +597,7 @@ def haematological_responses(
                 main = _join(main, [_("no immunofixation at this visit")])
         else:
             decrease = (b - v) * 100 / b
-            rise_abs = v - nadir
-            rise = _rise_pct(nadir, v)
-            nadir_text = f"{_num(nadir)} {unit} ({nadir_where})"
-            if (rise is None or rise >= progression_pct) and rise_abs >= progression_abs:
-                category = PROGRESSION
-                main = _(
-                    "≥ %(threshold)s %% and ≥ %(absolute)s %(unit)s rise from the lowest "
-                    "previous value %(nadir)s: %(change)s, +%(rise)s %(unit)s",
-                    threshold=_num(progression_pct),
-                    absolute=_num(progression_abs),
-                    unit=unit,
-                    nadir=nadir_text,
-                    change=_signed_pct(rise),
-                    rise=_num(rise_abs),
-                )
-            elif decrease >= vgpr_pct:
+            if decrease >= vgpr_pct:
                 category = VERY_GOOD_PARTIAL
                 main = _fall(vgpr_pct, b, unit, decrease)
             elif decrease >= partial_pct:
@@ -528,12 +617,14 @@ def haematological_responses(
                     progression=_num(progression_pct),
                     absolute=_num(progression_abs),
                 )
+        if category in (PROGRESSION, VERY_GOOD_PARTIAL, PARTIAL, STABLE):
             if ife is None:
                 notes.append(_("no immunofixation at this visit"))
-            notes.extend(_bound_cautions(category, base, cur, nadir_lower_bound))
+            notes.extend(_bound_cautions(category, base, cur, nadir_lower_bound, nadir_below_lloq))
         responses.append(Response(m.visit, cur.used, change, category, _join(main, notes), version))
-        if evaluable and v is not None and v < nadir:
-            nadir, nadir_lower_bound, nadir_where = v, cur.lower_bound, _visit(m.visit)
+        if v is not None and v < nadir:
+            nadir, nadir_where = v, _visit(m.visit)
+            nadir_lower_bound, nadir_below_lloq = cur.lower_bound, cur.below_lloq
     return responses
 
 
@@ -562,6 +653,7 @@ class _Used:
     note: str | None = None  # how a flagged result was turned into the value
     reason: str | None = None  # why there is no value
     lower_bound: bool = False  # a "> ULOQ" result: the true value is higher
+    below_lloq: bool = False  # a "< LLOQ" result entered as a substitute (limit or half)
     excluded: bool = False  # a "< LLOQ" result dropped by the "exclude" rule
 
 
@@ -625,14 +717,14 @@ def _use(m: Measurement, criteria: Criteria, unit: str, role: str) -> _Used:
             half=_num(half),
             unit=unit,
         )
-        return _Used(half, float(half), note=note)
+        return _Used(half, float(half), note=note, below_lloq=True)
     note = _(
         "%(role)s < LLOQ: limit %(limit)s %(unit)s used (rule: limit)",
         role=role,
         limit=_num(limit),
         unit=unit,
     )
-    return _Used(limit, float(limit), note=note)
+    return _Used(limit, float(limit), note=note, below_lloq=True)
 
 
 def _split(
@@ -729,8 +821,11 @@ def _versus_nadir(
     return _("%(change)s from the lowest previous value %(nadir)s", change=rise, nadir=nadir_text)
 
 
-def _bound_cautions(category: str, base: _Used, cur: _Used, nadir_lower_bound: bool) -> list[str]:
-    """Warn where a "> ULOQ" lower bound makes the category unsafe."""
+def _bound_cautions(
+    category: str, base: _Used, cur: _Used, nadir_lower_bound: bool, nadir_below_lloq: bool
+) -> list[str]:
+    """Warn where a "> ULOQ" lower bound or a substituted "< LLOQ" value makes the
+    category unsafe."""
     cautions = []
     if cur.lower_bound and category != PROGRESSION:
         cautions.append(
@@ -744,6 +839,22 @@ def _bound_cautions(category: str, base: _Used, cur: _Used, nadir_lower_bound: b
             _(
                 "caution: the lowest previous value is a lower bound, so the rise may be "
                 "smaller than shown; re-assay that sample diluted"
+            )
+        )
+    # A "< LLOQ" result is only known to lie below the limit; whichever substitute
+    # entered (the limit, half of it), the true rise may be smaller or larger.
+    if cur.below_lloq and category == PROGRESSION:
+        cautions.append(
+            _(
+                "caution: the value is below the LLOQ and a substitute was used, so the rise "
+                "shown is uncertain"
+            )
+        )
+    if nadir_below_lloq and category == PROGRESSION:
+        cautions.append(
+            _(
+                "caution: the lowest previous value is below the LLOQ and a substitute was "
+                "used, so the rise shown is uncertain"
             )
         )
     if base.lower_bound and category == STABLE and not cur.lower_bound:

@@ -163,7 +163,13 @@ class PlatePreviewSchema(Schema):
 
     run = fields.String(allow_none=True, metadata={"description": "null for a dry run"})
     analyte = fields.String()
-    fit = fields.Dict(metadata={"description": "model, params, r2, weighting"})
+    fit = fields.Dict(
+        metadata={
+            "description": "model, params, r2, weighting; for a 5PL, b < 0 when g shapes the "
+            "low-concentration end (b > 0: the high one), g = 1 when the standards did not "
+            "determine the asymmetry and the 4PL was kept"
+        }
+    )
     reads = fields.Dict(metadata={"description": "the read and correction read used"})
     qc = fields.Dict(metadata={"description": "calibrators, passed, acceptable, lloq, uloq, unit"})
     standards = fields.List(

@@ -258,6 +258,8 @@ def preview_plate(
             "kind": plate.kind(content),
             "response": result.responses.get(well),
             "dilution": plate.dilutions.get(content, 1.0),
+            # As the reader wrote it: "OVER" or "N/A" stays on record with the run.
+            "raw": result.raw.get(well, ""),
         }
         for well, content in plate.wells.items()
     }
@@ -504,7 +506,7 @@ def _write_plate(run: AssayRun, preview: dict, actor) -> None:
                 "method": run.instrument or "ELISA",
                 "measured_on": run.created_at.date(),
                 "source": "wells " + ", ".join(sample["wells"]),
-                "detail": "",
+                "detail": _detail(sample),
             }
             for sample in preview["samples"]
             if sample["barcode"] in found
@@ -521,11 +523,20 @@ def _write_plate(run: AssayRun, preview: dict, actor) -> None:
                 "aliquot_id": found.get(info["content"]),
                 "dilution": info["dilution"],
                 "response": info["response"],
-                "raw": "",
+                "raw": info.get("raw", "")[:40],
             }
             for well, info in preview["wells"].items()
         ],
     )
+
+
+def _detail(sample: dict) -> str:
+    """Why a plate's result has a limit or no value ("reader saturated — dilute and
+    re-assay"): a sample without a result keeps its row, value empty, saying so."""
+    reason = sample.get("reason") or ""
+    if sample.get("status") == pipeline.NO_RESULT:
+        return f"{pipeline.NO_RESULT} — {reason}" if reason else pipeline.NO_RESULT
+    return reason
 
 
 def _write_sheet(run: AssayRun, preview: dict, actor) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import openpyxl
 import pytest
@@ -142,3 +142,19 @@ def test_the_demo_has_an_accepted_plate_and_writes_an_example_to_import(app, db,
     ]
     dry = runner.invoke(args=["assay", "import-plate", *files, "--analyte", "VEGF", "--json"])
     assert dry.exit_code == 0, dry.output
+
+
+def _row(run: str, value, flag=None, detail="") -> outcomes.Row:
+    return outcomes.Row(
+        "LIM-001", "LIM", "G1", "de_novo", "BL", date(2026, 3, 2), 0, "VEGF", value,
+        "pg/mL", None, flag, 4000.0 if flag else None, None, detail, "B1", "SER",
+        "SER-SST-A-B-N-B-D", run, "ELISA", None,
+    )  # fmt: skip
+
+
+def test_a_later_run_without_a_result_never_stands_for_the_visit():
+    measured = _row("A00001", 2480.0)
+    unread = _row("A00002", None, detail="no result — replicates disagree: A4 saturated")
+    assert outcomes._per_visit([measured, unread]) == [measured]
+    assert outcomes._per_visit([unread]) == []
+    assert unread.shown == "no result — replicates disagree: A4 saturated"

@@ -367,9 +367,10 @@ def test_non_numeric_value_names_sheet_and_cell():
 
 
 def test_non_numeric_value_in_csv_names_line_and_column():
-    lines = ["Plate 1", "", *block_lines(",", lambda w: "n/a" if w == "B2" else 0.3)]
+    # "n/a" is a reader's no-reading marker (see test_saturation.py); "pending" is no marker.
+    lines = ["Plate 1", "", *block_lines(",", lambda w: "pending" if w == "B2" else 0.3)]
 
-    with pytest.raises(ReaderFileError, match=r'^line 5, column 3: cannot read "n/a"'):
+    with pytest.raises(ReaderFileError, match=r'^line 5, column 3: cannot read "pending"'):
         read_reader_file("\n".join(lines).encode(), "plate.csv")
 
 

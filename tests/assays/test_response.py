@@ -140,8 +140,47 @@ VEGF_PATIENTS = [
         "limit",
         [m("BL", 0, 4000.0), m("M2", 60, 300.0), m("M4", 120, 600.0)],
         [("M2", COMPLETE, 300.0, -92.5), ("M4", COMPLETE, 600.0, -85.0)],
-        "normalised",
+        "caution: +100 % from the lowest previous value 300 pg/mL (visit M2), a ≥ 50 % rise",
         id="normal-value-after-abnormal-baseline-stays-complete-despite-rise-from-nadir",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 3000.0), m("M2", 60, 300.0), m("M4", 120, 900.0)],
+        [("M2", COMPLETE, 300.0, -90.0), ("M4", COMPLETE, 900.0, -70.0)],
+        "normalised: 900 pg/mL is below the ULN 1000 pg/mL (baseline 3000 pg/mL); caution: "
+        "+200 % from the lowest previous value 300 pg/mL (visit M2), a ≥ 50 % rise that is "
+        "progression when the value is not below the ULN",
+        id="complete-reports-a-200pct-rise-from-nadir-within-the-normal-range",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 3000.0), m("M2", 60, 400.0), m("M4", 120, 600.0)],
+        [("M2", COMPLETE, 400.0, -86.7), ("M4", COMPLETE, 600.0, -80.0)],
+        "caution: +50 % from the lowest previous value 400 pg/mL (visit M2)",
+        id="complete-reports-exactly-50pct-rise-from-nadir",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 3000.0), m("M2", 60, 400.0), m("M4", 120, 599.0)],
+        [("M2", COMPLETE, 400.0, -86.7), ("M4", COMPLETE, 599.0, -80.0)],
+        "normalised: 599 pg/mL",
+        id="complete-with-49.75pct-rise-from-nadir-has-no-caution",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 800.0), lloq("M2", 60, 15.6), m("M4", 120, 400.0)],
+        [("M2", PARTIAL, 15.6, -98.1), ("M4", PROGRESSION, 400.0, -50.0)],
+        "caution: the lowest previous value is below the LLOQ and a substitute was used, so "
+        "the rise shown is uncertain",
+        id="progression-from-a-below-lloq-nadir-is-cautioned",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 10.0), lloq("M2", 60, 15.6)],
+        [("M2", PROGRESSION, 15.6, 56.0)],
+        "caution: the value is below the LLOQ and a substitute was used, so the rise shown "
+        "is uncertain",
+        id="progression-to-a-below-lloq-value-is-cautioned",
     ),
     pytest.param(
         "limit",
@@ -283,7 +322,7 @@ M_SPIKE_PATIENTS = [
     pytest.param(
         "limit",
         [m("BL", 0, 3.0), m("C2", 56, 0.0)],
-        {"C2": "negative"},
+        {"BL": "positive", "C2": "negative"},
         [("C2", COMPLETE, 0.0, -100.0)],
         "serum immunofixation negative at this visit",
         id="small-m-spike-with-negative-immunofixation-is-complete",
@@ -291,7 +330,7 @@ M_SPIKE_PATIENTS = [
     pytest.param(
         "limit",
         [m("BL", 0, 12.0), m("C2", 56, None)],
-        {"C2": "negative"},
+        {"BL": "positive", "C2": "negative"},
         [("C2", COMPLETE, None, None)],
         "serum immunofixation negative at this visit (M-spike: no M-spike result",
         id="negative-immunofixation-without-m-spike-is-complete",
@@ -359,7 +398,7 @@ M_SPIKE_PATIENTS = [
     pytest.param(
         "limit",
         [m("BL", 0, 12.0), m("M2", 60, 0.0), m("M4", 120, 4.9), m("M6", 180, 5.0)],
-        {"M2": "negative", "M4": "positive", "M6": "positive"},
+        {"BL": "positive", "M2": "negative", "M4": "positive", "M6": "positive"},
         [
             ("M2", COMPLETE, 0.0, -100.0),
             ("M4", PARTIAL, 4.9, -59.2),
@@ -380,7 +419,7 @@ M_SPIKE_PATIENTS = [
     pytest.param(
         "limit",
         [lloq("BL", 0, 1.0), m("M2", 60, 1.5), m("M4", 120, 0.0)],
-        {"M2": "positive", "M4": "negative"},
+        {"BL": "positive", "M2": "positive", "M4": "negative"},
         [("M2", NOT_EVALUABLE_BY_M_SPIKE, 1.5, 50.0), ("M4", COMPLETE, 0.0, -100.0)],
         "baseline M-spike < LLOQ: limit 1 g/L used (rule: limit)",
         id="baseline-below-lloq-rule-limit",
@@ -425,6 +464,144 @@ M_SPIKE_PATIENTS = [
         "baseline M-spike 0 g/L is below 5 g/L",
         id="unmeasurable-baseline-m-spike-0-has-no-percent-change",
     ),
+    # (a) a negative immunofixation beside a quantified M-spike is discordant
+    pytest.param(
+        "limit",
+        [m("BL", 0, 12.0), m("C2", 56, 3.0)],
+        {"BL": "positive", "C2": "negative"},
+        [("C2", PARTIAL, 3.0, -75.0)],
+        "caution: serum immunofixation negative but an M-spike of 3 g/L measured at this "
+        "visit; the two disagree, so complete response is not given",
+        id="negative-immunofixation-with-measurable-m-spike-is-its-m-spike-category",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 12.0), m("C2", 56, 0.1)],
+        {"BL": "positive", "C2": "negative"},
+        [("C2", VERY_GOOD_PARTIAL, 0.1, -99.2)],
+        "an M-spike of 0.1 g/L measured at this visit",
+        id="negative-immunofixation-with-smallest-m-spike-is-not-complete",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 3.0), m("C2", 56, 1.0)],
+        {"BL": "positive", "C2": "negative"},
+        [("C2", NOT_EVALUABLE_BY_M_SPIKE, 1.0, -66.7)],
+        "(immunofixation negative at this visit); caution: serum immunofixation negative but "
+        "an M-spike of 1 g/L",
+        id="negative-immunofixation-with-m-spike-after-small-baseline-is-not-evaluable",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 12.0), lloq("C2", 56, 1.0)],
+        {"BL": "positive", "C2": "negative"},
+        [("C2", COMPLETE, 1.0, -91.7)],
+        "serum immunofixation negative at this visit; M-spike < LLOQ: limit 1 g/L used",
+        id="negative-immunofixation-with-m-spike-below-lloq-is-complete",
+    ),
+    # (b) complete needs a positive immunofixation at baseline
+    pytest.param(
+        "limit",
+        [m("BL", 0, 12.0), m("C2", 56, 0.0)],
+        {"C2": "negative"},
+        [("C2", VERY_GOOD_PARTIAL, 0.0, -100.0)],
+        "complete response needs a positive serum immunofixation at baseline; none was done",
+        id="no-baseline-immunofixation-gives-the-m-spike-category-not-complete",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 12.0), m("C2", 56, 0.0)],
+        {"BL": None, "C2": "negative"},
+        [("C2", VERY_GOOD_PARTIAL, 0.0, -100.0)],
+        "none was done",
+        id="baseline-immunofixation-not-done-is-not-complete",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 3.0), m("C2", 56, 0.0)],
+        {"BL": "negative", "C2": "negative"},
+        [("C2", NOT_EVALUABLE_BY_M_SPIKE, 0.0, -100.0)],
+        "complete response needs a positive serum immunofixation at baseline; the baseline "
+        "immunofixation was negative",
+        id="negative-baseline-immunofixation-is-never-complete",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 12.0), m("C2", 56, None)],
+        {"C2": "negative"},
+        [("C2", NOT_EVALUABLE, None, None)],
+        "no M-spike result at this visit; complete response needs a positive serum "
+        "immunofixation at baseline",
+        id="no-baseline-immunofixation-and-no-m-spike-is-not-evaluable",
+    ),
+    # (c) IMWG's absolute progression rule holds below the evaluability threshold
+    pytest.param(
+        "limit",
+        [m("BL", 0, 3.0), m("M2", 60, 8.0)],
+        {"BL": "positive", "M2": "positive"},
+        [("M2", PROGRESSION, 8.0, 166.7)],
+        "≥ 25 % and ≥ 5 g/L rise from the lowest previous value 3 g/L (baseline): +166.67 %, "
+        "+5 g/L; baseline M-spike 3 g/L is below 5 g/L: the response categories do not "
+        "apply, progression does",
+        id="small-baseline-exactly-5-g-l-rise-is-progression",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 3.0), m("M2", 60, 7.9)],
+        {"BL": "positive", "M2": "positive"},
+        [("M2", NOT_EVALUABLE_BY_M_SPIKE, 7.9, 163.3)],
+        "baseline M-spike 3 g/L is below 5 g/L",
+        id="small-baseline-4.9-g-l-rise-is-not-evaluable",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 4.0), m("M2", 60, 1.0), m("M4", 120, 6.0)],
+        {"BL": "positive", "M2": "positive", "M4": "positive"},
+        [("M2", NOT_EVALUABLE_BY_M_SPIKE, 1.0, -75.0), ("M4", PROGRESSION, 6.0, 50.0)],
+        "rise from the lowest previous value 1 g/L (visit M2): +500 %, +5 g/L",
+        id="small-baseline-rise-from-nadir-is-progression",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 0.0), m("M2", 60, 5.0)],
+        {"BL": "positive", "M2": "positive"},
+        [("M2", PROGRESSION, 5.0, None)],
+        "an infinite % increase (from 0), +5 g/L",
+        id="m-spike-appearing-from-0-at-baseline-is-progression",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 3.0), m("M2", 60, 8.0)],
+        {"BL": "positive", "M2": "negative"},
+        [("M2", PROGRESSION, 8.0, 166.7)],
+        "caution: serum immunofixation negative but an M-spike of 8 g/L",
+        id="small-baseline-discordant-negative-immunofixation-with-rise-is-progression",
+    ),
+    # (d) a progression computed from a substituted "< LLOQ" value is uncertain
+    pytest.param(
+        "limit",
+        [m("BL", 0, 12.0), lloq("M2", 60, 1.0), m("M4", 120, 6.0)],
+        {"BL": "positive", "M2": "positive", "M4": "positive"},
+        [("M2", VERY_GOOD_PARTIAL, 1.0, -91.7), ("M4", PROGRESSION, 6.0, -50.0)],
+        "caution: the lowest previous value is below the LLOQ and a substitute was used",
+        id="m-spike-progression-from-a-below-lloq-nadir-is-cautioned",
+    ),
+    pytest.param(
+        "half_limit",
+        [lloq("BL", 0, 1.0), m("M2", 60, 5.5)],
+        {"BL": "positive", "M2": "positive"},
+        [("M2", PROGRESSION, 5.5, 1000.0)],
+        "caution: the lowest previous value is below the LLOQ",
+        id="m-spike-progression-from-a-half-limit-baseline-is-cautioned",
+    ),
+    pytest.param(
+        "limit",
+        [m("BL", 0, 12.0), m("M2", 60, 1.0), lloq("M4", 120, 6.0)],
+        {"BL": "positive", "M2": "positive", "M4": "positive"},
+        [("M2", VERY_GOOD_PARTIAL, 1.0, -91.7), ("M4", PROGRESSION, 6.0, -50.0)],
+        "caution: the value is below the LLOQ and a substitute was used",
+        id="m-spike-progression-to-a-below-lloq-value-is-cautioned",
+    ),
 ]
 
 
@@ -441,6 +618,92 @@ def test_haematological_response_of_constructed_patient(
     assert outcome(responses) == expected
     assert any(rule_says in r.rule for r in responses), [r.rule for r in responses]
     assert all(r.rule for r in responses)
+
+
+def test_complete_vegf_reports_a_progression_sized_rise_and_only_that(criteria):
+    rising = [m("BL", 0, 3000.0), m("M2", 60, 300.0), m("M4", 120, 900.0)]
+    steady = [m("BL", 0, 3000.0), m("M2", 60, 400.0), m("M4", 120, 599.0)]
+
+    m2, m4 = vegf_responses(rising, criteria)
+    _, m4_steady = vegf_responses(steady, criteria)
+
+    assert (m2.category, m4.category) == (COMPLETE, COMPLETE)
+    assert "caution" not in m2.rule
+    assert "caution: +200 % from the lowest previous value 300 pg/mL (visit M2)" in m4.rule
+    assert m4_steady.category == COMPLETE and "caution" not in m4_steady.rule
+
+
+@pytest.mark.parametrize(
+    "visit",
+    [
+        pytest.param(m("C2", 56, 0.1), id="0.1-g-l"),
+        pytest.param(m("C2", 56, 3.0), id="3-g-l"),
+        pytest.param(m("C2", 56, 14.0), id="risen"),
+        pytest.param(uloq("C2", 56, 20.0), id="above-uloq"),
+    ],
+)
+def test_negative_immunofixation_beside_a_quantified_m_spike_is_never_complete(criteria, visit):
+    series = [m("BL", 0, 12.0), visit]
+
+    (c2,) = haematological_responses(series, {"BL": "positive", "C2": "negative"}, criteria)
+
+    assert c2.category != COMPLETE
+    assert "caution: serum immunofixation negative but an M-spike of" in c2.rule
+
+
+@pytest.mark.parametrize("lloq_rule", ["limit", "half_limit"])
+def test_negative_immunofixation_beside_a_below_lloq_m_spike_is_complete(lloq_rule):
+    series = [m("BL", 0, 12.0), lloq("C2", 56, 1.0)]
+
+    (c2,) = haematological_responses(
+        series, {"BL": "positive", "C2": "negative"}, load_criteria(below_lloq_rule=lloq_rule)
+    )
+
+    assert c2.category == COMPLETE and "caution" not in c2.rule
+
+
+@pytest.mark.parametrize(
+    ("baseline_fixation", "complete"),
+    [
+        pytest.param({"BL": "positive"}, True, id="positive"),
+        pytest.param({"BL": "negative"}, False, id="negative"),
+        pytest.param({"BL": None}, False, id="not-done"),
+        pytest.param({}, False, id="absent"),
+    ],
+)
+def test_complete_needs_a_positive_immunofixation_at_baseline(
+    criteria, baseline_fixation, complete
+):
+    for baseline in (12.0, 3.0, 0.0):
+        series = [m("BL", 0, baseline), m("M2", 60, 0.0), m("M4", 120, None)]
+        fixations = {**baseline_fixation, "M2": "negative", "M4": "negative"}
+
+        responses = haematological_responses(series, fixations, criteria)
+
+        assert [r.category == COMPLETE for r in responses] == [complete, complete], baseline
+        if not complete:
+            assert all("needs a positive serum immunofixation at baseline" in r.rule
+                       for r in responses)  # fmt: skip
+
+
+def test_progression_from_quantified_values_carries_no_lloq_caution(criteria):
+    vegf = vegf_responses([m("BL", 0, 2000.0), m("C2", 56, 3000.0)], criteria)
+    haem = haematological_responses(
+        [m("BL", 0, 3.0), m("C2", 56, 8.0)], {"BL": "positive", "C2": "positive"}, criteria
+    )
+
+    assert [r.category for r in vegf + haem] == [PROGRESSION, PROGRESSION]
+    assert not any("LLOQ" in r.rule for r in vegf + haem)
+
+
+def test_small_baseline_is_never_stable_even_when_the_m_spike_rises(criteria):
+    # lowest value 2 g/L from V0 on: 6.9 is +4.9 g/L, 7 is +5 g/L
+    values = [2.0, 4.9, 6.9, 7.0, 20.0]
+    series = [m("BL", 0, 3.0)] + [m(f"V{i}", 10 * (i + 1), v) for i, v in enumerate(values)]
+
+    responses = haematological_responses(series, {"BL": "positive"}, criteria)
+
+    assert [r.category for r in responses] == [NOT_EVALUABLE_BY_M_SPIKE] * 3 + [PROGRESSION] * 2
 
 
 def test_every_response_carries_the_criteria_version():
@@ -489,7 +752,7 @@ def test_percent_change_refuses_a_baseline_that_is_not_positive(baseline):
 
 
 def test_default_criteria_are_the_documented_thresholds(criteria):
-    assert criteria.version == "POEMS-2012-IMWG-2011/v1"
+    assert criteria.version == "POEMS-2012-IMWG-2016/v2"
     assert (
         criteria.vegf_uln_pg_ml,
         criteria.vegf_partial_decrease_pct,
@@ -511,17 +774,38 @@ def test_every_default_threshold_has_a_source(criteria):
     assert "Rajkumar" in criteria.sources["m_progression_absolute_g_l"]
 
 
+def test_every_source_states_its_boundary_and_the_criteria_are_cited(criteria):
+    for name, citation in criteria.sources.items():
+        if name == "below_lloq_rule":
+            continue
+        boundary = citation.split(".")[0]
+        assert boundary.startswith("Boundary: "), name
+        assert "≥" in boundary or "<" in boundary, name
+    joined = " ".join(criteria.sources.values())
+    assert "D'Souza A et al. Blood 2012;120:56" in joined
+    assert "Kumar S et al. Lancet Oncol 2016;17:e328" in joined
+    assert "Durie BGM et al. Leukemia 2006;20:1467" in joined
+    assert "Gentile F et al. Neurol Sci 2024" in criteria.sources["vegf_uln_pg_ml"]
+    assert "< ULN (strict)" in criteria.sources["vegf_uln_pg_ml"]
+    for unchecked in (
+        "vegf_partial_decrease_pct",
+        "vegf_progression_increase_pct",
+        "m_evaluable_baseline_g_l",
+    ):
+        assert "not confirmed" in criteria.sources[unchecked], unchecked
+
+
 def test_override_that_changes_a_threshold_is_recorded_in_the_version():
     criteria = load_criteria(vegf_uln_pg_ml=1040, below_lloq_rule="exclude")
 
     assert criteria.vegf_uln_pg_ml == 1040.0
     assert criteria.version == (
-        "POEMS-2012-IMWG-2011/v1+below_lloq_rule=exclude,vegf_uln_pg_ml=1040"
+        "POEMS-2012-IMWG-2016/v2+below_lloq_rule=exclude,vegf_uln_pg_ml=1040"
     )
 
 
 def test_override_equal_to_the_file_leaves_the_version_alone():
-    assert load_criteria(vegf_uln_pg_ml=1000).version == "POEMS-2012-IMWG-2011/v1"
+    assert load_criteria(vegf_uln_pg_ml=1000).version == "POEMS-2012-IMWG-2016/v2"
 
 
 def test_explicit_version_override_wins_over_the_recorded_overrides():
@@ -598,7 +882,7 @@ DEFAULT_TEXT = response_module.DEFAULT_CRITERIA_PATH.read_text(encoding="utf-8")
             id="wrong-type",
         ),
         pytest.param(
-            lambda t: t.replace('\nm_progression_absolute_g_l = "Rajkumar', '\nx = "Rajkumar'),
+            lambda t: t.replace('\nm_progression_absolute_g_l = "Bound', '\nx = "Bound'),
             "'sources.x' names no threshold",
             id="source-for-unknown-threshold",
         ),
