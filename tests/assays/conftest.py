@@ -64,3 +64,20 @@ def measured(serum, db):
     services.accept_run(preview.run.code, actor=None)
     db.session.commit()
     return vegf
+
+
+def upload_plate(client, plate, **fields):
+    """Post a reader file and its plate map through the import page (450 nm, 540 nm
+    subtracted, VEGF unless ``fields`` say otherwise)."""
+    return client.post(
+        "/assays/plates",
+        data={
+            "reader_file": (io.BytesIO(plate.reader), "plate.xlsx"),
+            "plate_map": (io.BytesIO(plate.plate_map), "map.xlsx"),
+            "analyte": "VEGF",
+            "read": "450",
+            "reference": "540",
+            **fields,
+        },
+        content_type="multipart/form-data",
+    )

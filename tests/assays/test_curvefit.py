@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import io
 import json
 import math
 
@@ -25,6 +24,7 @@ from biobank.assays.curvefit import (
 from biobank.assays.example import make_plate
 from biobank.assays.models import AssayRun
 from biobank.extensions import db
+from tests.assays.conftest import upload_plate
 
 # --------------------------------------------------------------------------- helpers
 
@@ -654,18 +654,7 @@ def test_the_run_page_says_which_form_of_the_5pl_was_kept(serum, login_as):
     rng = np.random.default_rng(3)
     scatter = rng.normal(0.0, 0.02, 96)
     plate = make_plate({next(iter(serum.values())): 200.0}, noise=lambda n: scatter[n])
-    answer = technician.post(
-        "/assays/plates",
-        data={
-            "reader_file": (io.BytesIO(plate.reader), "plate.xlsx"),
-            "plate_map": (io.BytesIO(plate.plate_map), "map.xlsx"),
-            "analyte": "VEGF",
-            "read": "450",
-            "reference": "540",
-            "model": "5PL",
-        },
-        content_type="multipart/form-data",
-    )
+    answer = upload_plate(technician, plate, model="5PL")
     assert answer.status_code == 303
     text = html.unescape(technician.get(answer.headers["Location"]).get_data(as_text=True))
 
@@ -680,18 +669,7 @@ def test_the_run_page_says_which_form_of_the_5pl_was_kept(serum, login_as):
 def test_the_run_page_names_the_end_the_kept_5pl_shapes(serum, login_as):
     technician = login_as("technician")
     plate = make_plate({next(iter(serum.values())): 200.0})
-    answer = technician.post(
-        "/assays/plates",
-        data={
-            "reader_file": (io.BytesIO(plate.reader), "plate.xlsx"),
-            "plate_map": (io.BytesIO(plate.plate_map), "map.xlsx"),
-            "analyte": "VEGF",
-            "read": "450",
-            "reference": "540",
-            "model": "5PL",
-        },
-        content_type="multipart/form-data",
-    )
+    answer = upload_plate(technician, plate, model="5PL")
     text = html.unescape(technician.get(answer.headers["Location"]).get_data(as_text=True))
 
     (run,) = db.session.execute(db.select(AssayRun)).scalars()

@@ -16,21 +16,8 @@ from biobank.assays.models import Analyte, AssayRun, Result
 from biobank.custody.models import CustodyEvent
 from biobank.samples import services as samples
 from tests.assays.conftest import sheet
+from tests.assays.conftest import upload_plate as upload
 from tests.pages import refused
-
-
-def upload(client, plate):
-    return client.post(
-        "/assays/plates",
-        data={
-            "reader_file": (io.BytesIO(plate.reader), "plate.xlsx"),
-            "plate_map": (io.BytesIO(plate.plate_map), "map.xlsx"),
-            "analyte": "VEGF",
-            "read": "450",
-            "reference": "540",
-        },
-        content_type="multipart/form-data",
-    )
 
 
 def test_a_technician_imports_and_only_a_manager_accepts(serum, login_as):
