@@ -70,6 +70,18 @@ class Defaults:
     # Aliquot barcode generation retries when a random code is already taken.
     BARCODE_ATTEMPTS = 8
 
+    # Which accepted result of a participant's visit (per analyte and sample type) is the
+    # reportable one when an aliquot is measured again (biobank/assays/reportable.py): the
+    # steps tried in order, the first that tells the two values apart deciding:
+    #   "requested"  a re-assay imported with a reason, or a dilution repeat (the value
+    #                was >ULOQ and the new one was read at a higher dilution), supersedes;
+    #   "in_range"   a value within the calibrated range beats a flagged one (<LLOQ,
+    #                >ULOQ, "<"/">"), a flagged one beats no result;
+    #   "latest"     the later run supersedes (never asks).
+    # When no step decides, the manager accepting the run chooses. A result never loses
+    # to a sample that gave no result.
+    ASSAY_REPORTABLE_RULE = ("requested", "in_range")
+
     # Notifications are rows of the outbox first. "outbox" keeps them there (no e-mail on
     # the hospital machines); "smtp" delivers them through MAIL_SERVER.
     NOTIFIER = "outbox"

@@ -232,10 +232,40 @@ def _number(value):
     return "" if value is None else format_decimal(value)
 
 
+# Measured values are written without grouping ("2480,4", not "2 480,4"): they are
+# compared digit by digit with reader files and exports, which never group.
+def measure(value, digits: int = 4) -> str:
+    """A measured value to ``digits`` significant digits in the page's language, trailing
+    zeros dropped: 819.94 → "819,9" in French, "819.9" in English; None → "—"."""
+    if value is None:
+        return "—"
+    if value == 0:  # Babel writes zero to significant digits as "0.0" (and -0.0 as "-0.0")
+        return "0"
+    return format_decimal(value, "@" + "#" * (max(digits, 1) - 1))
+
+
+def fixed(value, decimals: int = 1) -> str:
+    """A number to exactly ``decimals`` decimals in the page's language: R² 0.99991 → "0,9999"."""
+    if value is None:
+        return "—"
+    return format_decimal(value, "0." + "0" * decimals if decimals > 0 else "0")
+
+
+def percent(value, decimals: int = 1, signed: bool = True) -> str:
+    """A percentage with its sign in the page's language: -52.94 → "-52,9 %", 12 → "+12,0 %"."""
+    if value is None:
+        return "—"
+    sign = "+" if signed and round(value, decimals) > 0 else ""
+    return f"{sign}{fixed(value, decimals)} %"
+
+
 def init_babel(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.filters["when"] = _when
     app.jinja_env.filters["number"] = _number
+    app.jinja_env.filters["measure"] = measure
+    app.jinja_env.filters["fixed"] = fixed
+    app.jinja_env.filters["percent"] = percent
     app.jinja_env.filters["label"] = label
     app.jinja_env.filters["details"] = _details
     app.jinja_env.globals["get_locale"] = get_locale

@@ -57,7 +57,9 @@ def refuse(
     if flash_it:
         flash(str(err.message), "error")
     errors = {(field_names or {}).get(key, key): [str(err.message)] for key in err.fields}
-    _keep(to, errors, {"code": err.code, "message": str(err.message)})
+    # A list the error names (the reads a file offers) is kept for the form to offer them.
+    lists = {key: value for key, value in err.fields.items() if isinstance(value, list)}
+    _keep(to, errors, {"code": err.code, "message": str(err.message), "lists": lists})
     return redirect(to, 303)
 
 
@@ -97,7 +99,7 @@ class KeptForm:
 
     data: MultiDict
     errors: dict[str, list[str]]
-    refusal: dict | None = None  # {"code", "message"} of the refused rule
+    refusal: dict | None = None  # {"code", "message", "lists"} of the refused rule
 
     def get(self, name: str, default: str = "") -> str:
         return self.data.get(name, default)

@@ -85,6 +85,8 @@ def import_plate(form):
         form["options"],
         instrument=form["instrument"],
         kit_lot=form["kit_lot"],
+        measured_on=form["measured_on"],
+        reassay_reason=form["reassay_reason"],
         keep=not form["dry_run"],
         actor=current_user,
     )
@@ -100,7 +102,11 @@ def import_sheet(form):
     sheet: 400 ``run.result_sheet`` naming the rows (``fields.rows``)."""
     upload = form["file"]
     return services.preview_results(
-        upload.read(), upload.filename, keep=not form["dry_run"], actor=current_user
+        upload.read(),
+        upload.filename,
+        reassay_reason=form["reassay_reason"],
+        keep=not form["dry_run"],
+        actor=current_user,
     )
 
 
@@ -131,12 +137,25 @@ def get_run(code):
 
 @blp.route("/assay-runs/<code>/accept", methods=["POST"])
 @requires(Permission.ACCEPT_RUNS)
+@blp.arguments(schemas.AcceptanceSchema, unknown=RAISE)
 @blp.response(200, schemas.RunDetailSchema)
-def accept_run(code):
+@blp.alt_response(409, description="run.remeasures: what the run measures again, to confirm")
+@blp.alt_response(422, description="run.choice: a visit the rule cannot decide, unchosen")
+def accept_run(data, code):
     """Accept a previewed run: its results are written, with who accepted it and when.
     Samples that are not aliquots of the bank are left out. 409 ``run.decided`` when the
-    run was already accepted or rejected."""
-    return services.seen(services.accept_run(code, actor=current_user), actor=current_user)
+    run was already accepted or rejected.
+
+    A run that measures again a visit already measured (the same aliquot re-assayed,
+    another aliquot of the visit) writes nothing and answers 409 ``run.remeasures``:
+    ``fields.remeasured`` lists each visit (``key``, the earlier run and value, this run's,
+    the value the rule keeps and why, or ``choose``). Send the accept again with
+    ``{"confirm": true, "choices": {key: run}}``, a choice for each visit the rule cannot
+    decide (422 ``run.choice`` naming the visit when one is missing)."""
+    accepted = services.accept_run(
+        code, confirm=data["confirm"], choices=data["choices"], actor=current_user
+    )
+    return services.seen(accepted, actor=current_user)
 
 
 @blp.route("/assay-runs/<code>/reject", methods=["POST"])

@@ -13,6 +13,7 @@ import click
 from flask.cli import AppGroup
 
 from biobank.assays import pipeline, services
+from biobank.errors import DomainError
 from biobank.transaction import unit_of_work
 
 assay_cli = AppGroup("assay", help="Assay runs and results.")
@@ -39,6 +40,48 @@ def _print(preview: dict, as_json: bool) -> None:
         click.echo(f"problem: {problem}")
 
 
+_REASSAY_REASON = click.option(
+    "--reassay-reason",
+    default="",
+    help="Why this run measures again what an earlier run measured (a diluted repeat, a "
+    "failed control): its values then supersede the earlier ones.",
+)
+_CONFIRM = click.option(
+    "--confirm",
+    is_flag=True,
+    help="With --accept: accept although the run measures again visits already measured "
+    "(without it, such a run is refused with the list of those visits).",
+)
+_CHOOSE = click.option(
+    "--choose",
+    "choices",
+    multiple=True,
+    metavar="VISIT=RUN",
+    help="With --confirm: the run whose value is kept for a visit the rule cannot decide, "
+    "the visit as the refusal names it (LIM-001/M2/VEGF/SER=A00012). Repeatable.",
+)
+
+
+def _accept(run, confirm: bool, choices: tuple[str, ...]) -> None:
+    """Accept the run; a refusal for visits measured again lists them first."""
+    chosen = {}
+    for choice in choices:
+        visit, equals, run_code = choice.partition("=")
+        if not equals:
+            raise click.BadParameter(f"{choice!r} is not VISIT=RUN", param_hint="--choose")
+        chosen[visit.strip()] = run_code.strip()
+    try:
+        services.accept_run(run.id, confirm=confirm, choices=chosen, actor=None)
+    except DomainError as err:
+        for item in err.fields.get("remeasured", ()):
+            earlier = item["earlier"]
+            before = f"{earlier['run']} {earlier['shown']}" if earlier else "-"
+            now = ", ".join(c["shown"] for c in item["this_run"])
+            kept = item["keeps"] or "choose (--choose)"
+            click.echo(f"measured again: {item['key']}: {before} -> {now}; keeps {kept}", err=True)
+        raise
+
+
 @assay_cli.command("import-plate")
 @click.argument("reader_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -52,13 +95,26 @@ def _print(preview: dict, as_json: bool) -> None:
 @click.option("--reference", type=int, help="Wavelength (540, 570) or block of the correction.")
 @click.option("--model", type=click.Choice(["4PL", "5PL"]), default="4PL")
 @click.option("--weighting", type=click.Choice(["1/y2", "none"]), default="1/y2")
-@click.option("--long-list", is_flag=True, help="The file is a long list, one row per well.")
+@click.option(
+    "--long-list",
+    is_flag=True,
+    help="Read the long list by the columns named below (without it a list with one row "
+    "per well is found by itself, each column of readings being a read).",
+)
 @click.option("--well-column", default="Well", show_default=True)
 @click.option("--sample-column", default="Sample", show_default=True)
 @click.option("--value-column", default="Value", show_default=True)
 @click.option("--instrument", default="")
 @click.option("--kit-lot", default="")
+@click.option(
+    "--measured-on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The day the plate was read (default: the date the reader file gives).",
+)
+@_REASSAY_REASON
 @click.option("--accept", is_flag=True, help="Store and accept the run.")
+@_CONFIRM
+@_CHOOSE
 @click.option("--json", "as_json", is_flag=True, help="Print the preview as JSON.")
 @unit_of_work
 def import_plate(
@@ -75,7 +131,11 @@ def import_plate(
     value_column,
     instrument,
     kit_lot,
+    measured_on,
+    reassay_reason,
     accept,
+    confirm,
+    choices,
     as_json,
 ):
     """Read, fit and check a plate; print its preview."""
@@ -96,25 +156,32 @@ def import_plate(
         ),
         instrument=instrument,
         kit_lot=kit_lot,
+        measured_on=measured_on.date() if measured_on else None,
+        reassay_reason=reassay_reason,
         keep=accept,
         actor=None,
     )
     if accept:
-        services.accept_run(preview.run.id, actor=None)
+        _accept(preview.run, confirm, choices)
         preview.data["status"] = "accepted"
     _print(preview.data, as_json)
 
 
 @assay_cli.command("import-results")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_REASSAY_REASON
 @click.option("--accept", is_flag=True, help="Store and accept the results.")
+@_CONFIRM
+@_CHOOSE
 @click.option("--json", "as_json", is_flag=True, help="Print the preview as JSON.")
 @unit_of_work
-def import_results(file, accept, as_json):
+def import_results(file, reassay_reason, accept, confirm, choices, as_json):
     """Check a row-per-sample result sheet; print its preview."""
-    preview = services.preview_results(file.read_bytes(), file.name, keep=accept, actor=None)
+    preview = services.preview_results(
+        file.read_bytes(), file.name, reassay_reason=reassay_reason, keep=accept, actor=None
+    )
     if accept:
-        services.accept_run(preview.run.id, actor=None)
+        _accept(preview.run, confirm, choices)
         preview.data["status"] = "accepted"
     _print(preview.data, as_json)
 

@@ -128,7 +128,7 @@ def make_plate(
         od450[well] = round(response(x) * jitter + BLANK_OD + REFERENCE_OD, 4)
         od540[well] = REFERENCE_OD
     truth = {b: c * dilutions.get(b, 1.0) for b, c in samples.items()}
-    lines = ["Position;Sample ID;OD corr"] + [
+    lines = ["Export LIS;VEGF", "Date;29/11/2026", "", "Position;Sample ID;OD corr"] + [
         f"{well};{content};{od450[well] - od540[well]:.4f}".replace(".", ",")
         for well, content in sorted(wells.items())
     ]

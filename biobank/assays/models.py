@@ -13,6 +13,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from biobank.auth.models import User
 from biobank.db import enum_check, utcnow
 from biobank.extensions import db
 from biobank.samples.models import Aliquot
@@ -22,6 +23,8 @@ RUN_KINDS = ("plate", "sheet")
 RUN_STATUSES = ("preview", "accepted", "rejected")
 RESULT_FLAGS = ("<LLOQ", ">ULOQ")
 WELL_ROLES = ("standard", "blank", "control", "sample")
+# Why a result is not the reportable one (biobank/assays/reportable.py); "" when it is.
+SUPERSEDED_REASONS = ("", "requested", "dilution", "in_range", "latest", "chosen")
 
 
 class Analyte(db.Model):
@@ -38,6 +41,9 @@ class Analyte(db.Model):
     # Canonical JSON lists: the values of a qualitative analyte, the names labs use for it.
     allowed_values: Mapped[str] = mapped_column(sa.Text, default="[]")
     aliases: Mapped[str] = mapped_column(sa.Text, default="[]")
+    # How many significant digits a value is written with (pages, export): an ELISA gives
+    # 3 or 4, never the 16 of a float.
+    significant_digits: Mapped[int] = mapped_column(default=4, server_default=sa.text("4"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -58,6 +64,9 @@ class AssayRun(db.Model):
     plate_map: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     instrument: Mapped[str] = mapped_column(sa.String(100), default="")
     kit_lot: Mapped[str] = mapped_column(sa.String(100), default="")
+    # The day the plate was read: from the reader file's own record when it has one,
+    # else as the person importing said; a result sheet's rows carry their own dates.
+    measured_on: Mapped[date | None]
     # The options the preview was computed with, and the preview itself (canonical JSON):
     # what the user saw is what an acceptance writes.
     options: Mapped[str] = mapped_column(sa.Text, default="{}")
@@ -65,14 +74,17 @@ class AssayRun(db.Model):
     problems: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(sa.String(16), default="preview")
     reason: Mapped[str] = mapped_column(sa.Text, default="")
+    # Why this run measures again what an earlier run measured ("diluted repeat", "control
+    # failed"), said at import: such a requested re-assay supersedes (reportable.py).
+    reassay_reason: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     decided_at: Mapped[datetime | None]
     decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
 
     analyte: Mapped[Analyte | None] = relationship()
-    created_by = relationship("User", foreign_keys=[created_by_id])
-    decided_by = relationship("User", foreign_keys=[decided_by_id])
+    created_by = relationship(User, foreign_keys=[created_by_id])
+    decided_by = relationship(User, foreign_keys=[decided_by_id])
 
     @property
     def code(self) -> str:
@@ -88,6 +100,7 @@ class Result(db.Model):
         sa.UniqueConstraint("run_id", "aliquot_id", "analyte_id"),
         enum_check("flag", RESULT_FLAGS),
         sa.CheckConstraint("comparator IN ('<', '>')", "comparator_valid"),
+        enum_check("superseded_reason", SUPERSEDED_REASONS),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,8 +119,15 @@ class Result(db.Model):
     method: Mapped[str] = mapped_column(sa.String(100), default="")
     measured_on: Mapped[date | None]
     source: Mapped[str] = mapped_column(sa.String(100), default="")  # "wells A3, A4", "row 12"
+    # Of the accepted results of one participant's visit, analyte and sample type, one is
+    # reportable; the others stay, with the run whose value superseded them and the rule
+    # that decided (biobank/assays/reportable.py).
+    reportable: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    superseded_by_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("assay_run.id"))
+    superseded_reason: Mapped[str] = mapped_column(sa.String(16), default="", server_default="")
 
-    run: Mapped[AssayRun] = relationship()
+    run: Mapped[AssayRun] = relationship(foreign_keys=[run_id])
+    superseded_by: Mapped[AssayRun | None] = relationship(foreign_keys=[superseded_by_run_id])
     analyte: Mapped[Analyte] = relationship()
     aliquot: Mapped[Aliquot] = relationship()
 

@@ -12,9 +12,10 @@ from datetime import date, datetime
 
 import openpyxl
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from biobank import tabular
-from biobank.assays import response
+from biobank.assays import reportable, response
 from biobank.assays.models import Analyte, AssayRun, Result
 from biobank.extensions import db
 from biobank.samples.models import Aliquot, Specimen
@@ -28,7 +29,8 @@ VEGF, M_SPIKE, IFE = "VEGF", "M_SPIKE", "IFE"
 
 @dataclass(frozen=True)
 class Row:
-    """One accepted result with where it comes from."""
+    """One accepted result with where it comes from, and whether it is the reportable
+    value of its visit (biobank/assays/reportable.py) or was superseded."""
 
     participant: str
     site: str
@@ -51,47 +53,66 @@ class Row:
     run: str
     method: str
     measured_on: date | None
+    reportable: bool = True
+    superseded_by: str | None = None  # the run whose value superseded this one
+    superseded_rule: str = ""  # the rule's reason (reportable.REQUESTED…), "" if reportable
+    superseding_request: str = ""  # the re-assay reason of the run that superseded it
+    digits: int = 4  # the analyte's significant digits
+    dilution: float = 1.0
 
     @property
     def shown(self) -> str:
-        """The value as a reader should see it: "< 15.6", "> 4000 (re-run diluted)", "1234"."""
-        if self.flag == "<LLOQ":
-            return f"< {self.limit:g}"
-        if self.flag == ">ULOQ":
-            return f"> {self.limit:g}"
-        if self.text is not None:
-            return f"{self.text} {self.detail}".strip()
-        prefix = f"{self.comparator} " if self.comparator else ""
-        # No value: the plate gave no result, and the detail says why.
-        return f"{prefix}{self.value:.4g}" if self.value is not None else self.detail
+        """The value as a reader should see it: "< 15.6", "> 4000", "1234", or why the
+        plate gave none."""
+        return reportable.shown(self, self.digits)
 
+    @property
+    def has_result(self) -> bool:
+        """False for a sample the plate gave no result for (wells unread, replicates that
+        disagree): it is kept on the pages but gives its visit no value."""
+        return self.value is not None or self.flag is not None or self.text is not None
+
+    @property
+    def superseded_reason(self) -> str:
+        """Why it was superseded, in the reader's language ("" when reportable)."""
+        return reportable.reason_words(self.superseded_rule, self.superseding_request)
+
+
+_SUPERSEDING = aliased(AssayRun)
 
 _ROW = (
     sa.select(
-        Participant.code,
-        Site.code,
-        Participant.arm_code,
-        Participant.disease_status,
-        Visit.visit_code,
-        Visit.collected_on,
-        Visit.study_day,
-        Analyte.code,
-        Result.value,
-        Result.unit,
-        Result.comparator,
-        Result.flag,
-        Result.limit,
-        Result.text,
-        Result.detail,
-        Aliquot.barcode,
-        Aliquot.sample_type,
-        Specimen.sprec_code,
-        AssayRun.id,
-        Result.method,
-        Result.measured_on,
+        Participant.code.label("participant"),
+        Site.code.label("site"),
+        Participant.arm_code.label("arm"),
+        Participant.disease_status.label("disease_status"),
+        Visit.visit_code.label("visit"),
+        Visit.collected_on.label("collected_on"),
+        Visit.study_day.label("study_day"),
+        Analyte.code.label("analyte"),
+        Result.value.label("value"),
+        Result.unit.label("unit"),
+        Result.comparator.label("comparator"),
+        Result.flag.label("flag"),
+        Result.limit.label("limit"),
+        Result.text.label("text"),
+        Result.detail.label("detail"),
+        Aliquot.barcode.label("barcode"),
+        Aliquot.sample_type.label("sample_type"),
+        Specimen.sprec_code.label("sprec_code"),
+        AssayRun.id.label("run"),
+        Result.method.label("method"),
+        Result.measured_on.label("measured_on"),
+        Result.reportable.label("reportable"),
+        Result.superseded_by_run_id.label("superseded_by"),
+        Result.superseded_reason.label("superseded_rule"),
+        sa.func.coalesce(_SUPERSEDING.reassay_reason, "").label("superseding_request"),
+        Analyte.significant_digits.label("digits"),
+        Result.dilution.label("dilution"),
     )
     .select_from(Result)
     .join(AssayRun, AssayRun.id == Result.run_id)
+    .outerjoin(_SUPERSEDING, _SUPERSEDING.id == Result.superseded_by_run_id)
     .join(Analyte, Analyte.id == Result.analyte_id)
     .join(Aliquot, Aliquot.id == Result.aliquot_id)
     .join(Specimen, Specimen.id == Aliquot.specimen_id)
@@ -103,10 +124,14 @@ _ROW = (
 
 
 def _rows(query) -> list[Row]:
-    return [
-        Row(*values[:18], f"A{values[18]:05d}", *values[19:])
-        for values in db.session.execute(query)
-    ]
+    rows = []
+    for values in db.session.execute(query).mappings():
+        row = dict(values)
+        row["run"] = reportable.run_code(row["run"])
+        if row["superseded_by"] is not None:
+            row["superseded_by"] = reportable.run_code(row["superseded_by"])
+        rows.append(Row(**row))
+    return rows
 
 
 def aliquot_results(aliquot_id: int) -> list[Row]:
@@ -114,7 +139,7 @@ def aliquot_results(aliquot_id: int) -> list[Row]:
 
 
 def time_course(participant_code: str, *, actor) -> dict[str, list[Row]]:
-    """Analyte → the participant's results in visit order."""
+    """Analyte → the participant's results in visit order, reportable and superseded."""
     participant = study.get_participant(participant_code, actor=actor)
     rows = _rows(
         _ROW.where(Participant.id == participant.id).order_by(
@@ -127,24 +152,26 @@ def time_course(participant_code: str, *, actor) -> dict[str, list[Row]]:
     return dict(course)
 
 
-def _per_visit(rows: list[Row]) -> list[Row]:
-    """The latest accepted result of each visit (a re-run at a higher dilution replaces
-    the flagged one). A sample the plate gave no result for (wells unread, replicates
-    that disagree) is kept on the pages but never stands for its visit."""
-    latest: dict[str, Row] = {}
-    for row in rows:
-        if row.value is None and row.flag is None and row.text is None:
-            continue
-        previous = latest.get(row.visit)
-        if previous is None or (previous.flag and not row.flag) or row.run > previous.run:
-            latest[row.visit] = row
-    return sorted(latest.values(), key=lambda r: r.study_day)
+def reportable_rows(rows: list[Row]) -> list[Row]:
+    """The reportable result of each visit, in visit order: what is plotted, exported and
+    used for the responses."""
+    return sorted((r for r in rows if r.reportable), key=lambda r: (r.study_day, r.visit))
+
+
+def _per_visit_values(rows: list[Row]) -> list[Row]:
+    """The reportable results that give their visit a value, one per visit: serum first
+    when a visit has the analyte on two sample types (the responses are serum criteria)."""
+    chosen: dict[str, Row] = {}
+    for row in sorted(reportable_rows(rows), key=lambda r: r.sample_type != "SER"):
+        if row.has_result:
+            chosen.setdefault(row.visit, row)
+    return sorted(chosen.values(), key=lambda r: r.study_day)
 
 
 def _measurements(rows: list[Row]) -> list[response.Measurement]:
     return [
         response.Measurement(r.visit, r.study_day, r.value, r.flag, r.limit)
-        for r in _per_visit(rows)
+        for r in _per_visit_values(rows)
     ]
 
 
@@ -157,7 +184,7 @@ class Responses:
 
 def responses_of(course: dict[str, list[Row]], criteria: response.Criteria) -> Responses:
     serum_vegf = [r for r in course.get(VEGF, []) if r.sample_type == "SER"]
-    fixations = _per_visit(course.get(IFE, []))
+    fixations = _per_visit_values(course.get(IFE, []))
     m_spike = _measurements(course.get(M_SPIKE, []))
     # A visit with an immunofixation but no M-spike still counts (a negative one is a
     # complete response): it enters the series without a value.
@@ -185,39 +212,92 @@ EXPORT_COLUMNS = (
 )  # fmt: skip
 
 
-def export_rows(criteria: response.Criteria, *, actor=None) -> list[list]:
-    """One row per participant × visit × analyte (the result used for the response),
-    sorted, for a reproducible file; a centre's user exports that centre only."""
+MEASUREMENT_COLUMNS = (
+    "participant", "site", "visit", "collected_on", "study_day", "analyte", "value",
+    "unit", "comparator", "flag", "limit", "text", "detail", "aliquot", "sample_type",
+    "run", "dilution", "method", "measured_on", "reportable", "superseded_by",
+    "superseded_reason",
+)  # fmt: skip
+
+
+def _accepted(actor) -> list[Row]:
+    """Every accepted result, sorted, for a reproducible file; a centre's user gets that
+    centre's only."""
     query = _ROW.order_by(Participant.code, Visit.study_day, Analyte.code, Result.id)
-    rows = _rows(in_reach(query, Participant.site_id, actor))
+    return _rows(in_reach(query, Participant.site_id, actor))
+
+
+def _courses(rows: list[Row]) -> dict[str, dict[str, list[Row]]]:
     by_participant: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         by_participant[row.participant][row.analyte].append(row)
+    return by_participant
+
+
+def _verdicts(
+    course: dict[str, list[Row]], criteria: response.Criteria
+) -> dict[int, response.Response]:
+    """id of the row a response was computed from → that response."""
+    computed = responses_of(course, criteria)
+    serum_vegf = [r for r in course.get(VEGF, []) if r.sample_type == "SER"]
+    verdicts = {}
+    for rows, responses in (
+        (_per_visit_values(serum_vegf), computed.vegf),
+        (_per_visit_values(course.get(M_SPIKE, [])), computed.haematological),
+    ):
+        at_visit = {r.visit: r for r in responses}
+        for row in rows:
+            if row.visit in at_visit:
+                verdicts[id(row)] = at_visit[row.visit]
+    return verdicts
+
+
+def export_rows(criteria: response.Criteria, *, actor=None) -> list[list]:
+    """One row per participant × visit × analyte (× sample type): its reportable result,
+    with the response computed from it; values to the analyte's significant digits."""
     table = []
-    for participant in sorted(by_participant):
-        course = by_participant[participant]
-        computed = responses_of(course, criteria)
-        verdicts = {
-            VEGF: {r.visit: r for r in computed.vegf},
-            M_SPIKE: {r.visit: r for r in computed.haematological},
-        }
+    courses = _courses(_accepted(actor))
+    for participant in sorted(courses):
+        course = courses[participant]
+        verdicts = _verdicts(course, criteria)
         for analyte in sorted(course):
-            for row in _per_visit(course[analyte]):
-                verdict = verdicts.get(analyte, {}).get(row.visit)
-                table.append(
-                    [
-                        row.participant, row.site, row.arm, row.disease_status, row.visit,
-                        row.collected_on.isoformat(), row.study_day, row.analyte, row.value,
-                        row.unit, row.comparator, row.flag, row.limit, row.text, row.detail,
-                        row.barcode, row.sample_type, row.sprec_code, row.run, row.method,
-                        row.measured_on.isoformat() if row.measured_on else None,
-                        verdict.percent_change if verdict else None,
-                        verdict.category if verdict else None,
-                        verdict.rule if verdict else None,
-                        criteria.version if verdict else None,
-                    ]
-                )  # fmt: skip
+            for row in reportable_rows(course[analyte]):
+                table.append(_exported(row, verdicts.get(id(row)), criteria))
     return table
+
+
+def _exported(row: Row, verdict: response.Response | None, criteria: response.Criteria) -> list:
+    value, limit = (reportable.significant(v, row.digits) for v in (row.value, row.limit))
+    change = verdict.percent_change if verdict else None
+    return [
+        row.participant, row.site, row.arm, row.disease_status, row.visit,
+        row.collected_on.isoformat(), row.study_day, row.analyte, value, row.unit,
+        row.comparator, row.flag, limit, row.text, row.detail, row.barcode,
+        row.sample_type, row.sprec_code, row.run, row.method,
+        row.measured_on.isoformat() if row.measured_on else None,
+        round(change, 2) if change is not None else None,
+        verdict.category if verdict else None,
+        verdict.rule if verdict else None,
+        criteria.version if verdict else None,
+    ]  # fmt: skip
+
+
+def measurement_rows(*, actor=None) -> list[list]:
+    """Every accepted result, reportable or superseded, with its run and, when superseded,
+    the run that superseded it and why."""
+    return [_measurement(row) for row in _accepted(actor)]
+
+
+def _measurement(row: Row) -> list:
+    return [
+        row.participant, row.site, row.visit, row.collected_on.isoformat(),
+        row.study_day, row.analyte, reportable.significant(row.value, row.digits), row.unit,
+        row.comparator, row.flag, reportable.significant(row.limit, row.digits), row.text,
+        row.detail, row.barcode, row.sample_type, row.run, row.dilution, row.method,
+        row.measured_on.isoformat() if row.measured_on else None,
+        "yes" if row.reportable else "no", row.superseded_by,
+        row.superseded_reason or None,
+    ]  # fmt: skip
 
 
 def export_csv(criteria: response.Criteria, *, actor=None) -> bytes:
@@ -230,16 +310,22 @@ FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def export_xlsx(criteria: response.Criteria, *, created: datetime, actor=None) -> bytes:
-    """The same table as an xlsx. Only the creation time (in the document's properties)
-    differs between two exports of the same database: the zip entries get a fixed date."""
+    """The same table as an xlsx, and a sheet of every measurement (the superseded ones
+    too). Only the creation time (in the document's properties) differs between two
+    exports of the same database: the zip entries get a fixed date."""
     book = openpyxl.Workbook(write_only=True)
     book.properties.created = book.properties.modified = created.replace(tzinfo=None)
-    sheet = book.create_sheet("Results")
     # Every text is stored as text and quoted when it could start a formula: a comment
     # typed "=HYPERLINK(...)" in a laboratory's sheet must never run in this workbook.
-    sheet.append(tabular.xlsx_row(sheet, EXPORT_COLUMNS))
-    for row in export_rows(criteria, actor=actor):
-        sheet.append(tabular.xlsx_row(sheet, row))
+    sheets = (
+        ("Results", EXPORT_COLUMNS, export_rows(criteria, actor=actor)),
+        ("All measurements", MEASUREMENT_COLUMNS, measurement_rows(actor=actor)),
+    )
+    for title, columns, rows in sheets:
+        sheet = book.create_sheet(title)
+        sheet.append(tabular.xlsx_row(sheet, columns))
+        for row in rows:
+            sheet.append(tabular.xlsx_row(sheet, row))
     about = book.create_sheet("About")
     about.append(tabular.xlsx_row(about, ["criteria_version", criteria.version]))
     for name, source in sorted(criteria.sources.items()):

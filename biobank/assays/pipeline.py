@@ -9,7 +9,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
-from biobank.assays import curvefit, platereader
+from biobank.assays import curvefit, platereader, readerdate
 from biobank.assays.platemap import PlateMap
 from biobank.assays.platereader import EMPTY, OVERFLOW, UNREADABLE, Block, Reading, corrected
 
@@ -28,7 +28,17 @@ SATURATED_LOW = "reader saturated: a signal over the reader's range is below the
 
 
 class PipelineError(ValueError):
-    """The plate cannot be evaluated at all (no read chosen, no standards to fit)."""
+    """The plate cannot be evaluated at all (no read chosen, no standards to fit).
+    ``choices`` lists the file's reads when the error is that one must be chosen."""
+
+    def __init__(self, message: str, choices: list[dict] | None = None):
+        super().__init__(message)
+        self.choices = choices or []
+
+
+# Reads that correct the 450 nm read for the plate's imperfections (drc users and kit
+# inserts say 540, 570 or 620–630 nm; some readers offer 650 or 690).
+REFERENCE_WAVELENGTHS = (540, 570, 620, 630, 650, 690)
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,8 @@ class Options:
     model: str = "4PL"
     weighting: str = "1/y2"
     cv_limit_pct: float = 20.0
-    # A laboratory information system's long list (one row per well) instead of blocks.
+    # A long list whose columns are named (one row per well); without it a long list
+    # is found and read by itself (platereader.read_plate_file).
     long_list: bool = False
     well_column: str = "Well"
     sample_column: str = "Sample"
@@ -48,19 +59,48 @@ class Options:
         return asdict(self)
 
 
+def read_choices(blocks: Sequence[Block]) -> list[dict]:
+    """The reads a file offers, numbered as --read takes them: a grid block's label or a
+    list's column, with its wavelength."""
+    return [
+        {"number": n, "label": b.label or b.anchor, "wavelength": b.wavelength_nm}
+        for n, b in enumerate(blocks, 1)
+    ]
+
+
+def _listed(blocks: Sequence[Block]) -> str:
+    return ", ".join(
+        f"{c['number']}: {c['label']}"
+        + (
+            f" ({c['wavelength']} nm)"
+            if c["wavelength"] and str(c["wavelength"]) not in c["label"]
+            else ""
+        )
+        for c in read_choices(blocks)
+    )
+
+
 def _find(blocks: Sequence[Block], wanted: int, what: str) -> Block:
     by_wavelength = [b for b in blocks if b.wavelength_nm == wanted]
     if len(by_wavelength) == 1:
         return by_wavelength[0]
-    if 1 <= wanted <= len(blocks):
+    if 1 <= wanted <= len(blocks) and not by_wavelength:
         return blocks[wanted - 1]
-    labels = ", ".join(f"{n}: {b.label or b.anchor}" for n, b in enumerate(blocks, 1))
-    raise PipelineError(f"no {what} read {wanted} in the file (blocks found: {labels})")
+    several = (
+        f"{len(by_wavelength)} reads at {wanted} nm"
+        if by_wavelength
+        else f"no {what} read {wanted}"
+    )
+    raise PipelineError(
+        f"{several} in the file: give the number of the {what} read "
+        f"(reads found: {_listed(blocks)})",
+        read_choices(blocks),
+    )
 
 
 def choose_reads(blocks: Sequence[Block], options: Options) -> tuple[Block, Block | None]:
-    """The read and its correction read: as asked, or the only block, or a 450 nm read
-    with its 540/570 nm reference when the file has exactly those."""
+    """The read and its correction read: as asked (by wavelength or number), or the only
+    read, or the one 450 nm read with the one correction read (540–690 nm) the file has."""
     if not blocks:
         raise PipelineError("the file has no 8 × 12 block")
     if options.read is not None:
@@ -71,16 +111,25 @@ def choose_reads(blocks: Sequence[Block], options: Options) -> tuple[Block, Bloc
         at_450 = [b for b in blocks if b.wavelength_nm == 450]
         if len(at_450) != 1:
             raise PipelineError(
-                f"the file has {len(blocks)} blocks: say which is the read (--read)"
+                f"the file has {len(blocks)} reads: say which one is the read "
+                f"(reads found: {_listed(blocks)})",
+                read_choices(blocks),
             )
         primary = at_450[0]
     reference = None
     if options.reference is not None:
         reference = _find(blocks, options.reference, "reference")
-    elif options.read is None and len(blocks) == 2:
-        other = next(b for b in blocks if b is not primary)
-        if other.wavelength_nm in (540, 570, 620, 630):
-            reference = other
+        if reference is primary:
+            raise PipelineError(
+                f"the correction read is the read itself ({primary.label or primary.anchor})",
+                read_choices(blocks),
+            )
+    elif options.read is None:
+        references = [
+            b for b in blocks if b is not primary and b.wavelength_nm in REFERENCE_WAVELENGTHS
+        ]
+        if len(references) == 1:
+            reference = references[0]
     return primary, reference
 
 
@@ -94,6 +143,8 @@ class PlateResult:
     problems: list[str] = field(default_factory=list)
     # Each mapped well as the file gives it ("0.532", "OVER", ""): kept with the run.
     raw: dict[str, str] = field(default_factory=dict)
+    # The day the file says the plate was read (readerdate.Found), None when it does not.
+    read_on: readerdate.Found | None = None
 
 
 def _state(reading: Reading | None) -> str | None:
@@ -200,23 +251,46 @@ def _judged(
 
 
 def evaluate_file(data: bytes, filename: str, plate: PlateMap, options: Options) -> PlateResult:
-    """The plate from the reader's file: its 8 × 12 blocks, or a long list."""
+    """The plate from the reader's file: its 8 × 12 blocks or its long list, found by
+    themselves, or a long list whose columns the options name."""
     if not options.long_list:
-        return evaluate(platereader.read_reader_file(data, filename), plate, options)
-    readings, names = platereader.long_list(
-        data,
-        filename,
-        well_column=options.well_column,
-        sample_column=options.sample_column,
-        value_column=options.value_column,
-    )
-    problems = [
+        return _evaluate_found(data, filename, plate, options)
+    try:
+        listed = platereader.long_list(
+            data,
+            filename,
+            well_column=options.well_column,
+            sample_column=options.sample_column,
+            value_column=options.value_column,
+        )
+    except platereader.ReaderFileError as named_error:
+        # Columns named otherwise than said ("OD450", not "Value"): the list is read as
+        # it is found, if it is found; else the error about the named columns stands.
+        try:
+            return _evaluate_found(data, filename, plate, options)
+        except platereader.ReaderFileError:
+            raise named_error from None
+    reads = {"read": f"{options.value_column} ({filename})", "reference": None}
+    problems = _named_otherwise(listed.names, plate)
+    result = evaluate_readings(listed.readings, plate, options, reads, problems)
+    result.read_on = listed.read_on
+    return result
+
+
+def _evaluate_found(data: bytes, filename: str, plate: PlateMap, options: Options) -> PlateResult:
+    found = platereader.read_plate_file(data, filename)
+    result = evaluate(found.blocks, plate, options)
+    result.read_on = found.read_on
+    return result
+
+
+def _named_otherwise(names: dict[str, str], plate: PlateMap) -> list[str]:
+    """A long list's sample names that are not what the plate map puts in their wells."""
+    return [
         f"well {well}: the file names {name}, the plate map {plate.wells.get(well) or 'nothing'}"
         for well, name in sorted(names.items())
         if name and name.upper() != (plate.wells.get(well) or "").upper()
     ]
-    reads = {"read": f"{options.value_column} ({filename})", "reference": None}
-    return evaluate_readings(readings, plate, options, reads, problems)
 
 
 def evaluate(blocks: Sequence[Block], plate: PlateMap, options: Options) -> PlateResult:
@@ -226,7 +300,8 @@ def evaluate(blocks: Sequence[Block], plate: PlateMap, options: Options) -> Plat
         "read": primary.label or primary.anchor,
         "reference": (reference.label or reference.anchor) if reference else None,
     }
-    return evaluate_readings(corrected(primary, reference), plate, options, reads, [])
+    problems = _named_otherwise(primary.names, plate)
+    return evaluate_readings(corrected(primary, reference), plate, options, reads, problems)
 
 
 def evaluate_readings(

@@ -29,15 +29,18 @@ from __future__ import annotations
 import codecs
 import math
 import re
+import unicodedata
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import PurePath
+from typing import NamedTuple
 
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 
 from biobank import uploads
+from biobank.assays import readerdate
 from biobank.uploads import UploadLimits
 
 __all__ = [
@@ -46,11 +49,14 @@ __all__ = [
     "UNREADABLE",
     "WELLS",
     "Block",
+    "NamedList",
+    "ReaderFile",
     "ReaderFileError",
     "Reading",
     "corrected",
     "long_list",
     "marker",
+    "read_plate_file",
     "read_reader_file",
 ]
 
@@ -128,8 +134,10 @@ class Block:
     sheet: str  # sheet name ("" for csv)
     label: str  # nearest text at or above/left of the header row, "" if none
     wavelength_nm: int | None  # a 3-digit wavelength 340–999 found in the label
-    anchor: str  # the top-left header cell, in the same form as Reading.cell
+    anchor: str  # the top-left header cell (a long list's column header), as Reading.cell
     wells: dict[str, Reading]  # all 96 keys of WELLS
+    # A long list's sample names by well (its "Sample" or "Barcode" column), else empty.
+    names: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------
@@ -137,24 +145,44 @@ class Block:
 # --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ReaderFile:
+    """What a reader file holds: its reads, and the day it says the plate was read."""
+
+    blocks: list[Block]
+    read_on: readerdate.Found | None  # None when the file does not say
+
+
 def read_reader_file(
     data: bytes, filename: str, *, limits: UploadLimits | None = None
 ) -> list[Block]:
-    """Return every 8 × 12 block of the file, in reading order.
+    """Return every read of the file, in reading order (see :func:`read_plate_file`)."""
+    return read_plate_file(data, filename, limits=limits).blocks
 
-    Reading order is sheet order, then top to bottom, then left to right. Raises
-    :class:`ReaderFileError` if no block is found, if a block's headers are
-    incomplete, or if a well holds something that is not a reading.
+
+def read_plate_file(
+    data: bytes, filename: str, *, limits: UploadLimits | None = None
+) -> ReaderFile:
+    """Every read of the file and the date it was read on, if the file says.
+
+    The reads are the file's 8 × 12 blocks in reading order (sheet order, then top to
+    bottom, then left to right); a file without any is read as a long list, one row per
+    well, each column of readings becoming one read (see :func:`_list_blocks`). Raises
+    :class:`ReaderFileError` if neither is found, if a block's headers are incomplete,
+    or if a well holds something that is not a reading.
     """
     grids = _load(data, filename, limits=limits)
     blocks = [block for grid in grids for block in _blocks_in(grid)]
     if not blocks:
+        blocks = next((found for grid in grids if (found := _list_blocks(grid))), [])
+    if not blocks:
         where = ", ".join(f'"{grid.sheet}"' for grid in grids if grid.sheet is not None)
         looked = f" (looked at sheets {where})" if where else ""
         raise ReaderFileError(
-            f"{filename}: no 8 × 12 block with A–H / 1–12 headers was found{looked}"
+            f"{filename}: no 8 × 12 block with A–H / 1–12 headers and no list with one row "
+            f"per well (a column of well ids A1…H12 under a header) was found{looked}"
         )
-    return blocks
+    return ReaderFile(blocks, readerdate.find((grid.sheet, grid.rows) for grid in grids))
 
 
 def corrected(primary: Block, reference: Block | None) -> dict[str, Reading]:
@@ -173,6 +201,15 @@ def corrected(primary: Block, reference: Block | None) -> dict[str, Reading]:
     }
 
 
+class NamedList(NamedTuple):
+    """A long list read by its named columns: well → reading, well → sample name, and the
+    day the file says the plate was read."""
+
+    readings: dict[str, Reading]
+    names: dict[str, str]
+    read_on: readerdate.Found | None
+
+
 def long_list(
     data: bytes,
     filename: str,
@@ -181,7 +218,7 @@ def long_list(
     sample_column: str = "Sample",
     value_column: str = "Value",
     limits: UploadLimits | None = None,
-) -> tuple[dict[str, Reading], dict[str, str]]:
+) -> NamedList:
     """Read a one-row-per-well list (the shape a LIS exports).
 
     The header row, somewhere in the first 30 rows of the first sheet (or of the
@@ -189,7 +226,8 @@ def long_list(
     Each following row gives a well id ("A1", "A01", "a1"), a sample name (may be
     empty) and a value. Rows empty in all three columns are skipped.
 
-    Returns ``(well → Reading, well → sample name)``; wells not listed are absent.
+    Returns ``(well → Reading, well → sample name, read date)``; wells not listed are
+    absent.
     """
     grid = _load(data, filename, first_sheet_only=True, limits=limits)[0]
     names = {"well": well_column, "sample": sample_column, "value": value_column}
@@ -213,7 +251,7 @@ def long_list(
         first_seen[well] = grid.where(r, columns["well"])
         readings[well] = _read_cell(grid, r, columns["value"], value_column)
         samples[well] = _text(cells["sample"])
-    return readings, samples
+    return NamedList(readings, samples, readerdate.find([(grid.sheet, grid.rows)]))
 
 
 # --------------------------------------------------------------------------
@@ -392,16 +430,37 @@ def _blocks_in(grid: _Grid) -> list[Block]:
     for r, c in anchors:
         others = [rect for rect in rects if (rect.top, rect.left) != (r, c)]
         label = _find_label(grid, r, c, others)
+        side_by_side = [a for a in anchors if a[0] == r]
+        listed = _listed_wavelengths(grid, r, len(side_by_side))
+        wavelength = _wavelength(label)
+        if wavelength is None and listed:
+            # SoftMax Pro names its reads once, above the blocks: "450 540".
+            wavelength = listed[side_by_side.index((r, c))]
+            label = f"{wavelength} nm"
         blocks.append(
             Block(
                 sheet=grid.sheet or "",
                 label=label,
-                wavelength_nm=_wavelength(label),
+                wavelength_nm=wavelength,
                 anchor=grid.where(r, c),
                 wells=_read_wells(grid, r, c),
             )
         )
     return blocks
+
+
+def _listed_wavelengths(grid: _Grid, r: int, count: int) -> list[int]:
+    """The wavelengths a cell of the few rows above row ``r`` lists, one per block of the
+    row, as SoftMax Pro writes them on its "Plate:" line ("450 540"); empty if none. A lone
+    number is taken only on a "Plate:" line, where it cannot be anything else."""
+    for above in range(r - 1, max(r - 1 - LABEL_ROWS_ABOVE, -1), -1):
+        plate_line = _text(grid.get(above, 0) or grid.get(above, 1)).casefold().startswith("plate")
+        for value in grid.rows[above]:
+            words = _text(value).split()
+            listed = [int(w) for w in words if w.isdigit() and int(w) in _WAVELENGTH_RANGE]
+            if len(listed) == len(words) == count and (count > 1 or plate_line):
+                return listed
+    return []
 
 
 def _find_anchors(grid: _Grid) -> list[tuple[int, int]]:
@@ -465,6 +524,8 @@ def _check_header(grid: _Grid, r: int, c: int) -> None:
             c + COLUMN_COUNT,
             "a column 13 follows 1–12: only 96-well (8 × 12) plates can be read",
         )
+    if _unlettered(grid, r, c):
+        return
     for i, letter in enumerate(ROW_LETTERS):
         found = _text(grid.get(r + 1 + i, c - 1))
         if found.upper() != letter:
@@ -475,6 +536,24 @@ def _check_header(grid: _Grid, r: int, c: int) -> None:
                 f"expected row letter {letter} of the block whose column headers 1–12 "
                 f"start at {header}, found {shown}",
             )
+
+
+def _unlettered(grid: _Grid, r: int, c: int) -> bool:
+    """Whether the block headed at (r, c) is SoftMax Pro's plate format: no row letters, the
+    rows A–H in order, the cell left of the "1" reading "Temperature(°C)" (the first block)
+    or empty (the next ones, side by side), and the column below it holding nothing but the
+    read's temperature. Any letter in that column makes it a lettered block."""
+    corner = _text(grid.get(r, c - 1)).casefold()
+    if corner and not corner.startswith("temp"):
+        return False
+    left = [grid.get(r + 1 + i, c - 1) for i in range(len(ROW_LETTERS))]
+    return all(_text(v) == "" or _header_number(v) is not None or _is_number(v) for v in left)
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return True
+    return bool(_NUMBER_RE.fullmatch(_text(value)))
 
 
 def _read_wells(grid: _Grid, anchor_r: int, anchor_c: int) -> dict[str, Reading]:
@@ -654,3 +733,240 @@ def _well_id(grid: _Grid, r: int, c: int, column: str) -> str:
     if not match:
         raise grid.error(r, c, f'unknown well id "{text}" (expected A1 to H12)', column)
     return f"{match.group(1)}{int(match.group(2))}"
+
+
+# --------------------------------------------------------------------------
+# Long lists found without being told: one row per well, a column per read
+# --------------------------------------------------------------------------
+
+# A well id as lists write it: "A1", "A01", "a1", "A 1", "A-01", "A:1". Rows up to P and
+# columns up to 24 match, so that a 384-well list is named as such instead of being cut
+# short at its first well beyond H12.
+_LIST_WELL_RE = re.compile(r"([A-P])\s*[-:_]?\s*0*(\d{1,2})")
+# Fewer well ids than this down a column are a note, not a list.
+LIST_MIN_WELLS = 8
+# Columns of a list looked at: a list is a few columns wide; a row far wider is no reading.
+LIST_MAX_COLUMNS = 200
+# Headers naming the sample in a list (compared as _folded: case, accents, spaces and
+# punctuation ignored). A reader's own "Well ID" or "Content" ("STD1", "Sample X1") names
+# the kind of well, not the sample, and is not compared with the plate map.
+_SAMPLE_HEADERS = frozenset(
+    {"sample", "sampleid", "samplename", "samplecode", "samplebarcode", "barcode", "tube",
+     "echantillon", "nomechantillon", "codebarre", "codebarres", "probe", "probenname"}
+)  # fmt: skip
+# Numeric columns of a list that are no reading: places, counts, settings.
+_NOT_READINGS = frozenset(
+    {"well", "wellno", "wellnumber", "wellindex", "index", "no", "n", "nr", "number", "row",
+     "col", "column", "rownumber", "columnnumber", "replicate", "rep", "replicatenumber",
+     "dilution", "dilutionfactor", "factor", "plate", "plateno", "platenumber", "cycle",
+     "kineticcycle", "time", "temperature", "temp", "tempc", "temperaturec", "x", "y",
+     "puits", "ligne", "colonne", "wavelength", "wavelengthnm", "lambda", "nm"}
+)  # fmt: skip
+_WAVELENGTH_HEADERS = frozenset({"wavelength", "wavelengthnm", "lambda", "lambdanm", "nm"})
+
+
+def _folded(text: str) -> str:
+    """Text compared as a header: lower case, accents and everything but letters and digits
+    dropped ("Échantillon" → "echantillon", "Well Position" → "wellposition")."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]", "", plain.casefold())
+
+
+def _list_well(value: object) -> tuple[str, bool] | None:
+    """(well, whether it is on a 96-well plate) for a cell holding a well id, else None."""
+    if not isinstance(value, str):
+        return None
+    match = _LIST_WELL_RE.fullmatch(value.strip().upper())
+    if not match or not 1 <= int(match.group(2)) <= 24:
+        return None
+    letter, column = match.group(1), int(match.group(2))
+    return f"{letter}{column}", letter in ROW_LETTERS and column <= COLUMN_COUNT
+
+
+def _blank_row(row: list[object]) -> bool:
+    return all(_text(value) == "" for value in row)
+
+
+def _well_runs(grid: _Grid) -> list[tuple[int, list[int]]]:
+    """Every run of rows holding a well id in one column, as (column, rows), found in one
+    pass over the cells (a file's width times its length could be far more than its
+    cells). Blank lines inside a run are skipped; any other row ends it."""
+    runs: list[tuple[int, list[int]]] = []
+    open_runs: dict[int, list[int]] = {}
+    for r, row in enumerate(grid.rows):
+        if _blank_row(row):
+            continue
+        here = {c for c, value in enumerate(row) if _list_well(value) is not None}
+        for c in [c for c in open_runs if c not in here]:
+            runs.append((c, open_runs.pop(c)))
+        for c in here:
+            open_runs.setdefault(c, []).append(r)
+    runs.extend(open_runs.items())
+    return runs
+
+
+@dataclass(frozen=True)
+class _List:
+    """Where a long list sits: its well column, its header row (None when it has none) and
+    its data rows."""
+
+    well_column: int
+    header: int | None
+    rows: list[int]
+
+    def name(self, grid: _Grid, c: int) -> str:
+        """The header of column ``c``, or "column E" when the list has no header."""
+        text = _text(grid.get(self.header, c)) if self.header is not None else ""
+        return text or f"column {get_column_letter(c + 1)}"
+
+
+def _find_list(grid: _Grid) -> _List | None:
+    """The longest run of well ids down one column, with the header above it."""
+    runs = _well_runs(grid)
+    if not runs:
+        return None
+    c, rows = max(runs, key=lambda run: (len(run[1]), -run[0]))
+    if len(rows) < LIST_MIN_WELLS:
+        return None
+    above = next((r for r in range(rows[0] - 1, -1, -1) if not _blank_row(grid.rows[r])), None)
+    header = above if above is not None and _text(grid.get(above, c)) else None
+    return _List(c, header, rows)
+
+
+def _list_blocks(grid: _Grid) -> list[Block]:
+    """A long list's reads, one block per column of readings (per wavelength, when the list
+    gives one row per well and wavelength). Empty when the grid holds no list."""
+    found = _find_list(grid)
+    if found is None:
+        return []
+    wells = []
+    for r in found.rows:
+        well, on_96 = _list_well(grid.get(r, found.well_column))  # type: ignore[misc]
+        if not on_96:
+            raise grid.error(
+                r,
+                found.well_column,
+                f"well {well} is not on a 96-well plate: only 96-well (8 × 12) plates can be read",
+                found.name(grid, found.well_column),
+            )
+        wells.append(well)
+    listed_rows = [*found.rows, *([] if found.header is None else [found.header])]
+    width = min(max(len(grid.rows[r]) for r in listed_rows), LIST_MAX_COLUMNS)
+    others = [c for c in range(width) if c != found.well_column]
+    sample = next((c for c in others if _folded(found.name(grid, c)) in _SAMPLE_HEADERS), None)
+    by_wavelength = _wavelength_column(grid, found, others)
+    readings = [
+        c for c in others if c not in (sample, by_wavelength) and _is_reading_column(grid, found, c)
+    ]
+    if not readings:
+        columns = ", ".join(f'"{found.name(grid, c)}"' for c in others[:12]) or "none"
+        columns += ", …" if len(others) > 12 else ""
+        raise grid.row_error(
+            found.header if found.header is not None else found.rows[0],
+            f"a list of wells was found but no column of readings in it (columns: {columns})",
+        )
+    groups = _wavelength_groups(grid, found, wells, by_wavelength)
+    blocks = []
+    for c in readings:
+        for wavelength, rows in groups:
+            blocks.append(_list_block(grid, found, c, rows, wavelength, sample))
+    return blocks
+
+
+def _is_reading_column(grid: _Grid, found: _List, c: int) -> bool:
+    """Whether column ``c`` holds readings: numbers and reader markers, at least one number,
+    its header naming no place or setting. A column mostly of numbers with a stray text
+    is a reading column with a mistake: the error names the cell."""
+    if _folded(found.name(grid, c)) in _NOT_READINGS:
+        return False
+    numbers, wrong = 0, []
+    for r in found.rows:
+        value = grid.get(r, c)
+        try:
+            number, flag = _interpret(value)
+        except ValueError:
+            wrong.append(r)
+            continue
+        numbers += number is not None and flag is None
+    if numbers == 0 or len(wrong) * 2 > numbers + len(wrong):
+        return False
+    if wrong:
+        _read_cell(grid, wrong[0], c, found.name(grid, c))  # raises, naming the cell
+    return not _counts_wells(grid, found, c)
+
+
+def _counts_wells(grid: _Grid, found: _List, c: int) -> bool:
+    """Whether column ``c`` just numbers the rows 1, 2, 3… (a well index without a header)."""
+    values = [grid.get(r, c) for r in found.rows]
+    return all(_header_number(v) == k for k, v in enumerate(values, 1))
+
+
+def _wavelength_column(grid: _Grid, found: _List, others: list[int]) -> int | None:
+    """A column giving each row's wavelength (a list with one row per well and read)."""
+    for c in others:
+        values = [_header_number(grid.get(r, c)) for r in found.rows]
+        named = _folded(found.name(grid, c)) in _WAVELENGTH_HEADERS
+        if (named or len(set(values)) > 1) and all(v in _WAVELENGTH_RANGE for v in values):
+            return c
+    return None
+
+
+def _wavelength_groups(
+    grid: _Grid, found: _List, wells: list[str], by_wavelength: int | None
+) -> list[tuple[int | None, list[tuple[int, str]]]]:
+    """The list's rows, each with its well, grouped by wavelength when a column gives it.
+    A well listed twice in one group is an error naming both places."""
+    groups: dict[int | None, list[tuple[int, str]]] = {}
+    for r, well in zip(found.rows, wells, strict=True):
+        wavelength = None if by_wavelength is None else _header_number(grid.get(r, by_wavelength))
+        groups.setdefault(wavelength, []).append((r, well))
+    for rows in groups.values():
+        first: dict[str, int] = {}
+        for r, well in rows:
+            if well in first:
+                raise grid.error(
+                    r,
+                    found.well_column,
+                    f"well {well} is listed twice (first at "
+                    f"{grid.where(first[well], found.well_column)})",
+                    found.name(grid, found.well_column),
+                )
+            first[well] = r
+    return list(groups.items())
+
+
+def _list_block(
+    grid: _Grid,
+    found: _List,
+    c: int,
+    rows: list[tuple[int, str]],
+    wavelength: int | None,
+    sample: int | None,
+) -> Block:
+    """One column of readings (at one wavelength) as a plate block; a well the list does
+    not give is empty."""
+    name = found.name(grid, c)
+    wells = {well: Reading(None, EMPTY, "", "not in the list") for well in WELLS}
+    names: dict[str, str] = {}
+    for r, well in rows:
+        wells[well] = _read_cell(grid, r, c, name)
+        if sample is not None and _text(grid.get(r, sample)):
+            names[well] = _text(grid.get(r, sample))
+    label = f"{name} at {wavelength} nm" if wavelength is not None else name
+    anchor_row = found.header if found.header is not None else rows[0][0]
+    return Block(
+        sheet=grid.sheet or "",
+        label=label,
+        wavelength_nm=wavelength if wavelength is not None else _list_wavelength(name),
+        anchor=grid.where(anchor_row, c),
+        wells=wells,
+        names=names,
+    )
+
+
+def _list_wavelength(header: str) -> int | None:
+    """The wavelength a column header names ("OD450", "Abs 450nm", "450", "Read 1:450");
+    None when it names none, or two ("450-540", "Delta OD 450/570": a corrected read)."""
+    found = {int(m.group(1)) for m in _WAVELENGTH_RE.finditer(header)}
+    found &= set(_WAVELENGTH_RANGE)
+    return found.pop() if len(found) == 1 else None

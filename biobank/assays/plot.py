@@ -5,6 +5,9 @@ no pyplot, no backend switch, no global figure state. The few rc settings a pict
 needs (deterministic SVG ids, text kept as text) are applied in an ``rc_context`` held
 under a module lock, so concurrent requests in one process cannot interleave them.
 
+The words and the numbers a picture writes follow the reader's language when it is drawn
+in a request (gettext and the number filters of ``biobank.i18n``); elsewhere, English.
+
 Matplotlib wants a writable config/cache directory for its font cache. When the default
 one is not writable (a service account without a home) and ``MPLCONFIGDIR`` is unset,
 a stable per-user directory under the system temp dir is used instead, so the font cache
@@ -58,9 +61,15 @@ _ensure_matplotlib_dirs()
 
 import matplotlib as mpl  # noqa: E402
 import numpy as np  # noqa: E402
+from flask_babel import gettext as _  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FixedFormatter,
+    FixedLocator,
+    FuncFormatter,
+    NullLocator,
+)
 
 from biobank.assays.curvefit import (  # noqa: E402
     ABOVE,
@@ -69,6 +78,7 @@ from biobank.assays.curvefit import (  # noqa: E402
     SampleResult,
     StandardCheck,
 )
+from biobank.i18n import fixed, measure  # noqa: E402
 
 __all__ = ["Point", "curve_picture", "time_course_picture"]
 
@@ -166,7 +176,7 @@ def _draw(figure, fit, standards, samples, *, unit, title, lloq, uloq) -> None:
     # The fitted curve, from the axis break (or the left edge) to the right edge.
     start = (x_zero * low) ** 0.5 if has_zero else left
     grid = np.geomspace(start, right, 300)
-    ax.plot(grid, fit.predict(grid), color=_COLOURS["curve"], lw=1.6, label=f"{fit.model} fit")
+    ax.plot(grid, fit.predict(grid), color=_COLOURS["curve"], lw=1.6, label=_fit_name(fit))
 
     # Standards, replicate by replicate.
     groups: dict[str, tuple[list[float], list[float]]] = {
@@ -181,9 +191,9 @@ def _draw(figure, fit, standards, samples, *, unit, title, lloq, uloq) -> None:
             groups[key][0].append(x)
             groups[key][1].append(response)
     styles = {
-        "passed": {"marker": "o", "label": "standard"},
-        "failed": {"marker": "X", "label": "standard, failed", "s": 60},
-        "zero": {"marker": "s", "label": "zero standard (drawn at 0)"},
+        "passed": {"marker": "o", "label": _("standard")},
+        "failed": {"marker": "X", "label": _("standard, failed"), "s": 60},
+        "zero": {"marker": "s", "label": _("zero standard (drawn at 0)")},
     }
     for key, (xs, ys) in groups.items():
         if xs:
@@ -211,47 +221,73 @@ def _draw(figure, fit, standards, samples, *, unit, title, lloq, uloq) -> None:
             above[0].append(sample.limit / sample.dilution)
             above[1].append(sample.mean_response)
     if placed[0]:
-        ax.scatter(*placed, marker="D", s=30, color=_COLOURS["sample"], zorder=4, label="sample")
+        ax.scatter(*placed, marker="D", s=30, color=_COLOURS["sample"], zorder=4, label=_("sample"))
     if below[0]:
         ax.scatter(
-            *below, marker="<", s=45, color=_COLOURS["flagged"], zorder=4, label="sample < LLOQ"
+            *below, marker="<", s=45, color=_COLOURS["flagged"], zorder=4, label=_("sample < LLOQ")
         )
     if above[0]:
         ax.scatter(
-            *above, marker=">", s=45, color=_COLOURS["flagged"], zorder=4, label="sample > ULOQ"
+            *above, marker=">", s=45, color=_COLOURS["flagged"], zorder=4, label=_("sample > ULOQ")
         )
 
-    for value, name, style in ((lloq, "LLOQ", "--"), (uloq, "ULOQ", ":")):
+    for value, name, style in ((lloq, _("LLOQ"), "--"), (uloq, _("ULOQ"), ":")):
         if value is not None and value > 0:
             ax.axvline(
                 value,
                 color=_COLOURS["limit"],
                 ls=style,
                 lw=1,
-                label=f"{name} {value:g} {unit}".rstrip(),
+                label=f"{name} {measure(value, 6)} {unit}".rstrip(),
             )
 
-    ax.set_xlabel(f"Concentration ({unit})" if unit else "Concentration")
-    ax.set_ylabel("Response")
+    ax.set_xlabel(_("Concentration (%(unit)s)", unit=unit) if unit else _("Concentration"))
+    ax.set_ylabel(_("Response"))
+    ax.yaxis.set_major_formatter(_localised())
     if title:
         ax.set_title(title)
     ax.grid(True, which="major", alpha=0.25)
     ax.legend(loc="best", fontsize="small", frameon=False)
-    p = fit.params
-    summary = f"{fit.model}, weighting {fit.weighting}, R² = {fit.r2:.4f}"
-    summary += f"\na={p['a']:.4g}  b={p['b']:.4g}  c={p['c']:.4g}  d={p['d']:.4g}"
-    if "g" in p:
-        summary += f"  g={p['g']:.4g}"
     ax.text(
         0.99,
         0.02,
-        summary,
+        _summary(fit),
         transform=ax.transAxes,
         ha="right",
         va="bottom",
         fontsize="x-small",
         color="#333333",
     )
+
+
+def _localised() -> FuncFormatter:
+    """Tick numbers in the reader's language ("0,5", not "0.5"), never an offset or a power
+    of ten written apart from them. One per axis: a formatter belongs to its axis."""
+    return FuncFormatter(lambda value, _position: measure(value, 6))
+
+
+def _fit_name(fit: Fit) -> str:
+    """The curve's legend: the form the fit kept, not the one asked for (a 5PL whose
+    asymmetry the standards do not determine is drawn, and named, as the 4PL it is)."""
+    if fit.form == "5PL-high":
+        return _("5PL fit, asymmetric at the high end")
+    if fit.form == "5PL-low":
+        return _("5PL fit, asymmetric at the low end")
+    return _("4PL fit")
+
+
+def _summary(fit: Fit) -> str:
+    """The fit in two lines: its form, weighting and R², then its parameters."""
+    weighting = _("none") if fit.weighting == "none" else fit.weighting
+    first = _(
+        "%(form)s, weighting %(weighting)s, R² = %(r2)s",
+        form=fit.form,
+        weighting=weighting,
+        r2=fixed(fit.r2, 4),
+    )
+    names = ("a", "b", "c", "d", "g")
+    parameters = "  ".join(f"{k}={measure(fit.params[k])}" for k in names if k in fit.params)
+    return f"{first}\n{parameters}"
 
 
 def _ticks(ax, low: float, high: float, x_zero: float | None) -> None:
@@ -265,7 +301,7 @@ def _ticks(ax, low: float, high: float, x_zero: float | None) -> None:
         for m in steps
         if low / 1.0001 <= m * 10.0**k <= high
     ]
-    labels = [f"{t:g}" for t in ticks]
+    labels = [measure(t, 6) for t in ticks]
     if x_zero is not None:
         ticks.insert(0, x_zero)
         labels.insert(0, "0")
@@ -324,6 +360,8 @@ def time_course_picture(
             )  # fmt: skip
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
+        axes.xaxis.set_major_formatter(_localised())
+        axes.yaxis.set_major_formatter(_localised())
         axes.set_title(title, fontsize=10)
         axes.grid(alpha=0.3)
         figure.tight_layout()

@@ -887,7 +887,15 @@ def _num(value: Fraction | float) -> str:
     step = Decimal(1).scaleb(min(0, whole - 4)) if whole else Decimal("0.0001")
     d = d.quantize(step, rounding=ROUND_HALF_UP)
     text = format(d.normalize(), "f")
-    return "0" if text == "-0" else text
+    return "0" if text == "-0" else _in_language(text)
+
+
+def _in_language(text: str) -> str:
+    """A number written with a point, with the reader's decimal sign ("-58,33" in French).
+    The sign is a message of its own, "." (French catalogue: ","), so that this module
+    needs nothing but gettext."""
+    # Translators: the decimal sign of numbers in the rules, "," in French.
+    return text.replace(".", gettext("."))
 
 
 def _signed_pct(change: Fraction | None) -> str:
@@ -900,7 +908,7 @@ def _signed_pct(change: Fraction | None) -> str:
     text = format(d.normalize(), "f")
     if text in ("0", "-0"):
         return "0 %"
-    return f"{'+' if d > 0 else ''}{text} %"
+    return f"{'+' if d > 0 else ''}{_in_language(text)} %"
 
 
 def _format_setting(value: Any) -> str:

@@ -225,6 +225,7 @@ class AnalyteSpec:
     values: tuple[str, ...]
     aliases: tuple[str, ...]
     value_aliases: tuple[tuple[str, str], ...] = ()
+    digits: int = 4  # significant digits a numeric value is written with
 
 
 @dataclass(frozen=True, slots=True)  # slots: a sheet makes tens of thousands of them
@@ -328,7 +329,14 @@ def _default_value_words() -> dict[str, tuple[str, ...]]:
     return _parse_value_words(document.get("value_words", {}))
 
 
-_ANALYTE_KEYS = ("code", "name", "kind", "unit", "values", "value_aliases", "aliases")
+_ANALYTE_KEYS = ("code", "name", "kind", "unit", "digits", "values", "value_aliases", "aliases")
+
+
+def _digits(entry: Mapping[str, Any], where: str) -> int:
+    digits = entry.get("digits", 4)
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 15:
+        raise AnalyteError(f"{where}.digits", "a number of significant digits from 1 to 15")
+    return digits
 
 
 def _parse_analyte(entry: Any, where: str) -> AnalyteSpec:
@@ -361,9 +369,11 @@ def _parse_analyte(entry: Any, where: str) -> AnalyteSpec:
             unit = units.normalize_unit(unit)
         except units.UnitError as err:
             raise AnalyteError(f"{where}.unit", str(err)) from None
-        return AnalyteSpec(code, name, kind, unit, (), aliases)
+        return AnalyteSpec(code, name, kind, unit, (), aliases, digits=_digits(entry, where))
     if entry.get("unit", "") != "":
         raise AnalyteError(f"{where}.unit", "a qualitative analyte has no unit")
+    if "digits" in entry:
+        raise AnalyteError(f"{where}.digits", "only a numeric analyte has digits")
     values = _text_list(entry, "values", where)
     if not values:
         raise AnalyteError(f"{where}.values", "list the values, e.g. ['negative', 'positive']")

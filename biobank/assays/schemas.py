@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from flask_smorest.fields import Upload
-from marshmallow import Schema, ValidationError, fields, post_load, pre_dump, validate
+from marshmallow import Schema, ValidationError, fields, post_dump, post_load, pre_dump, validate
 from werkzeug.datastructures import FileStorage
 
 from biobank.assays import pipeline
@@ -82,6 +82,19 @@ def _dry_run():
     )
 
 
+def _reassay_reason():
+    return fields.String(
+        load_default="",
+        validate=validate.Length(max=500),
+        metadata={
+            "description": "why the run measures again what an earlier run measured (a "
+            "diluted repeat, a failed control): a requested re-assay, whose values supersede "
+            "the earlier ones",
+            "example": "diluted repeat of the >ULOQ samples of A00012",
+        },
+    )
+
+
 def _column(default: str):
     return fields.String(
         load_default=default,
@@ -138,6 +151,16 @@ class PlateUploadSchema(Schema):
     value_column = _column("Value")
     instrument = fields.String(load_default="", validate=validate.Length(max=100))
     kit_lot = fields.String(load_default="", validate=validate.Length(max=100))
+    measured_on = fields.Date(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "the day the plate was read (YYYY-MM-DD); default: the reader "
+            "file's own date (Gen5 Date, Tecan Start Time…). Asked for (422 run.measured_on) "
+            "when the file's date cannot tell day from month"
+        },
+    )
+    reassay_reason = _reassay_reason()
     dry_run = _dry_run()
 
     @post_load
@@ -150,6 +173,7 @@ class SheetUploadSchema(Schema):
     """A laboratory's result sheet, one row per result (multipart form)."""
 
     file = File(required=True, metadata={"description": "the result sheet (.xlsx or .csv)"})
+    reassay_reason = _reassay_reason()
     dry_run = _dry_run()
 
 
@@ -171,6 +195,9 @@ class PlatePreviewSchema(Schema):
         }
     )
     reads = fields.Dict(metadata={"description": "the read and correction read used"})
+    measured_on = fields.String(
+        allow_none=True, metadata={"description": "the day the plate was read, null if unknown"}
+    )
     qc = fields.Dict(metadata={"description": "calibrators, passed, acceptable, lloq, uloq, unit"})
     standards = fields.List(
         fields.Dict(), metadata={"description": "name, expected, back_calculated, recovery_pct"}
@@ -180,7 +207,9 @@ class PlatePreviewSchema(Schema):
         fields.Dict(),
         metadata={
             "description": "barcode, wells, dilution, concentration, unit, cv_pct, flag, "
-            "limit, known (an aliquot of the bank)"
+            "limit, status (quantified, <LLOQ, >ULOQ, no result), reason (why a sample has "
+            "a limit or no result: reader saturated, a well empty or unread…), known (an "
+            "aliquot of the bank). Every sample of the plate map is listed"
         },
     )
     wells = fields.Dict(metadata={"description": "well → content, kind, response, dilution"})
@@ -234,6 +263,9 @@ class RunSchema(Schema):
     kit_lot = fields.String()
     status = fields.String(metadata={"description": "preview, accepted or rejected"})
     reason = fields.String(metadata={"description": "why it was rejected"})
+    reassay_reason = fields.String(
+        metadata={"description": 'why it measures again what was measured; "" if not a re-assay'}
+    )
     problems = fields.Integer(metadata={"description": "how many problems the preview lists"})
     created_at = fields.DateTime()
     created_by = fields.Function(lambda r: _username(r.created_by), allow_none=True)
@@ -250,6 +282,26 @@ class RunDetailSchema(RunSchema):
     preview = fields.Function(
         lambda r: json.loads(r.preview),
         metadata={"description": "the preview as imported: what acceptance writes"},
+    )
+
+
+class AcceptanceSchema(Schema):
+    """The confirmation a run that measures again what was measured needs."""
+
+    confirm = fields.Boolean(
+        load_default=False,
+        metadata={"description": "accept although the run measures again visits measured"},
+    )
+    choices = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=100)),
+        values=fields.String(validate=validate.Length(min=1, max=64)),
+        load_default=dict,
+        validate=validate.Length(max=10_000),
+        metadata={
+            "description": "visit key → the run (or run/aliquot) whose value is kept, for "
+            "each visit the rule cannot decide",
+            "example": {"LIM-001/M2/VEGF/SER": "A00012"},
+        },
     )
 
 
@@ -285,6 +337,25 @@ class ResultRowSchema(Schema):
     run = fields.String()
     method = fields.String()
     measured_on = fields.Date(allow_none=True)
+    reportable = fields.Boolean(
+        metadata={"description": "the value of its visit the export and the responses use"}
+    )
+    superseded_by = fields.String(
+        allow_none=True, metadata={"description": "the run whose value superseded this one"}
+    )
+    superseded_rule = fields.String(
+        allow_none=True,
+        metadata={"description": "requested, dilution, in_range, latest or chosen"},
+    )
+    superseded_reason = fields.String(
+        allow_none=True, metadata={"description": "why it was superseded, in words"}
+    )
+
+    @post_dump(pass_original=True)
+    def unset_when_reportable(self, data, row, **_):
+        if row.reportable:
+            data["superseded_rule"] = data["superseded_reason"] = None
+        return data
 
 
 class AliquotResultsSchema(Schema):

@@ -11,9 +11,18 @@ from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from biobank.assays import pipeline, platemap, platereader, resultsheet, units
+from biobank.assays import (
+    pipeline,
+    platemap,
+    platereader,
+    readerdate,
+    reportable,
+    resultsheet,
+    units,
+)
 from biobank.assays.models import Analyte, AssayRun, Result, Well
 from biobank.auth.models import User
 from biobank.custody import services as custody
@@ -21,9 +30,10 @@ from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.extensions import db
 from biobank.samples import services as samples
-from biobank.samples.models import Aliquot
+from biobank.samples.models import Aliquot, Specimen
 from biobank.sites.services import in_reach
 from biobank.storage import services as storage
+from biobank.study.models import Participant, Visit
 from biobank.study.services import Page
 
 SAMPLE_TYPE_OF = {"VEGF": "SER"}  # informative only: the analyte's usual matrix
@@ -51,6 +61,7 @@ def ensure_default_analytes() -> int:
                 unit=spec.unit,
                 allowed_values=canonical(list(spec.values)),
                 aliases=canonical(list(spec.aliases)),
+                significant_digits=spec.digits,
             )
         )
         added += 1
@@ -138,6 +149,21 @@ def _specs() -> dict[str, resultsheet.AnalyteSpec]:
 # --- runs --------------------------------------------------------------------------------
 
 
+REASSAY_REASON_MAX = 500
+
+
+def _reassay_reason(text: str) -> str:
+    """Why a run measures again what was measured ("diluted repeat of >ULOQ samples"):
+    free text, as typed."""
+    reason = (text or "").strip()
+    if len(reason) > REASSAY_REASON_MAX:
+        raise Invalid(
+            _l("A re-assay reason of at most %(n)d characters.", n=REASSAY_REASON_MAX),
+            fields={"reassay_reason": reason[:40]},
+        )
+    return reason
+
+
 def _refuse_known(content: bytes) -> str:
     digest = hashlib.sha256(content).hexdigest()
     held = db.session.execute(sa.select(AssayRun).where(AssayRun.file_sha256 == digest)).scalar()
@@ -217,11 +243,15 @@ def preview_plate(
     *,
     instrument: str = "",
     kit_lot: str = "",
+    reassay_reason: str = "",
+    measured_on: date | None = None,
     keep: bool = True,
     actor,
 ) -> Preview:
     """Read, fit and check a plate; with ``keep`` the run is stored as a preview for a
-    manager to accept or reject, otherwise nothing is written (a dry run)."""
+    manager to accept or reject, otherwise nothing is written (a dry run). A
+    ``reassay_reason`` says the plate measures again, on purpose, what was measured."""
+    reassay_reason = _reassay_reason(reassay_reason)
     digest = _refuse_known(reader_file)
     analyte = get_analyte(analyte_code)
     if analyte.kind != "numeric":
@@ -241,8 +271,15 @@ def preview_plate(
             f"{reader_name}: {err}", code="run.reader_file", fields={"file": str(err)}
         ) from err
     except pipeline.PipelineError as err:
+        if err.choices:
+            # Which read to use: the refusal lists the file's reads for the form to offer.
+            raise Invalid(
+                str(err), code="run.choose_read", fields={"read": str(err), "reads": err.choices}
+            ) from err
         raise Invalid(str(err), code="run.not_evaluable", fields={"file": str(err)}) from err
     data = result.preview
+    read_on = _read_on(result.read_on, measured_on, data["problems"])
+    data["measured_on"] = read_on.isoformat() if read_on else None
     _in_analyte_unit(data, analyte)
     known = _aliquots(plate.samples(), actor)
     for sample in data["samples"]:
@@ -274,6 +311,8 @@ def preview_plate(
             plate_map=plate_map_file,
             instrument=(instrument or "").strip()[:100],
             kit_lot=(kit_lot or "").strip()[:100],
+            measured_on=read_on,
+            reassay_reason=reassay_reason,
             options=canonical(options.as_dict()),
             preview=canonical(data),
             problems=len(data["problems"]),
@@ -284,8 +323,51 @@ def preview_plate(
     return Preview(run, data)
 
 
-def preview_results(data: bytes, filename: str, *, keep: bool = True, actor) -> Preview:
+def _read_on(
+    found: readerdate.Found | None, given: date | None, problems: list[str]
+) -> date | None:
+    """The day the plate was read: the one given, else the reader file's; an ambiguous
+    file date ("03/04/2026") is asked for, a difference between the two is a problem."""
+    if given is not None and given > utcnow().date():
+        raise Invalid(
+            _l("The date the plate was read (%(day)s) is in the future.", day=given.isoformat()),
+            code="run.measured_on",
+            fields={"measured_on": given.isoformat()},
+        )
+    if found is None:
+        if given is None:
+            problems.append(
+                "the reader file does not say when the plate was read and no date was given: "
+                "the results have no measurement date"
+            )
+        return given
+    if found.day is None and given is None:
+        first, second = found.choices
+        raise Invalid(
+            _l(
+                "The reader file dates the read “%(text)s” (%(place)s): %(first)s or "
+                "%(second)s? Give the date the plate was read.",
+                text=found.text,
+                place=found.place,
+                first=first.isoformat(),
+                second=second.isoformat(),
+            ),
+            code="run.measured_on",
+            fields={"measured_on": found.text},
+        )
+    if given is not None and found.day is not None and given != found.day:
+        problems.append(
+            f"the reader file says the plate was read on {found.day.isoformat()} "
+            f"({found.place}); {given.isoformat()} was given and is kept"
+        )
+    return given or found.day
+
+
+def preview_results(
+    data: bytes, filename: str, *, reassay_reason: str = "", keep: bool = True, actor
+) -> Preview:
     """A laboratory's row-per-sample result sheet, checked row by row."""
+    reassay_reason = _reassay_reason(reassay_reason)
     digest = _refuse_known(data)
     try:
         rows = resultsheet.read_results(data, filename, analytes=_specs())
@@ -327,6 +409,7 @@ def preview_results(data: bytes, filename: str, *, keep: bool = True, actor) -> 
             file_name=filename[:255],
             file_sha256=digest,
             content=data,
+            reassay_reason=reassay_reason,
             preview=canonical(preview),
             problems=len(problems),
             created_by_id=getattr(actor, "id", None),
@@ -459,59 +542,106 @@ def list_runs(*, actor, status: str | None = None, limit: int = 100, offset: int
     return Page(list(items.scalars()), total)
 
 
-def _decide(run: AssayRun, status: str, actor) -> None:
+def _undecided(run: AssayRun) -> None:
     if run.status != "preview":
         raise Conflict(
             _l("Run %(run)s is already %(status)s.", run=run.code, status=run.status),
             code="run.decided",
         )
+
+
+def _decide(run: AssayRun, status: str, actor) -> None:
+    _undecided(run)
     run.status = status
     run.decided_at = utcnow()
     run.decided_by_id = getattr(actor, "id", None)
 
 
-def accept_run(code: str | int, *, actor) -> AssayRun:
+def accept_run(
+    code: str | int,
+    *,
+    confirm: bool = False,
+    choices: dict[str, str] | None = None,
+    listed: list[str] | None = None,
+    actor,
+) -> AssayRun:
     """Write the preview's results, in one transaction, with who accepted it and when.
     Samples that are not aliquots of the bank are left out (the preview listed them). A
     manager bound to a centre decides on the runs they see, and for the whole plate: its
-    curve and standards hold for every sample on it."""
+    curve and standards hold for every sample on it.
+
+    A run that measures again a visit already measured is refused with the list of those
+    visits (409 ``run.remeasures``) until it is accepted with ``confirm``, and with the
+    manager's ``choices`` ({visit key: run}) where the rule cannot decide which value is
+    reportable (biobank/assays/reportable.py)."""
     run = _run_in_reach(code, actor)
-    _decide(run, "accepted", actor)
+    # One acceptance of a run at a time: the second waits, then finds it decided.
+    db.session.refresh(run, with_for_update=True)
+    _undecided(run)
     preview = json.loads(run.preview)
+    rows = _results_of(run, preview)
+    reportable.settle(
+        run,
+        rows,
+        rule=reportable.rule_of(current_app.config),
+        confirm=confirm,
+        choices=choices or {},
+        listed=listed,
+        actor=actor,
+    )
+    _decide(run, "accepted", actor)
+    _insert(Result, rows)
     if run.kind == "plate":
-        _write_plate(run, preview, actor)
-    else:
-        _write_sheet(run, preview, actor)
+        _write_wells(run, preview)
     db.session.flush()
     return run
 
 
-def _write_plate(run: AssayRun, preview: dict, actor) -> None:
+def remeasures(run: AssayRun, *, actor) -> reportable.Survey:
+    """What accepting this run would measure again, and which value the rule would keep
+    (nothing for a decided run). Reads only."""
+    if run.status != "preview":
+        return reportable.Survey()
+    rows = _results_of(run, json.loads(run.preview))
+    return reportable.survey(run, rows, rule=reportable.rule_of(current_app.config), actor=actor)
+
+
+def _results_of(run: AssayRun, preview: dict) -> list[dict]:
+    """The result rows accepting the run writes."""
+    return _plate_results(run, preview) if run.kind == "plate" else _sheet_results(run, preview)
+
+
+def _on_plate(preview: dict) -> dict[str, int]:
     # The aliquots the preview found, whoever accepts: a manager of one centre accepting
     # the central laboratory's plate writes every result the preview showed.
-    found = _aliquots([s["barcode"] for s in preview["samples"] if s["known"]], None)
-    _insert(
-        Result,
-        [
-            {
-                "run_id": run.id,
-                "aliquot_id": found[sample["barcode"]],
-                "analyte_id": run.analyte_id,
-                "value": sample["concentration"],
-                "unit": sample["unit"],
-                "flag": sample["flag"],
-                "limit": sample["limit"],
-                "dilution": sample["dilution"],
-                "cv_pct": sample["cv_pct"],
-                "method": run.instrument or "ELISA",
-                "measured_on": run.created_at.date(),
-                "source": "wells " + ", ".join(sample["wells"]),
-                "detail": _detail(sample),
-            }
-            for sample in preview["samples"]
-            if sample["barcode"] in found
-        ],
-    )
+    return _aliquots([s["barcode"] for s in preview["samples"] if s["known"]], None)
+
+
+def _plate_results(run: AssayRun, preview: dict) -> list[dict]:
+    found = _on_plate(preview)
+    return [
+        {
+            "run_id": run.id,
+            "aliquot_id": found[sample["barcode"]],
+            "analyte_id": run.analyte_id,
+            "value": sample["concentration"],
+            "unit": sample["unit"],
+            "flag": sample["flag"],
+            "limit": sample["limit"],
+            "dilution": sample["dilution"],
+            "cv_pct": sample["cv_pct"],
+            "method": run.instrument or "ELISA",
+            "measured_on": run.measured_on,  # the day the plate was read, never the import
+            "source": "wells " + ", ".join(sample["wells"]),
+            "detail": _detail(sample),
+        }
+        for sample in preview["samples"]
+        if sample["barcode"] in found
+    ]
+
+
+def _write_wells(run: AssayRun, preview: dict) -> None:
+    found = _on_plate(preview)
     _insert(
         Well,
         [
@@ -539,32 +669,27 @@ def _detail(sample: dict) -> str:
     return reason
 
 
-def _write_sheet(run: AssayRun, preview: dict, actor) -> None:
+def _sheet_results(run: AssayRun, preview: dict) -> list[dict]:
     found = _aliquots([r["barcode"] for r in preview["rows"] if r["known"]], None)
     analytes = {a.code: a.id for a in list_analytes()}
-    _insert(
-        Result,
-        [
-            {
-                "run_id": run.id,
-                "aliquot_id": found[row["barcode"]],
-                "analyte_id": analytes[row["analyte"]],
-                "value": row["value"],
-                "unit": row["unit"],
-                "comparator": row["comparator"],
-                "text": row["text"],
-                "detail": row["detail"] or "",
-                "method": row["method"] or "",
-                "measured_on": date.fromisoformat(row["measured_on"])
-                if row["measured_on"]
-                else None,
-                "source": f"row {row['row']}",
-                "dilution": 1.0,
-            }
-            for row in preview["rows"]
-            if row["barcode"] in found
-        ],
-    )
+    return [
+        {
+            "run_id": run.id,
+            "aliquot_id": found[row["barcode"]],
+            "analyte_id": analytes[row["analyte"]],
+            "value": row["value"],
+            "unit": row["unit"],
+            "comparator": row["comparator"],
+            "text": row["text"],
+            "detail": row["detail"] or "",
+            "method": row["method"] or "",
+            "measured_on": date.fromisoformat(row["measured_on"]) if row["measured_on"] else None,
+            "source": f"row {row['row']}",
+            "dilution": 1.0,
+        }
+        for row in preview["rows"]
+        if row["barcode"] in found
+    ]
 
 
 def _insert(model, rows: list[dict]) -> None:
@@ -677,3 +802,33 @@ def design_plate(
         }
     workbook = platemap.write_plate_map(plate, title=template.name, details=details)
     return Design(plate, workbook, taken)
+
+
+# --- where a plate's samples come from ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Whose sample an aliquot is, as the run page names it: "LIM-003 · M2", serum."""
+
+    participant: str
+    visit: str
+    sample_type: str
+
+
+def sample_origins(barcodes, *, actor) -> dict[str, Origin]:
+    """Barcode → the participant, visit and sample type of the aliquots these barcodes name,
+    in one query. Only the aliquots in the actor's reach answer: a barcode of no aliquot,
+    or of another centre's, is simply not in the result."""
+    codes = sorted({code for code in barcodes if code})
+    if not codes:
+        return {}
+    query = (
+        sa.select(Aliquot.barcode, Participant.code, Visit.visit_code, Aliquot.sample_type)
+        .join(Specimen, Specimen.id == Aliquot.specimen_id)
+        .join(Visit, Visit.id == Specimen.visit_id)
+        .join(Participant, Participant.id == Visit.participant_id)
+        .where(Aliquot.barcode.in_(codes))
+    )
+    rows = db.session.execute(samples.aliquots_in_reach(query, actor))
+    return {barcode: Origin(*origin) for barcode, *origin in rows}

@@ -3,6 +3,8 @@ design, the study export; the results sections of the aliquot and participant pa
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import (
     Blueprint,
     current_app,
@@ -20,6 +22,7 @@ from biobank.assays import (
     outcomes,
     pictures,
     pipeline,
+    plate_readings,
     platemap,
     response,
     services,
@@ -48,6 +51,16 @@ def _int(name: str) -> int | None:
     if not text.isdigit():
         raise Invalid(_("Enter a whole number."), fields={name: text})
     return int(text)
+
+
+def _date(name: str) -> date | None:
+    text = (request.form.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Invalid(_("Enter a date as YYYY-MM-DD."), fields={name: text}) from None
 
 
 def criteria() -> response.Criteria:
@@ -102,6 +115,8 @@ def import_plate():
             options,
             instrument=request.form.get("instrument", ""),
             kit_lot=request.form.get("kit_lot", ""),
+            measured_on=_date("measured_on"),
+            reassay_reason=request.form.get("reassay_reason", ""),
             actor=current_user,
         )
     except DomainError as err:
@@ -114,7 +129,12 @@ def import_plate():
 def import_sheet():
     try:
         content, name = _file("result_file")
-        preview = services.preview_results(content, name, actor=current_user)
+        preview = services.preview_results(
+            content,
+            name,
+            reassay_reason=request.form.get("reassay_reason", ""),
+            actor=current_user,
+        )
     except DomainError as err:
         for problem in (err.fields.get("rows") or "").split(" | ")[1:20]:
             flash(problem, "error")
@@ -122,11 +142,33 @@ def import_sheet():
     return redirect(url_for("assays.run", code=preview.run.code), 303)
 
 
+def _sheet_rows(preview: dict) -> list[dict]:
+    """A result sheet's rows, each date a date (the page writes it in its language)."""
+    return [
+        {**row, "measured_on": date.fromisoformat(row["measured_on"])}
+        if row.get("measured_on")
+        else row
+        for row in preview.get("rows", ())
+    ]
+
+
 @bp.route("/assays/runs/<code>")
 @requires(Permission.IMPORT_ASSAYS)
 def run(code):
     found = services.get_run(code, actor=current_user)
-    return render_template("assays/run.html", run=found, preview=found.shown, form=kept_form())
+    preview = found.shown
+    named = [s["barcode"] for s in preview.get("samples", ())]
+    named += [r["barcode"] for r in preview.get("rows", ())]
+    plate = found.kind == "plate"
+    return render_template(
+        "assays/run.html",
+        run=found,
+        preview=preview,
+        origins=services.sample_origins(named, actor=current_user),
+        readings=plate_readings.of(preview) if plate else None,
+        rows=[] if plate else _sheet_rows(preview),
+        form=kept_form(),
+    )
 
 
 @bp.route("/assays/runs/<code>/curve.<fmt>")
@@ -146,11 +188,39 @@ def curve(code, fmt):
     )
 
 
+@bp.context_processor
+def _remeasures():
+    """The run page asks what accepting a run would measure again (a GET: reads only)."""
+
+    def remeasured(run):
+        return services.remeasures(getattr(run, "run", run), actor=current_user)
+
+    return {"remeasured": remeasured}
+
+
+def _choices(form) -> dict[str, str]:
+    """The manager's choice per visit: the radios named "choices.<visit key>"."""
+    return {
+        name.removeprefix("choices."): value
+        for name, value in form.items()
+        if name.startswith("choices.") and value
+    }
+
+
 @bp.route("/assays/runs/<code>/accept", methods=["POST"])
 @requires(Permission.ACCEPT_RUNS)
 def accept(code):
+    # Only the confirmation form, which lists what the run measures again, confirms: a
+    # plain accept of such a run is answered with that list, writing nothing.
+    confirm = request.form.get("confirm") == "1"
     try:
-        accepted = services.accept_run(code, actor=current_user)
+        accepted = services.accept_run(
+            code,
+            confirm=confirm,
+            choices=_choices(request.form),
+            listed=request.form.getlist("listed") if confirm else None,
+            actor=current_user,
+        )
     except DomainError as err:
         return refuse(err, url_for("assays.run", code=code))
     flash(_("Run %(code)s accepted: its results are recorded.", code=accepted.code), "success")
@@ -244,7 +314,9 @@ def export(fmt):
 def time_course_picture(code):
     course = outcomes.time_course(code, actor=current_user)
     analyte = request.args.get("analyte", "VEGF")
-    picture = pictures.time_course(code, analyte, course.get(analyte, []), day_label=_("study day"))
+    # One point per visit: the reportable value, never a superseded one beside it.
+    shown = outcomes.reportable_rows(course.get(analyte, []))
+    picture = pictures.time_course(code, analyte, shown, day_label=_("study day"))
     return file_response(picture, "image/png", f"{code}-{analyte}.png", inline=True)
 
 

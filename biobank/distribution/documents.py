@@ -610,18 +610,18 @@ PICK_COLUMNS = (
 CHECKBOX = 3.6
 
 
-def _lay_out_pick_row(
-    pdf: _Pdf, columns: tuple[_Column, ...], line: PickLine
+def _lay_out_row(
+    pdf: _Pdf, columns: tuple[_Column, ...], line: PickLine | ManifestLine
 ) -> tuple[float, dict[str, _Text]]:
-    by_key = {c.key: c for c in columns}
+    """A pick-list or manifest line laid out column by column: each column shows the
+    line's attribute of its name, the barcode in its own type; the pick list's "picked"
+    column is a box drawn with the row."""
     texts = {
-        "location": _lay_out(pdf, line.location, by_key["location"]),
-        "position": _lay_out(pdf, line.position, by_key["position"]),
-        "barcode": _barcode(pdf, line.barcode, by_key["barcode"]),
-        "sample_type": _lay_out(pdf, line.sample_type, by_key["sample_type"]),
-        "volume_ul": _lay_out(pdf, str(line.volume_ul), by_key["volume_ul"]),
-        "participant": _lay_out(pdf, line.participant, by_key["participant"]),
-        "visit": _lay_out(pdf, line.visit, by_key["visit"]),
+        column.key: (_barcode if column.key == "barcode" else _lay_out)(
+            pdf, str(getattr(line, column.key)), column
+        )
+        for column in columns
+        if column.key != "picked"
     }
     return _row_height(texts.values()), texts
 
@@ -677,7 +677,7 @@ def pick_list_pdf(
     flow.place(headings.height, _draw_column_headings, headings, keep=ROW_H)
     flow.repeat = [(headings.height, _draw_column_headings, (headings,))]
     for line in lines:
-        height, texts = _lay_out_pick_row(pdf, columns, line)
+        height, texts = _lay_out_row(pdf, columns, line)
         flow.place(height, _draw_pick_row, columns, texts, height, line.picked)
     flow.repeat = []
 
@@ -710,21 +710,6 @@ def _by_box(lines: Iterable[ManifestLine]) -> dict[int, list[ManifestLine]]:
     for line in lines:
         boxes.setdefault(line.box_number, []).append(line)
     return boxes
-
-
-def _lay_out_manifest_row(
-    pdf: _Pdf, columns: tuple[_Column, ...], line: ManifestLine
-) -> tuple[float, dict[str, _Text]]:
-    by_key = {c.key: c for c in columns}
-    texts = {
-        "position": _lay_out(pdf, line.position, by_key["position"]),
-        "barcode": _barcode(pdf, line.barcode, by_key["barcode"]),
-        "sample_type": _lay_out(pdf, line.sample_type, by_key["sample_type"]),
-        "volume_ul": _lay_out(pdf, str(line.volume_ul), by_key["volume_ul"]),
-        "visit": _lay_out(pdf, line.visit, by_key["visit"]),
-        "participant": _lay_out(pdf, line.participant, by_key["participant"]),
-    }
-    return _row_height(texts.values()), texts
 
 
 def _draw_signatures(pdf: _Pdf, y: float, left: str, right: str) -> None:
@@ -772,7 +757,7 @@ def manifest_pdf(
             (headings.height, _draw_column_headings, (headings,)),
         ]
         for line in box_lines:
-            height, texts = _lay_out_manifest_row(pdf, columns, line)
+            height, texts = _lay_out_row(pdf, columns, line)
             flow.place(height, _draw_row, columns, texts, height)
         flow.repeat = []
         flow.space(2)

@@ -19,6 +19,17 @@ def bank(db, sites):
     return stock(db)
 
 
+# API clients of the bank's technician and manager.
+@pytest.fixture
+def technician(api_as, bank):
+    return api_as("technician")
+
+
+@pytest.fixture
+def manager(api_as, bank):
+    return api_as("manager")
+
+
 @pytest.fixture
 def serum(bank):
     """Serum aliquots: baseline and month 2 of LIM-001..003 (one each)."""

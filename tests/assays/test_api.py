@@ -10,6 +10,7 @@ import pytest
 from openpyxl import load_workbook
 
 from biobank.assays.example import make_plate
+from tests.answers import error_of, ok
 
 VEGF = {
     ("LIM-001", "BL"): 900.0,
@@ -19,26 +20,6 @@ VEGF = {
     ("LIM-003", "BL"): 10.0,
     ("LIM-003", "M2"): 80.0,
 }
-
-
-@pytest.fixture
-def technician(api_as, bank):
-    return api_as("technician")
-
-
-@pytest.fixture
-def manager(api_as, bank):
-    return api_as("manager")
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.get_data(as_text=True)
-    return response.get_json()
-
-
-def error_of(response, status):
-    assert response.status_code == status, response.get_data(as_text=True)
-    return response.get_json()["error"]
 
 
 def plate_form(plate, **fields) -> dict:

@@ -1,8 +1,8 @@
 """The assay pages in the reader's language: the rule of each computed response (on the
 participant page and in the study export) and the axis of the time-course picture.
 
-A rule keeps its numbers as the percent change beside it shows them, with a decimal point
-in French too ("-58.33 %"), so that the rule and the column never disagree.
+A rule writes its numbers in the page's language, as the percent change beside it does
+("-58,33 %" and "-58,3 %" in French, "-58.33 %" and "-58.3 %" in English).
 """
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ def test_the_participant_page_gives_the_rules_in_french(compiled, manager):  # n
 
     haematological = responses_table(text, "Réponse hématologique")
     assert (
-        f"baisse ≥ 50{NBSP}% par rapport à la valeur initiale 12 g/L{NBSP}: -58.33 %"
+        f"baisse ≥ 50{NBSP}% par rapport à la valeur initiale 12 g/L{NBSP}: -58,33 %"
         in haematological
-    )  # the decimal point is kept, as in the "-58.3 %" beside it
-    assert "-58.3 %" in haematological
+    )  # the rule keeps its decimal point (biobank/assays/response.py)
+    assert "<td>-58,3 %</td>" in haematological  # the column is written in French
     vegf = responses_table(text, "Réponse du VEGF sérique")
     assert re.search(
-        rf"baisse ≥ 50{NBSP}% par rapport à la valeur initiale \d+(\.\d+)? pg/mL{NBSP}: "
-        r"-\d+(\.\d+)? %",
+        rf"baisse ≥ 50{NBSP}% par rapport à la valeur initiale \d+(,\d+)? pg/mL{NBSP}: "
+        r"-\d+(,\d+)? %",
         vegf,
     ), vegf
     assert (
@@ -77,7 +77,7 @@ def test_a_note_on_a_result_below_the_lloq_is_in_french(compiled, manager):  # n
     vegf = responses_table(text, "Réponse du VEGF sérique")
     # LIM-003's baseline (10 pg/mL) is below the plate's lowest standard, 15.63 pg/mL.
     assert re.search(
-        rf"valeur initiale < LIQ{NBSP}: limite 15\.6\d* pg/mL retenue \(règle{NBSP}: limit\)",
+        rf"valeur initiale < LIQ{NBSP}: limite 15,6\d* pg/mL retenue \(règle{NBSP}: limit\)",
         vegf,
     ), vegf
     assert "LLOQ" not in vegf and "used" not in vegf
@@ -106,7 +106,7 @@ def test_the_study_export_gives_the_rules_in_the_readers_language(
 
     assert french.keys() == english.keys()
     assert french[("LIM-001", "M2", "M_SPIKE")] == (
-        f"baisse ≥ 50{NBSP}% par rapport à la valeur initiale 12 g/L{NBSP}: -58.33 %"
+        f"baisse ≥ 50{NBSP}% par rapport à la valeur initiale 12 g/L{NBSP}: -58,33 %"
     )
     assert all(french[key] != english[key] for key in english)
 

@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from biobank.assays import outcomes, response, services
+from biobank.assays import outcomes, reportable, response, services
 from biobank.assays.models import Result
 from biobank.errors import Invalid
 from biobank.samples import services as samples
@@ -153,8 +153,12 @@ def _row(run: str, value, flag=None, detail="") -> outcomes.Row:
 
 
 def test_a_later_run_without_a_result_never_stands_for_the_visit():
-    measured = _row("A00001", 2480.0)
-    unread = _row("A00002", None, detail="no result — replicates disagree: A4 saturated")
-    assert outcomes._per_visit([measured, unread]) == [measured]
-    assert outcomes._per_visit([unread]) == []
-    assert unread.shown == "no result — replicates disagree: A4 saturated"
+    why = "no result — replicates disagree: A4 saturated"
+    measured = reportable.Candidate(1, "B1", 2480.0)
+    # Even a re-assay asked for gives way: a sample without a result has nothing to report.
+    unread = reportable.Candidate(2, "B1", None, detail=why, requested="control failed")
+    assert reportable.decide(measured, [unread], reportable.DEFAULT_RULE).keep is measured
+    alone = _row("A00002", None, detail=why)
+    assert outcomes.reportable_rows([alone]) == [alone]
+    assert outcomes._per_visit_values([alone]) == []  # the visit has no value
+    assert alone.shown == why

@@ -401,7 +401,8 @@ def test_no_block_at_all():
 
     with pytest.raises(
         ReaderFileError,
-        match=r"^plate\.xlsx: no 8 × 12 block with A–H / 1–12 headers was found",
+        match=r"^plate\.xlsx: no 8 × 12 block with A–H / 1–12 headers and no list with one row "
+        r"per well .* was found",
     ):
         read_reader_file(to_bytes(wb), "plate.xlsx")
 
@@ -527,7 +528,7 @@ def test_long_list_with_custom_column_names():
         ]
     )
 
-    readings, samples = long_list(
+    readings, samples, _read_on = long_list(
         data, "lis.xlsx", well_column="Position", sample_column="barcode", value_column="od450"
     )
 
@@ -543,7 +544,7 @@ def test_long_list_with_custom_column_names():
 def test_long_list_french_csv_with_default_columns():
     text = "Export LIS;2024-05-01\r\n\r\nWell;Sample;Value\r\nA1;P-01;0,5\r\nC03;P-02;-0,01\r\n"
 
-    readings, samples = long_list(codecs.BOM_UTF8 + text.encode(), "lis.csv")
+    readings, samples, _read_on = long_list(codecs.BOM_UTF8 + text.encode(), "lis.csv")
 
     assert readings == {
         "A1": Reading(0.5, None, "0,5", "line 4, column 3"),

@@ -22,6 +22,7 @@ from biobank.assays.platereader import (
     marker,
     read_reader_file,
 )
+from tests.answers import ok
 
 SATURATED = "reader saturated — dilute and re-assay"
 SATURATION_MARKERS = [
@@ -393,21 +394,6 @@ def test_a_saturated_blank_is_a_problem(serum, db):
 # --------------------------------------------------------------------------
 # Through the API, and kept by the accepted run
 # --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def technician(api_as, bank):
-    return api_as("technician")
-
-
-@pytest.fixture
-def manager(api_as, bank):
-    return api_as("manager")
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.get_data(as_text=True)
-    return response.get_json()
 
 
 def test_the_api_keeps_saturated_and_unread_samples_through_acceptance(

@@ -4,8 +4,24 @@ from __future__ import annotations
 
 import pytest
 
+from biobank.distribution import services as requests
+from biobank.distribution.criteria import parse
 from biobank.storage import services as storage
 from tests import factories
+
+
+def serum_request(researcher, *, title="VEGF", visits="BL", **criteria):
+    """A researcher's request for the serum of these visits (baseline by default), as the
+    request form submits it; ``criteria`` adds to the selection (per_participant_visit…)."""
+    return requests.submit_request(
+        title=title,
+        aim="Serum VEGF",
+        receiving_lab="VEGF laboratory, Limoges",
+        contact_name="Dr Lab",
+        contact_email="lab@chu.example",
+        criteria=parse({"visits": visits, "sample_types": "SER", **criteria}),
+        actor=researcher,
+    )
 
 
 def stock(db, participants=("LIM-001", "LIM-002", "LIM-003"), visits=("BL", "M2"), first_box=1):

@@ -12,6 +12,7 @@ from openpyxl import load_workbook
 
 from biobank.notifications.models import OutboxMessage
 from tests import factories
+from tests.answers import ok
 
 REQUEST = {
     "title": "VEGF kinetics",
@@ -44,11 +45,6 @@ def manager(api_as, bank):
 @pytest.fixture
 def technician(api_as, bank):
     return api_as("technician")
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.get_data(as_text=True)
-    return response.get_json()
 
 
 def fields_of(response, status=400):

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from biobank.custody import services as custody
 from biobank.distribution import services as requests
-from biobank.distribution.criteria import parse
 from biobank.distribution.models import Reservation
 from biobank.errors import DomainError
 from biobank.extensions import db as _db
@@ -20,7 +19,7 @@ from biobank.samples import services as samples
 from biobank.storage import services as storage
 from tests import factories
 from tests.conftest import PASSWORD
-from tests.distribution.conftest import stock
+from tests.distribution.conftest import serum_request, stock
 from tests.races import ROUNDS, THREADS
 from tests.races import race as race_
 
@@ -39,18 +38,7 @@ def last_but_one(db, code: str) -> str:
 
 
 def requests_for(code: str, researcher, count: int) -> list[int]:
-    ids = [
-        requests.submit_request(
-            title=f"Study {n}",
-            aim="VEGF",
-            receiving_lab="Lab",
-            contact_name="Lab",
-            contact_email="lab@chu.example",
-            criteria=parse({"visits": "BL", "sample_types": "SER"}),
-            actor=researcher,
-        ).id
-        for n in range(count)
-    ]
+    ids = [serum_request(researcher, title=f"Study {n}").id for n in range(count)]
     _db.session.commit()
     return ids
 

@@ -15,12 +15,12 @@ from babel.support import Translations
 
 from biobank.auth import services as auth
 from biobank.distribution import services as requests
-from biobank.distribution.criteria import parse
 from biobank.distribution.models import Reservation, SampleRequest
 from biobank.extensions import db as _db
 from biobank.notifications.models import OutboxMessage
 from biobank.samples import services as samples
 from tests.conftest import PASSWORD
+from tests.distribution.conftest import serum_request
 from tests.pages import refused
 
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "biobank" / "translations"
@@ -52,15 +52,7 @@ def approved(bank, db, login_as):
         login_as("manager"),
         login_as("technician"),
     )
-    request = requests.submit_request(
-        title="VEGF",
-        aim="VEGF at baseline",
-        receiving_lab="VEGF lab",
-        contact_name="Lab",
-        contact_email="lab@chu.example",
-        criteria=parse({"visits": "BL", "sample_types": "SER"}),
-        actor=researcher.user,
-    )
+    request = serum_request(researcher.user)
     db.session.commit()
     chosen = [c.barcode for c in requests.propose(request.id, actor=manager.user).selection.chosen]
     answer = manager.post(f"/requests/{request.id}/approve", data={"aliquots": " ".join(chosen)})
@@ -250,15 +242,7 @@ def test_notices_are_written_in_each_readers_language(bank, db, login_as):
     researcher.locale = "fr"
     manager = login_as("manager")  # an English page: the manager's choice is not the reader's
     db.session.commit()
-    request = requests.submit_request(
-        title="VEGF",
-        aim="VEGF",
-        receiving_lab="Lab",
-        contact_name="Lab",
-        contact_email="lab@chu.example",
-        criteria=parse({"visits": "BL", "sample_types": "SER"}),
-        actor=researcher,
-    )
+    request = serum_request(researcher)
     db.session.commit()
     chosen = [c.barcode for c in requests.propose(request.id, actor=manager.user).selection.chosen]
     # The laboratory's contact is told too once a manager has confirmed the address.

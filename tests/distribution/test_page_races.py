@@ -11,15 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from biobank.custody import services as custody
-from biobank.distribution import services as requests
 from biobank.distribution import shipping
-from biobank.distribution.criteria import parse
 from biobank.distribution.models import Reservation, SampleRequest
 from biobank.extensions import db as _db
 from biobank.samples import services as samples
 from tests import factories
 from tests.conftest import PASSWORD
-from tests.distribution.conftest import stock
+from tests.distribution.conftest import serum_request, stock
 from tests.distribution.test_receipt import DRY_ICE
 from tests.races import ROUNDS, race_pages
 
@@ -46,15 +44,7 @@ def test_two_managers_approving_one_request_at_once_reserve_one_set(app, db, sit
         serum = stock(db, participants=(code,), visits=("BL",), first_box=round_ * 2 + 10)[
             (code, "BL", "SER")
         ]
-        request = requests.submit_request(
-            title=f"Study {round_}",
-            aim="VEGF",
-            receiving_lab="Lab",
-            contact_name="Lab",
-            contact_email="lab@chu.example",
-            criteria=parse({"visits": "BL", "sample_types": "SER", "per_participant_visit": 2}),
-            actor=researcher,
-        )
+        request = serum_request(researcher, title=f"Study {round_}", per_participant_visit=2)
         db.session.commit()
         url = f"/requests/{request.id}/approve"
         # Two reviews of the same request, each approving a different, valid set.

@@ -14,13 +14,13 @@ from biobank.auth import services as auth
 from biobank.custody import services as custody
 from biobank.distribution import services as requests
 from biobank.distribution import shipping
-from biobank.distribution.criteria import parse
 from biobank.distribution.shipping import Dispatch
 from biobank.errors import Conflict, Invalid
 from biobank.notifications.models import OutboxMessage
 from biobank.samples import services as samples
 from tests import factories
 from tests.conftest import PASSWORD
+from tests.distribution.conftest import serum_request
 
 DRY_ICE = Dispatch("World Courier", "WC123456", True, 5.0, "TL-42")
 
@@ -52,15 +52,7 @@ def dispatched(db, people, *, per=2, visits="BL"):
     """A request approved, picked, packed and dispatched; returns (request, shipment code,
     barcodes in packing order)."""
     manager, researcher, technician = people
-    request = requests.submit_request(
-        title="VEGF",
-        aim="VEGF at baseline",
-        receiving_lab="VEGF lab",
-        contact_name="Lab",
-        contact_email="lab@chu.example",
-        criteria=parse({"visits": visits, "sample_types": "SER", "per_participant_visit": per}),
-        actor=researcher,
-    )
+    request = serum_request(researcher, visits=visits, per_participant_visit=per)
     chosen = [c.barcode for c in requests.propose(request.id, actor=manager).selection.chosen]
     requests.approve(request.id, chosen, actor=manager)
     shipment = shipping.create_shipment(request_id=request.id, actor=technician)
@@ -261,15 +253,7 @@ def test_a_missing_tube_cannot_be_recorded_destroyed_after_a_withdrawal(bank, db
 
 def test_the_same_tube_picked_or_packed_twice_is_told_and_recorded_once(bank, db, people):
     manager, researcher, technician = people
-    request = requests.submit_request(
-        title="VEGF",
-        aim="VEGF",
-        receiving_lab="Lab",
-        contact_name="Lab",
-        contact_email="lab@chu.example",
-        criteria=parse({"visits": "BL", "sample_types": "SER"}),
-        actor=researcher,
-    )
+    request = serum_request(researcher)
     chosen = [c.barcode for c in requests.propose(request.id, actor=manager).selection.chosen]
     requests.approve(request.id, chosen, actor=manager)
     shipping.pick(request.id, chosen[0], actor=technician)

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from biobank.custody import services as custody
 from biobank.distribution import services as requests
 from biobank.distribution import shipping
-from biobank.distribution.criteria import parse
 from biobank.distribution.shipping import Dispatch
 from biobank.errors import Conflict, Forbidden, Invalid
 from biobank.samples import services as samples
@@ -16,6 +15,7 @@ from biobank.samples.barcodes import new_aliquot_barcode
 from biobank.storage.models import StoredPosition
 from tests import factories
 from tests.conftest import PASSWORD
+from tests.distribution.conftest import serum_request
 
 DRY_ICE = Dispatch("World Courier", "WC123456", True, 5.0, "TL-42")
 
@@ -25,15 +25,7 @@ def approved(bank, db, sites):
     researcher = factories.user("researcher", password=PASSWORD)
     manager = factories.user("manager", password=PASSWORD)
     technician = factories.user("technician", password=PASSWORD)
-    request = requests.submit_request(
-        title="VEGF",
-        aim="VEGF at baseline",
-        receiving_lab="VEGF lab",
-        contact_name="Lab",
-        contact_email="lab@chu.example",
-        criteria=parse({"visits": "BL", "sample_types": "SER"}),
-        actor=researcher,
-    )
+    request = serum_request(researcher)
     chosen = [c.barcode for c in requests.propose(request.id, actor=manager).selection.chosen]
     requests.approve(request.id, chosen, actor=manager)
     db.session.commit()

@@ -38,6 +38,7 @@ from biobank.storage import services as storage
 from tests import factories
 from tests.assays.conftest import sheet
 from tests.conftest import PASSWORD
+from tests.distribution.conftest import serum_request
 
 BOX_TYPE = "81-place 2-inch cryobox"
 # A value measured on a LIM aliquot, written so that it can be searched for in any page.
@@ -79,15 +80,7 @@ def _serum(registration) -> list[str]:
 
 
 def _submit(researcher, title: str):
-    return requests.submit_request(
-        title=title,
-        aim="Serum VEGF at baseline",
-        receiving_lab="VEGF laboratory",
-        contact_name="Dr Lab",
-        contact_email="lab@lab.example",
-        criteria=parse({"visits": ["BL"], "sample_types": ["SER"]}),
-        actor=researcher,
-    )
+    return serum_request(researcher, title=title)
 
 
 @pytest.fixture
@@ -127,10 +120,13 @@ def world(db, sites, protocol):
     options = pipeline.Options(read=450, reference=540)
     for values in ({lim1[3]: 900.0, lim2[1]: 300.0}, {lim1[4]: 600.0, par1[1]: 80.0}):
         plate = make_plate(values)
+        # Both plates measure LIM-071's baseline (two of its aliquots): the second is a
+        # re-assay, accepted with confirmation.
         run = assays.preview_plate(
-            plate.reader, "vegf.xlsx", plate.plate_map, "VEGF", options, actor=None
-        ).run
-        assays.accept_run(run.code, actor=None)
+            plate.reader, "vegf.xlsx", plate.plate_map, "VEGF", options,
+            reassay_reason="second baseline aliquot", actor=None,
+        ).run  # fmt: skip
+        assays.accept_run(run.code, confirm=True, actor=None)
     rows = [
         [lim2[2], "VEGF", LIM_VALUE, "pg/mL", "ELISA", "02/03/2026", ""],
         [par1[2], "VEGF", "12.5", "pg/mL", "ELISA", "02/03/2026", ""],

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from biobank.notifications.models import OutboxMessage
 from tests import factories
+from tests.answers import ok
 from tests.distribution.conftest import stock
 from tests.pages import refused
 
@@ -48,11 +49,6 @@ def manager(api_as, db, bank):
 
 
 ACCOUNTS = {"researcher@lab.example", "manager@chu.example"}
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.get_data(as_text=True)
-    return response.get_json()
 
 
 def submitted(researcher, **changes) -> int:

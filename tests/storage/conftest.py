@@ -45,19 +45,11 @@ def reserve(db, make_user):
     """``reserve(*barcodes)`` reserves these stored serum aliquots of LIM-001's baseline for a
     researcher's request approved by a manager; returns the request's code."""
     from biobank.distribution import services as requests
-    from biobank.distribution.criteria import parse
+    from tests.distribution.conftest import serum_request
 
     def reserving(*barcodes: str) -> str:
         researcher, manager = make_user("researcher"), make_user("manager")
-        request = requests.submit_request(
-            title="VEGF kinetics",
-            aim="Serum VEGF at baseline",
-            receiving_lab="VEGF laboratory, Limoges",
-            contact_name="Dr Lab",
-            contact_email="lab@chu.example",
-            criteria=parse({"visits": ["BL"], "sample_types": ["SER"]}),
-            actor=researcher,
-        )
+        request = serum_request(researcher)
         requests.approve(request.id, list(barcodes), actor=manager)
         db.session.commit()
         return request.code
