@@ -678,7 +678,7 @@ def _sheet_results(run: AssayRun, preview: dict) -> list[dict]:
             "aliquot_id": found[row["barcode"]],
             "analyte_id": analytes[row["analyte"]],
             "value": row["value"],
-            "unit": row["unit"],
+            "unit": row["unit"] or "",
             "comparator": row["comparator"],
             "text": row["text"],
             "detail": row["detail"] or "",
@@ -694,8 +694,10 @@ def _sheet_results(run: AssayRun, preview: dict) -> list[dict]:
 
 def _insert(model, rows: list[dict]) -> None:
     # Plain rows in one executemany: thousands of ORM objects would cost more than the rows.
+    # NULLs are written, not left out: rows leaving out different columns would be sent
+    # in as many batches as there are changes from one kind of row to the next.
     if rows:
-        db.session.execute(sa.insert(model), rows)
+        db.session.execute(sa.insert(model).execution_options(render_nulls=True), rows)
 
 
 def reject_run(code: str | int, reason: str, *, actor) -> AssayRun:
