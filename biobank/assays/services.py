@@ -36,7 +36,8 @@ from biobank.storage import services as storage
 from biobank.study.models import Participant, Visit
 from biobank.study.services import Page
 
-SAMPLE_TYPE_OF = {"VEGF": "SER"}  # informative only: the analyte's usual matrix
+SAMPLE_TYPE_OF = {"VEGF": "SER"}
+INSERT_BATCH = 2_000  # informative only: the analyte's usual matrix
 
 
 def canonical(data) -> str:
@@ -695,9 +696,11 @@ def _sheet_results(run: AssayRun, preview: dict) -> list[dict]:
 def _insert(model, rows: list[dict]) -> None:
     # Plain rows in one executemany: thousands of ORM objects would cost more than the rows.
     # NULLs are written, not left out: rows leaving out different columns would be sent
-    # in as many batches as there are changes from one kind of row to the next.
-    if rows:
-        db.session.execute(sa.insert(model).execution_options(render_nulls=True), rows)
+    # in as many batches as there are changes from one kind of row to the next. Batches of
+    # INSERT_BATCH rows bound the parameters held at once (a 20,000-row sheet).
+    statement = sa.insert(model).execution_options(render_nulls=True)
+    for start in range(0, len(rows), INSERT_BATCH):
+        db.session.execute(statement, rows[start : start + INSERT_BATCH])
 
 
 def reject_run(code: str | int, reason: str, *, actor) -> AssayRun:
