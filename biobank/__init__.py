@@ -114,6 +114,10 @@ def _register_blueprints(app: Flask) -> None:
     from biobank.distribution.api import blp as distribution_api
     from biobank.distribution.shipment_views import bp as shipment_views
     from biobank.distribution.views import bp as distribution_views
+    from biobank.monitoring.api import blp as monitoring_api
+    from biobank.monitoring.outcome_api import blp as outcome_api
+    from biobank.monitoring.outcome_views import bp as outcome_views
+    from biobank.monitoring.views import bp as monitoring_views
     from biobank.notifications.views import bp as notifications_views
     from biobank.printing.api import blp as printing_api
     from biobank.printing.views import bp as printing_views
@@ -136,6 +140,8 @@ def _register_blueprints(app: Flask) -> None:
         shipment_views,
         assay_views,
         notifications_views,
+        monitoring_views,
+        outcome_views,
     )
     for blueprint in page_blueprints:
         app.register_blueprint(blueprint)
@@ -147,6 +153,8 @@ def _register_blueprints(app: Flask) -> None:
         printing_api,
         distribution_api,
         assays_api,
+        monitoring_api,
+        outcome_api,
     ):
         # The API is protected by bearer tokens; a browser session using it is checked
         # for CSRF in _unit_of_work's before_request instead.
@@ -183,6 +191,16 @@ def _connect_domains() -> None:
     from biobank.distribution.shipment_views import register_panels as shipment_panels
 
     shipment_panels()
+    # The primary outcome's readiness on the participant page (monitoring sits above study).
+    from biobank.monitoring.outcome_views import register_panels as outcome_panels
+
+    outcome_panels()
+    # Each role's work, counted, at the top of the home page (auth's page; monitoring
+    # sits above every domain it counts).
+    from biobank.monitoring.worklists import home_panel
+    from biobank.web import add_panel
+
+    add_panel("home", home_panel)
 
 
 def _unit_of_work(app: Flask) -> None:

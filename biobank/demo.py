@@ -25,7 +25,7 @@ from biobank.distribution import criteria
 from biobank.distribution import services as requests
 from biobank.extensions import db
 from biobank.samples import services as samples
-from biobank.samples.services import SpinEntry, TubeEntry
+from biobank.samples.services import NotCollected, SpinEntry, TubeEntry
 from biobank.sites import services as sites
 from biobank.storage import services as storage
 from biobank.study import services as study
@@ -71,6 +71,12 @@ PARTICIPANTS = [
     DemoParticipant("PAR-002", "PAR", "G2", "refractory", date(2026, 4, 20), ("BL", "M2", "M4")),
     DemoParticipant("PAR-003", "PAR", "G1", "relapsed", date(2026, 6, 1), ("BL",)),
 ]
+# A tube the nurse could not draw, so that the visit page shows one.
+DEMO_NOT_COLLECTED = {
+    ("PAR-002", "M4"): NotCollected("EDTA", "failed_draw", "Two attempts, poor venous access."),
+}
+# A participant who left the study after their last visit (samples stay usable).
+DEMO_LEAVING = ("LIM-003", date(2026, 9, 21), "progression", "")
 
 
 def load_protocol_if_missing(path: Path) -> None:
@@ -104,10 +110,19 @@ def load_demo_data(actor) -> int:
         )
         for visit_code in p.visits:
             day = p.included + timedelta(days=nominal[visit_code])
-            tubes = _demo_tubes(day, p.delay_hours)
-            count += len(
-                samples.register_collection(p.code, visit_code, tubes, actor=actor).aliquots
+            missing = DEMO_NOT_COLLECTED.get((p.code, visit_code))
+            not_collected = [missing] if missing else []
+            tubes = [
+                tube
+                for tube in _demo_tubes(day, p.delay_hours)
+                if missing is None or tube.tube_type != missing.tube_type
+            ]
+            registration = samples.register_collection(
+                p.code, visit_code, tubes, actor=actor, not_collected=not_collected
             )
+            count += len(registration.aliquots)
+    code, left_on, reason, note = DEMO_LEAVING
+    study.record_leaving(code, left_on, reason, note, actor=actor)
     return count
 
 

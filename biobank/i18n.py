@@ -26,6 +26,22 @@ VALUE_LABELS = {
         "refractory": _l("refractory"),
     },
     "consent": {"given": _l("given"), "withdrawn": _l("withdrawn")},
+    # Why a primary tube of a visit was not drawn (samples.models.NOT_COLLECTED_REASONS).
+    "not_collected": {
+        "refused": _l("refused by the participant"),
+        "failed_draw": _l("blood draw failed"),
+        "broken": _l("tube broken"),
+        "forgotten": _l("tube forgotten"),
+        "other": _l("other reason (see the note)"),
+    },
+    # Why a participant left the study (study.models.LEAVING_REASONS).
+    "leaving": {
+        "progression": _l("disease progression"),
+        "toxicity": _l("toxicity"),
+        "death": _l("death"),
+        "lost_to_follow_up": _l("lost to follow-up"),
+        "other": _l("other reason (see the note)"),
+    },
     "status": {
         "registered": _l("registered, not yet stored"),
         "in_storage": _l("in storage"),

@@ -63,12 +63,8 @@ def refuse(
     return redirect(to, 303)
 
 
-def refuse_form(form, to: str) -> Response:
-    """A form that did not validate: its messages stay on its fields, what was typed is
-    kept, and the browser is sent (303) to ``to``."""
-    mark_refused()
-    errors = dict(_flatten_errors(form.errors))
-    count = len(errors)
+def flash_fields_to_correct(count: int) -> None:
+    """The message above a form whose fields show what to correct."""
     flash(
         ngettext(
             "%(num)d field needs correcting: see below.",
@@ -77,6 +73,14 @@ def refuse_form(form, to: str) -> Response:
         ),
         "error",
     )
+
+
+def refuse_form(form, to: str) -> Response:
+    """A form that did not validate: its messages stay on its fields, what was typed is
+    kept, and the browser is sent (303) to ``to``."""
+    mark_refused()
+    errors = dict(_flatten_errors(form.errors))
+    flash_fields_to_correct(len(errors))
     current_app.logger.info("refused form %s: %s", type(form).__name__, sorted(errors))
     _keep(to, errors)
     return redirect(to, 303)

@@ -47,6 +47,11 @@ class Analyte(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+def run_code(run_id: int) -> str:
+    """How a run is named to people: "A00042"."""
+    return f"A{run_id:05d}"
+
+
 class AssayRun(db.Model):
     __tablename__ = "assay_run"
     __table_args__ = (
@@ -88,7 +93,7 @@ class AssayRun(db.Model):
 
     @property
     def code(self) -> str:
-        return f"A{self.id:05d}"
+        return run_code(self.id)
 
 
 class Result(db.Model):

@@ -4,6 +4,7 @@ the statisticians (pseudonymised codes only, reproducible)."""
 
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 from collections import defaultdict
@@ -16,13 +17,14 @@ from sqlalchemy.orm import aliased
 
 from biobank import tabular
 from biobank.assays import reportable, response
-from biobank.assays.models import Analyte, AssayRun, Result
+from biobank.assays.models import Analyte, AssayRun, Result, run_code
 from biobank.extensions import db
+from biobank.samples import deviations
 from biobank.samples.models import Aliquot, Specimen
 from biobank.sites.models import Site
 from biobank.sites.services import in_reach
 from biobank.study import services as study
-from biobank.study.models import Participant, Visit
+from biobank.study.models import Participant, Protocol, Visit, VisitDefinition
 
 VEGF, M_SPIKE, IFE = "VEGF", "M_SPIKE", "IFE"
 
@@ -59,12 +61,20 @@ class Row:
     superseding_request: str = ""  # the re-assay reason of the run that superseded it
     digits: int = 4  # the analyte's significant digits
     dilution: float = 1.0
+    # What the sample deviates from (biobank/samples/deviations.py): its tube's handling,
+    # its aliquot's thaws, its visit's window; codes in their stable order.
+    deviation_codes: tuple[str, ...] = ()
 
     @property
     def shown(self) -> str:
         """The value as a reader should see it: "< 15.6", "> 4000", "1234", or why the
         plate gave none."""
         return reportable.shown(self, self.digits)
+
+    @property
+    def deviations(self) -> str | None:
+        """The deviation codes as the export writes them: "a;b", None when there is none."""
+        return ";".join(self.deviation_codes) or None
 
     @property
     def has_result(self) -> bool:
@@ -109,6 +119,11 @@ _ROW = (
         sa.func.coalesce(_SUPERSEDING.reassay_reason, "").label("superseding_request"),
         Analyte.significant_digits.label("digits"),
         Result.dilution.label("dilution"),
+        Specimen.deviations.label("specimen_deviations"),
+        Specimen.tube_type.label("tube_type"),
+        Aliquot.freeze_thaw_count.label("freeze_thaw_count"),
+        Visit.out_of_window.label("out_of_window"),
+        VisitDefinition.protocol_id.label("protocol_id"),
     )
     .select_from(Result)
     .join(AssayRun, AssayRun.id == Result.run_id)
@@ -117,6 +132,7 @@ _ROW = (
     .join(Aliquot, Aliquot.id == Result.aliquot_id)
     .join(Specimen, Specimen.id == Aliquot.specimen_id)
     .join(Visit, Visit.id == Specimen.visit_id)
+    .join(VisitDefinition, VisitDefinition.id == Visit.visit_definition_id)
     .join(Participant, Participant.id == Visit.participant_id)
     .join(Site, Site.id == Participant.site_id)
     .where(AssayRun.status == "accepted")
@@ -125,13 +141,33 @@ _ROW = (
 
 def _rows(query) -> list[Row]:
     rows = []
+
+    @functools.cache
+    def limits(protocol_id: int, tube_type: str):
+        return study.sop_limits(db.session.get(Protocol, protocol_id), tube_type)
+
     for values in db.session.execute(query).mappings():
         row = dict(values)
-        row["run"] = reportable.run_code(row["run"])
+        row["deviation_codes"] = _deviation_codes(row, limits)
+        row["run"] = run_code(row["run"])
         if row["superseded_by"] is not None:
-            row["superseded_by"] = reportable.run_code(row["superseded_by"])
+            row["superseded_by"] = run_code(row["superseded_by"])
         rows.append(Row(**row))
     return rows
+
+
+def _deviation_codes(row: dict, limits) -> tuple[str, ...]:
+    """The codes of the sample's deviations, taking their columns out of ``row``: its
+    tube's handling outside the SOP, its aliquot thawed more often than the SOP allows
+    (counted now: the count is not kept per assay), its visit outside its window."""
+    found = deviations.parsed(row.pop("specimen_deviations"))
+    tube_type, protocol_id = row.pop("tube_type"), row.pop("protocol_id")
+    thawed = deviations.freeze_thaw(row.pop("freeze_thaw_count"), limits(protocol_id, tube_type))
+    if thawed is not None:
+        found.append(thawed)
+    if row.pop("out_of_window"):
+        found.append({"code": deviations.VISIT_OUT_OF_WINDOW})
+    return tuple(deviations.codes(found))
 
 
 def aliquot_results(aliquot_id: int) -> list[Row]:
@@ -158,7 +194,7 @@ def reportable_rows(rows: list[Row]) -> list[Row]:
     return sorted((r for r in rows if r.reportable), key=lambda r: (r.study_day, r.visit))
 
 
-def _per_visit_values(rows: list[Row]) -> list[Row]:
+def per_visit_values(rows: list[Row]) -> list[Row]:
     """The reportable results that give their visit a value, one per visit: serum first
     when a visit has the analyte on two sample types (the responses are serum criteria)."""
     chosen: dict[str, Row] = {}
@@ -171,7 +207,7 @@ def _per_visit_values(rows: list[Row]) -> list[Row]:
 def _measurements(rows: list[Row]) -> list[response.Measurement]:
     return [
         response.Measurement(r.visit, r.study_day, r.value, r.flag, r.limit)
-        for r in _per_visit_values(rows)
+        for r in per_visit_values(rows)
     ]
 
 
@@ -184,7 +220,7 @@ class Responses:
 
 def responses_of(course: dict[str, list[Row]], criteria: response.Criteria) -> Responses:
     serum_vegf = [r for r in course.get(VEGF, []) if r.sample_type == "SER"]
-    fixations = _per_visit_values(course.get(IFE, []))
+    fixations = per_visit_values(course.get(IFE, []))
     m_spike = _measurements(course.get(M_SPIKE, []))
     # A visit with an immunofixation but no M-spike still counts (a negative one is a
     # complete response): it enters the series without a value.
@@ -207,7 +243,7 @@ def responses_of(course: dict[str, list[Row]], criteria: response.Criteria) -> R
 EXPORT_COLUMNS = (
     "participant", "site", "arm", "disease_status", "visit", "collected_on", "study_day",
     "analyte", "value", "unit", "comparator", "flag", "limit", "text", "detail",
-    "aliquot", "sample_type", "sprec_code", "run", "method", "measured_on",
+    "aliquot", "sample_type", "sprec_code", "deviations", "run", "method", "measured_on",
     "percent_change", "response", "response_rule", "criteria_version",
 )  # fmt: skip
 
@@ -215,19 +251,19 @@ EXPORT_COLUMNS = (
 MEASUREMENT_COLUMNS = (
     "participant", "site", "visit", "collected_on", "study_day", "analyte", "value",
     "unit", "comparator", "flag", "limit", "text", "detail", "aliquot", "sample_type",
-    "run", "dilution", "method", "measured_on", "reportable", "superseded_by",
+    "deviations", "run", "dilution", "method", "measured_on", "reportable", "superseded_by",
     "superseded_reason",
 )  # fmt: skip
 
 
-def _accepted(actor) -> list[Row]:
+def accepted_rows(actor) -> list[Row]:
     """Every accepted result, sorted, for a reproducible file; a centre's user gets that
     centre's only."""
     query = _ROW.order_by(Participant.code, Visit.study_day, Analyte.code, Result.id)
     return _rows(in_reach(query, Participant.site_id, actor))
 
 
-def _courses(rows: list[Row]) -> dict[str, dict[str, list[Row]]]:
+def courses_of(rows: list[Row]) -> dict[str, dict[str, list[Row]]]:
     by_participant: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         by_participant[row.participant][row.analyte].append(row)
@@ -242,8 +278,8 @@ def _verdicts(
     serum_vegf = [r for r in course.get(VEGF, []) if r.sample_type == "SER"]
     verdicts = {}
     for rows, responses in (
-        (_per_visit_values(serum_vegf), computed.vegf),
-        (_per_visit_values(course.get(M_SPIKE, [])), computed.haematological),
+        (per_visit_values(serum_vegf), computed.vegf),
+        (per_visit_values(course.get(M_SPIKE, [])), computed.haematological),
     ):
         at_visit = {r.visit: r for r in responses}
         for row in rows:
@@ -256,7 +292,7 @@ def export_rows(criteria: response.Criteria, *, actor=None) -> list[list]:
     """One row per participant × visit × analyte (× sample type): its reportable result,
     with the response computed from it; values to the analyte's significant digits."""
     table = []
-    courses = _courses(_accepted(actor))
+    courses = courses_of(accepted_rows(actor))
     for participant in sorted(courses):
         course = courses[participant]
         verdicts = _verdicts(course, criteria)
@@ -273,7 +309,7 @@ def _exported(row: Row, verdict: response.Response | None, criteria: response.Cr
         row.participant, row.site, row.arm, row.disease_status, row.visit,
         row.collected_on.isoformat(), row.study_day, row.analyte, value, row.unit,
         row.comparator, row.flag, limit, row.text, row.detail, row.barcode,
-        row.sample_type, row.sprec_code, row.run, row.method,
+        row.sample_type, row.sprec_code, row.deviations, row.run, row.method,
         row.measured_on.isoformat() if row.measured_on else None,
         round(change, 2) if change is not None else None,
         verdict.category if verdict else None,
@@ -285,7 +321,7 @@ def _exported(row: Row, verdict: response.Response | None, criteria: response.Cr
 def measurement_rows(*, actor=None) -> list[list]:
     """Every accepted result, reportable or superseded, with its run and, when superseded,
     the run that superseded it and why."""
-    return [_measurement(row) for row in _accepted(actor)]
+    return [_measurement(row) for row in accepted_rows(actor)]
 
 
 def _measurement(row: Row) -> list:
@@ -293,7 +329,8 @@ def _measurement(row: Row) -> list:
         row.participant, row.site, row.visit, row.collected_on.isoformat(),
         row.study_day, row.analyte, reportable.significant(row.value, row.digits), row.unit,
         row.comparator, row.flag, reportable.significant(row.limit, row.digits), row.text,
-        row.detail, row.barcode, row.sample_type, row.run, row.dilution, row.method,
+        row.detail, row.barcode, row.sample_type, row.deviations, row.run, row.dilution,
+        row.method,
         row.measured_on.isoformat() if row.measured_on else None,
         "yes" if row.reportable else "no", row.superseded_by,
         row.superseded_reason or None,

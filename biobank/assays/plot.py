@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,7 @@ from biobank.assays.curvefit import (  # noqa: E402
 )
 from biobank.i18n import fixed, measure  # noqa: E402
 
-__all__ = ["Point", "curve_picture", "time_course_picture"]
+__all__ = ["Point", "curve_picture", "drawing", "time_course_picture"]
 
 DPI = 110
 SIZE_INCHES = (7.0, 4.8)  # 770 × 528 px at 110 dpi
@@ -92,6 +93,16 @@ _RC = {
     "font.family": "DejaVu Sans",  # shipped with matplotlib: same glyphs everywhere
 }
 _LOCK = threading.Lock()
+
+
+@contextmanager
+def drawing(salt: str = _RC["svg.hashsalt"]):
+    """Where every picture of the application is drawn: matplotlib's settings are global
+    to the process, so one picture at a time, under the settings that make it
+    reproducible. ``salt`` keeps one kind of picture's SVG ids apart from another's."""
+    with _LOCK, mpl.rc_context({**_RC, "svg.hashsalt": salt}):
+        yield
+
 
 _COLOURS = {
     "curve": "#1f4e79",
@@ -153,7 +164,7 @@ def curve_picture(
     if uloq is None and passed:
         uloq = max(passed)
 
-    with _LOCK, mpl.rc_context(_RC):
+    with drawing():
         figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout="constrained")
         FigureCanvasAgg(figure)
         _draw(figure, fit, standards, samples, unit=unit, title=title, lloq=lloq, uloq=uloq)
@@ -344,7 +355,7 @@ def time_course_picture(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown picture format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    with _LOCK, mpl.rc_context(_RC):
+    with drawing():
         figure = Figure(figsize=(6.4, 3.2), dpi=110)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()

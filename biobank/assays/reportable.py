@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
-from biobank.assays.models import SUPERSEDED_REASONS, Analyte, AssayRun, Result
+from biobank.assays.models import SUPERSEDED_REASONS, Analyte, AssayRun, Result, run_code
 from biobank.errors import Conflict, Invalid
 from biobank.extensions import db
 from biobank.samples import services as samples
@@ -62,10 +62,6 @@ def rule_of(config: Mapping) -> tuple[str, ...]:
                 f"ASSAY_REPORTABLE_RULE: unknown step {step!r} (known: {', '.join(STEPS)})"
             )
     return steps
-
-
-def run_code(run_id: int) -> str:
-    return f"A{run_id:05d}"
 
 
 def significant(value: float | None, digits: int) -> float | None:

@@ -430,7 +430,7 @@ def _named(preview: dict) -> set[str]:
     }
 
 
-def _undecided_in_reach(actor, among: list[int] | None = None) -> list[int]:
+def _undecided_in_reach(actor, among: list[int] | sa.Select | None = None) -> list[int]:
     """The runs awaiting a decision (or rejected) whose preview names an aliquot of the
     actor's centre: they have no result yet to tell it."""
     query = sa.select(AssayRun.id, AssayRun.preview).where(AssayRun.status != "accepted")
@@ -441,11 +441,12 @@ def _undecided_in_reach(actor, among: list[int] | None = None) -> list[int]:
     return [id_ for id_, codes in named.items() if codes & reached]
 
 
-def _runs_in_reach(query, actor, among: list[int] | None = None):
+def runs_in_reach(query, actor, among: list[int] | sa.Select | None = None):
     """``query`` on runs limited to those a user bound to a centre sees: the runs imported
     at their centre, and those holding at least one of their centre's aliquots (an
     accepted run's results, an undecided run's preview). A plate may hold the tubes of
-    several centres: what such a user sees of it is ``seen``."""
+    several centres: what such a user sees of it is ``seen``. ``among`` (run ids, or a
+    query of them) limits the previews read to find the undecided runs."""
     if not samples.bound_to_a_centre(actor):
         return query
     imported_here = AssayRun.created_by_id.in_(in_reach(sa.select(User.id), User.site_id, actor))
@@ -467,7 +468,7 @@ def _run_in_reach(code: str | int, actor) -> AssayRun:
     number = int(text) if text.isdigit() and len(text) <= 9 else None
     run = db.session.get(AssayRun, number) if number is not None else None
     if run is not None and samples.bound_to_a_centre(actor):
-        query = _runs_in_reach(sa.select(AssayRun.id).where(AssayRun.id == run.id), actor, [run.id])
+        query = runs_in_reach(sa.select(AssayRun.id).where(AssayRun.id == run.id), actor, [run.id])
         run = run if db.session.execute(query).first() is not None else None
     if run is None:
         raise NotFound(_l("No assay run %(code)s.", code=code), fields={"run": str(code)})
@@ -534,8 +535,8 @@ def get_run(code: str | int, *, actor) -> SeenRun:
 
 
 def list_runs(*, actor, status: str | None = None, limit: int = 100, offset: int = 0) -> Page:
-    """Runs newest first: those the actor sees (see ``_runs_in_reach``)."""
-    query = _runs_in_reach(sa.select(AssayRun), actor)
+    """Runs newest first: those the actor sees (see ``runs_in_reach``)."""
+    query = runs_in_reach(sa.select(AssayRun), actor)
     if status:
         query = query.where(AssayRun.status == status)
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()

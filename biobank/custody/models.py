@@ -30,6 +30,8 @@ class CustodyEvent(db.Model):
     __table_args__ = (
         sa.UniqueConstraint("aliquot_id", "seq"),
         sa.CheckConstraint("seq >= 1", "seq_positive"),
+        # The home page counts the excursions of the last days: events of one kind, recent.
+        sa.Index("ix_custody_event_kind_at", "kind", "at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

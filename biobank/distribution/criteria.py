@@ -28,6 +28,9 @@ class Criteria:
     per_participant_visit: int = 1
     min_volume_ul: int = 0
     max_freeze_thaw: int | None = None
+    # Leave out the samples whose handling broke the protocol's SOP limits or whose visit
+    # was collected outside its window (Specimen.deviates, Visit.out_of_window).
+    within_sop: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -71,6 +74,20 @@ def _integer(data: dict, name: str, default, low: int, high: int) -> int | None:
     return number
 
 
+_TRUE = ("true", "1", "yes", "y", "on")
+_FALSE = ("false", "0", "no", "n", "off", "")
+
+
+def _boolean(data: dict, name: str) -> bool:
+    value = data.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise Invalid(_l("Answer yes or no."), fields={name: str(value)})
+
+
 def parse(data: dict) -> Criteria:
     """Criteria from plain data; Invalid names the first wrong field."""
     statuses = tuple(s.lower() for s in _codes(data, "disease_statuses"))
@@ -90,4 +107,5 @@ def parse(data: dict) -> Criteria:
         ),
         min_volume_ul=_integer(data, "min_volume_ul", 0, 0, MAX_VOLUME_UL),
         max_freeze_thaw=_integer(data, "max_freeze_thaw", None, 0, MAX_FREEZE_THAW),
+        within_sop=_boolean(data, "within_sop"),
     )

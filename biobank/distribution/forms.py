@@ -7,6 +7,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     EmailField,
     IntegerField,
     SelectMultipleField,
@@ -43,6 +44,13 @@ class CriteriaForm(FlaskForm):
         _l("At most this many freeze–thaw cycles"),
         validators=[Optional(), NumberRange(0, MAX_FREEZE_THAW)],
     )
+    within_sop = BooleanField(
+        _l("Only samples handled within the SOP"),
+        description=_l(
+            "Leaves out the samples whose handling broke the protocol's limits (clotting "
+            "time, centrifugation, time to freezing) or whose visit was outside its window."
+        ),
+    )
 
     def offer(self, protocol) -> None:
         self.visits.choices = [(d.code, f"{d.code} — {d.name}") for d in protocol.visit_definitions]
@@ -59,6 +67,7 @@ class CriteriaForm(FlaskForm):
             "disease_statuses": self.disease_statuses.data or [],
             "min_volume_ul": self.min_volume_ul.data,
             "max_freeze_thaw": self.max_freeze_thaw.data,
+            "within_sop": self.within_sop.data,
         }
 
 

@@ -53,6 +53,13 @@ def _criteria_fields() -> dict:
             allow_none=True,
             validate=validate.Range(min=0, max=criteria_rules.MAX_FREEZE_THAW),
         ),
+        "within_sop": fields.Boolean(
+            load_default=False,
+            metadata={
+                "description": "Only samples handled within the protocol's SOP limits and "
+                "collected within their visit's window."
+            },
+        ),
     }
 
 

@@ -8,6 +8,7 @@ stands, and no open reservation holds it.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -60,6 +61,14 @@ def _filtered_groups(query, criteria: Criteria):
     return query
 
 
+def _within_sop(query, criteria: Criteria):
+    """Without the samples handled outside the SOP limits or collected outside their
+    visit's window, when the criteria ask for it (``query`` joins Specimen and Visit)."""
+    if criteria.within_sop:
+        query = query.where(Specimen.deviates.is_(False), Visit.out_of_window.is_(False))
+    return query
+
+
 def _filtered(query, criteria: Criteria, *, matching: bool = True):
     """The criteria as WHERE clauses; with ``matching=False`` only those that define the
     groups (visit, type, arm, disease), not the per-aliquot ones (volume, thaws)."""
@@ -71,6 +80,7 @@ def _filtered(query, criteria: Criteria, *, matching: bool = True):
             query = query.where(Aliquot.volume_ul >= criteria.min_volume_ul)
         if criteria.max_freeze_thaw is not None:
             query = query.where(Aliquot.freeze_thaw_count <= criteria.max_freeze_thaw)
+        query = _within_sop(query, criteria)
     return query
 
 
@@ -155,6 +165,7 @@ def catalogue(criteria: Criteria, *, actor=None) -> list[CatalogueRow]:
         ),
         criteria,
     )
+    query = _within_sop(query, criteria)
     rows = db.session.execute(query).all()
     rows.sort(key=lambda r: (r[0], r[6], r[1], r[2]))
     return [
@@ -354,13 +365,22 @@ def _sees_all(actor) -> bool:
     return bool(may and (may("approve") or may("handle")))
 
 
-def list_requests(*, actor, status: str | None = None, limit=100, offset=0) -> Page:
-    """Requests newest first: a researcher's own, or every one for those who review them."""
-    query = sa.select(SampleRequest)
+def requests_in_reach(query, actor):
+    """``query`` on requests limited to those the actor sees: a researcher's own, every
+    one for those who review them or prepare their tubes."""
     if not _sees_all(actor):
         query = query.where(SampleRequest.researcher_id == actor.id)
+    return query
+
+
+def list_requests(*, actor, status: str | Sequence[str] | None = None, limit=100, offset=0) -> Page:
+    """Requests newest first: a researcher's own, or every one for those who review them;
+    of one ``status``, or of any of several (those awaiting review: submitted or under
+    review)."""
+    query = requests_in_reach(sa.select(SampleRequest), actor)
     if status:
-        query = query.where(SampleRequest.status == status)
+        statuses = (status,) if isinstance(status, str) else tuple(status)
+        query = query.where(SampleRequest.status.in_(statuses))
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
     items = db.session.execute(
         query.order_by(SampleRequest.id.desc()).limit(limit).offset(offset)
@@ -515,6 +535,19 @@ def _unavailable(lost: dict[str, str]) -> Conflict:
     )
 
 
+def _outside_sop(aliquot_ids: list[int]) -> set[int]:
+    """Which of these aliquots were handled outside the SOP limits or collected outside
+    their visit's window: one query for the whole proposal."""
+    query = _within_sop(
+        sa.select(Aliquot.id)
+        .join(Specimen, Specimen.id == Aliquot.specimen_id)
+        .join(Visit, Visit.id == Specimen.visit_id)
+        .where(Aliquot.id.in_(aliquot_ids)),
+        Criteria(within_sop=True),
+    )
+    return set(aliquot_ids) - set(db.session.execute(query).scalars())
+
+
 def _check_matches(rows, criteria: Criteria) -> None:
     wrong = []
     for aliquot, _, _, arm, disease, _, visit in rows:
@@ -530,6 +563,9 @@ def _check_matches(rows, criteria: Criteria) -> None:
             )
         ):
             wrong.append(aliquot.barcode)
+    if criteria.within_sop:
+        outside = _outside_sop([row[0].id for row in rows])
+        wrong += [row[0].barcode for row in rows if row[0].id in outside]
     if wrong:
         raise Invalid(
             _l("These aliquots do not match the request: %(codes)s.", codes=", ".join(wrong[:30])),

@@ -59,13 +59,20 @@ def _back(code: str, endpoint: str = "shipments.shipment", **args):
 def shipments():
     status = request.args.get("status") or None
     status = status if status in SHIPMENT_STATUSES else None
-    page = shipping.list_shipments(actor=current_user, status=status, limit=200)
+    # The home page's counts link here: shipments to receive, and those with tubes missing.
+    coming_here = request.args.get("incoming") == "1"
+    missing = request.args.get("missing") == "1"
+    page = shipping.list_shipments(
+        actor=current_user, status=status, coming_here=coming_here, missing=missing, limit=200
+    )
     return render_template(
         "distribution/shipments.html",
         page=page,
         status=status,
         statuses=SHIPMENT_STATUSES,
         sites=sites.list_sites(),
+        coming_here=coming_here,
+        missing=missing,
     )
 
 

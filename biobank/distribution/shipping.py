@@ -311,7 +311,7 @@ def create_shipment(
     return shipment
 
 
-def _shipments_in_reach(query, actor):
+def shipments_in_reach(query, actor):
     """The centre rule of shipments: a user bound to a centre sees those leaving it or
     coming to it. What such a shipment carries is that centre's tubes only (see
     ``_refuse_other_centre``), so seeing it shows nothing of another centre."""
@@ -325,10 +325,43 @@ def _shipments_in_reach(query, actor):
     return query
 
 
-def list_shipments(*, actor, status: str | None = None, limit=100, offset=0) -> Page:
-    query = _shipments_in_reach(sa.select(Shipment), actor)
+def incoming(query, actor):
+    """``query`` on shipments limited to those coming to the actor's centre: its own for a
+    user bound to one, the central biobank's for its users (who are bound to none). A
+    shipment to a laboratory comes to no centre."""
+    if samples.bound_to_a_centre(actor):
+        return query.where(Shipment.destination_site_id == actor.site_id)
+    central = sa.select(Site.id).where(Site.is_central)
+    return query.where(Shipment.destination_site_id.in_(central))
+
+
+def still_missing(query):
+    """``query`` joined to the items of shipments (ShipmentItem) limited to the tubes not
+    found at receipt and not found since: the discrepancies still open."""
+    return query.where(ShipmentItem.outcome == "missing", Aliquot.status == "missing")
+
+
+def list_shipments(
+    *,
+    actor,
+    status: str | None = None,
+    coming_here: bool = False,
+    missing: bool = False,
+    limit=100,
+    offset=0,
+) -> Page:
+    """Shipments newest first, those the actor sees; ``coming_here``: those coming to the
+    actor's centre; ``missing``: those with a tube still missing since their receipt."""
+    query = shipments_in_reach(sa.select(Shipment), actor)
     if status:
         query = query.where(Shipment.status == status)
+    if coming_here:
+        query = incoming(query, actor)
+    if missing:
+        holding = sa.select(ShipmentItem.shipment_id).join(
+            Aliquot, Aliquot.id == ShipmentItem.aliquot_id
+        )
+        query = query.where(Shipment.id.in_(still_missing(holding)))
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
     items = db.session.execute(query.order_by(Shipment.id.desc()).limit(limit).offset(offset))
     return Page(list(items.scalars()), total)
@@ -336,7 +369,7 @@ def list_shipments(*, actor, status: str | None = None, limit=100, offset=0) -> 
 
 def shipments_of(request_id: int, *, actor) -> list[Shipment]:
     """A request's shipments that the actor may see."""
-    query = _shipments_in_reach(sa.select(Shipment), actor)
+    query = shipments_in_reach(sa.select(Shipment), actor)
     return list(
         db.session.execute(
             query.where(Shipment.request_id == request_id).order_by(Shipment.id)

@@ -76,11 +76,12 @@ def catalogue():
 @bp.route("/requests")
 @requires(Permission.SIGNED_IN)
 def requests_list():
-    status = request.args.get("status") or None
-    status = status if status in REQUEST_STATUSES else None
-    page = services.list_requests(actor=current_user, status=status, limit=200)
+    # ?status= may repeat: the home page links to those awaiting review (submitted or
+    # under review) and to those to pick (approved or being prepared).
+    chosen = [s for s in request.args.getlist("status") if s in REQUEST_STATUSES]
+    page = services.list_requests(actor=current_user, status=chosen, limit=200)
     return render_template(
-        "distribution/requests.html", page=page, status=status, statuses=REQUEST_STATUSES
+        "distribution/requests.html", page=page, chosen=chosen, statuses=REQUEST_STATUSES
     )
 
 

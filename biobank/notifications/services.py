@@ -158,19 +158,37 @@ def when_utc(at) -> LazyString:
     return LazyString(text)
 
 
-def list_outbox(
-    *, limit: int = 100, offset: int = 0, pending_only: bool = False, actor=None
-) -> Page:
-    """The outbox, newest first; ``pending_only`` keeps the messages not sent yet.
+# A message whose delivery was tried and failed (or that nobody could be addressed): it
+# waits, unsent, with the error kept on it.
+FAILED = sa.and_(OutboxMessage.sent_at.is_(None), OutboxMessage.last_error != "")
+
+
+def outbox_in_reach(query, actor):
+    """``query`` on the outbox limited to what the actor may read.
 
     The outbox is the whole bank's mail: a user bound to a centre sees only the messages
     addressed to an account of that centre (what the bank told its people), never those
     written for other centres, which name their tubes and participants."""
-    query = db.select(OutboxMessage)
     if getattr(actor, "site_id", None) is not None:
         query = query.where(_addressed_to_centre(actor.site_id))
+    return query
+
+
+def list_outbox(
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    pending_only: bool = False,
+    failed_only: bool = False,
+    actor=None,
+) -> Page:
+    """The outbox, newest first; ``pending_only`` keeps the messages not sent yet,
+    ``failed_only`` those whose delivery failed (see ``outbox_in_reach``)."""
+    query = outbox_in_reach(db.select(OutboxMessage), actor)
     if pending_only:
         query = query.where(OutboxMessage.sent_at.is_(None))
+    if failed_only:
+        query = query.where(FAILED)
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
     items = (
         db.session.execute(
@@ -185,17 +203,23 @@ def list_outbox(
 
 
 def _addressed_to_centre(site_id: int):
-    addresses = (
-        db.session.execute(
-            db.select(User.email).where(User.site_id == site_id, User.email.is_not(None))
-        )
-        .scalars()
-        .all()
+    """Whether a message names the address of an account of the centre, asked of the
+    database in the message's own query (one statement, whatever the number of accounts).
+    The address is matched literally: its "%" and "_" are escaped, not wildcards."""
+    text = sa.String()
+    literal = sa.func.replace(
+        sa.func.replace(sa.func.replace(User.email, "/", "//", type_=text), "%", "/%", type_=text),
+        "_",
+        "/_",
+        type_=text,
     )
-    if not addresses:
-        return sa.false()
-    return sa.or_(
-        *(OutboxMessage.recipients.contains(address, autoescape=True) for address in addresses)
+    pattern = sa.literal("%", text) + literal + sa.literal("%", text)
+    return sa.exists(
+        sa.select(User.id).where(
+            User.site_id == site_id,
+            User.email.is_not(None),
+            OutboxMessage.recipients.like(pattern, escape="/"),
+        )
     )
 
 

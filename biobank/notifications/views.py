@@ -21,11 +21,21 @@ PAGE = 50
 def outbox():
     page = max(request.args.get("page", 1, type=int), 1)
     pending = request.args.get("pending") == "1"
+    failed = request.args.get("failed") == "1"
     result = services.list_outbox(
-        limit=PAGE, offset=(page - 1) * PAGE, pending_only=pending, actor=current_user
+        limit=PAGE,
+        offset=(page - 1) * PAGE,
+        pending_only=pending,
+        failed_only=failed,
+        actor=current_user,
     )
     return render_template(
-        "notifications/outbox.html", result=result, page=page, page_size=PAGE, pending=pending
+        "notifications/outbox.html",
+        result=result,
+        page=page,
+        page_size=PAGE,
+        pending=pending,
+        failed=failed,
     )
 
 

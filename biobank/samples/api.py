@@ -19,9 +19,19 @@ blp = Blueprint("samples_api", __name__, description="Specimens, aliquots, custo
 @blp.arguments(schemas.RegistrationRequestSchema)
 @blp.response(201, schemas.RegistrationSchema)
 def register(data):
-    """Register a visit's primary tubes; returns the aliquots created and their barcodes."""
+    """Register a visit's primary tubes; returns the aliquots created and their barcodes.
+
+    ``not_collected`` lists the tubes not drawn, each with its reason (a tube recorded so
+    and registered later replaces that record). A visit where no tube could be drawn is
+    registered with ``not_collected`` alone and its date in ``collected_on``.
+    """
     return services.register_collection(
-        data["participant"], data["visit"], data["tubes"], actor=current_user
+        data["participant"],
+        data["visit"],
+        data["tubes"],
+        actor=current_user,
+        not_collected=data["not_collected"],
+        collected_on=data["collected_on"],
     )
 
 

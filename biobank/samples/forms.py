@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateField,
     DateTimeLocalField,
     FieldList,
     Form,
@@ -17,7 +18,11 @@ from wtforms import (
 )
 from wtforms import DecimalField as _DecimalField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from biobank.i18n import VALUE_LABELS
+from biobank.samples.models import NOT_COLLECTED_REASONS
+from biobank.samples.services import MAX_NOT_COLLECTED_NOTE
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M"
 TEMPERATURE_CHOICES = [
@@ -29,6 +34,12 @@ STORAGE_CHOICES = [
     SelectChoice("-150", _l("Liquid nitrogen, vapour phase (≤ −150 °C)")),
     SelectChoice("-196", _l("Liquid nitrogen, liquid phase (−196 °C)")),
     SelectChoice("-20", _l("−20 °C freezer")),
+]
+
+
+NOT_COLLECTED_CHOICES = [
+    SelectChoice("", _l("— choose why —")),
+    *(SelectChoice(code, VALUE_LABELS["not_collected"][code]) for code in NOT_COLLECTED_REASONS),
 ]
 
 
@@ -46,6 +57,14 @@ def _when(label):
 class TubeForm(Form):
     tube_type = HiddenField()
     collected = BooleanField(_l("This tube was collected"), default=True)
+    not_collected_reason = SelectField(
+        _l("Why was it not collected?"), choices=NOT_COLLECTED_CHOICES, default=""
+    )
+    not_collected_note = StringField(
+        _l("Note"),
+        validators=[Optional(), Length(max=MAX_NOT_COLLECTED_NOTE)],
+        description=_l("Required when the reason is “other”."),
+    )
     tube_barcode = StringField(_l("Primary tube barcode (optional)"), validators=[Optional()])
     collected_at = _when(_l("Blood drawn at"))
     received_at = _when(_l("Received in the laboratory at"))
@@ -99,8 +118,8 @@ class TubeForm(Form):
     )
 
     def validate(self, extra_validators=None):
-        if not self.collected.data:  # a tube not collected: nothing of it is read
-            return True
+        if not self.collected.data:  # a tube not collected: only why is read
+            return self._validate_not_collected()
         ok = super().validate(extra_validators)
         required = list(self.REQUIRED_WHEN_COLLECTED)
         if self.second_spin.data:
@@ -112,14 +131,39 @@ class TubeForm(Form):
                 ok = False
         return ok
 
+    def _validate_not_collected(self) -> bool:
+        reason, note = self.not_collected_reason, self.not_collected_note
+        ok = reason.validate(self)
+        ok = note.validate(self) and ok
+        if ok and not reason.data:
+            reason.errors = [*reason.errors, _l("Say why this tube was not collected.")]
+            return False
+        if ok and reason.data == "other" and not (note.data or "").strip():
+            note.errors = [*note.errors, _l("Required when the reason is “other”.")]
+            return False
+        return ok
+
 
 class RegistrationForm(FlaskForm):
     visit = SelectField(_l("Visit"), validators=[InputRequired()])
+    # Read only when no tube could be drawn: otherwise the first draw dates the visit.
+    collected_on = DateField(
+        _l("Date of the visit"),
+        validators=[Optional()],
+        description=_l("Only when no tube could be drawn: the day the participant came."),
+    )
     tubes = FieldList(FormField(TubeForm))
 
-    def validate_tubes(self, field):
-        if not any(tube.form.collected.data for tube in field):
-            raise ValidationError(_l("Tick at least one collected tube."))
+    def no_tube_collected(self) -> bool:
+        return not any(tube.form.collected.data for tube in self.tubes)
+
+    def validate(self, extra_validators=None):
+        ok = super().validate(extra_validators)
+        if self.no_tube_collected() and self.collected_on.data is None:
+            if not self.collected_on.errors:  # a date typed wrong says so already
+                self.collected_on.errors = [_l("No tube was drawn: enter the date of the visit.")]
+            return False
+        return ok
 
 
 class FindParticipantForm(FlaskForm):

@@ -25,6 +25,8 @@ ALIQUOT_STATUSES = (
     "missing",
 )
 TEMPERATURE_CLASSES = ("RT", "2-10")
+# Why a primary tube of a registered visit was not drawn.
+NOT_COLLECTED_REASONS = ("refused", "failed_draw", "broken", "forgotten", "other")
 
 
 class Specimen(db.Model):
@@ -64,6 +66,12 @@ class Specimen(db.Model):
     # Raw values behind any "other" (Z/ZZZ) element of the code, as canonical JSON.
     sprec_others: Mapped[str] = mapped_column(sa.Text, default="{}")
     notes: Mapped[str] = mapped_column(sa.Text, default="")
+    # Where the pre-analytical record breaks the protocol's SOP limits, found at
+    # registration (biobank/samples/deviations.py): canonical JSON, a list of
+    # {"code": ..., values}; ``deviates`` is true when that list is not empty, for the
+    # catalogue's and completeness's filters.
+    deviations: Mapped[str] = mapped_column(sa.Text, default="[]", server_default="[]")
+    deviates: Mapped[bool] = mapped_column(default=False, server_default=sa.false(), index=True)
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
@@ -72,6 +80,27 @@ class Specimen(db.Model):
     aliquots: Mapped[list[Aliquot]] = relationship(
         back_populates="specimen", order_by="Aliquot.series_number"
     )
+
+
+class UncollectedTube(db.Model):
+    """A primary tube of a registered visit that was not drawn, and why: the visit's
+    completeness counts it as not collected, not as missing."""
+
+    __tablename__ = "uncollected_tube"
+    __table_args__ = (
+        sa.UniqueConstraint("visit_id", "tube_type"),
+        enum_check("reason", NOT_COLLECTED_REASONS),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(sa.ForeignKey("visit.id"), index=True)
+    tube_type: Mapped[str] = mapped_column(sa.String(16))
+    reason: Mapped[str] = mapped_column(sa.String(16))
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+
+    visit: Mapped[Visit] = relationship()
 
 
 class Aliquot(CustodyChained, db.Model):

@@ -6,8 +6,9 @@ import json
 
 from marshmallow import Schema, fields, post_load, validate
 
-from biobank.samples.models import TEMPERATURE_CLASSES
-from biobank.samples.services import SpinEntry, TubeEntry
+from biobank.samples import deviations, services
+from biobank.samples.models import NOT_COLLECTED_REASONS, TEMPERATURE_CLASSES
+from biobank.samples.services import MAX_NOT_COLLECTED_NOTE, NotCollected, SpinEntry, TubeEntry
 
 
 class CustodyEventSchema(Schema):
@@ -90,11 +91,42 @@ class TubeSchema(Schema):
         return TubeEntry(**data)
 
 
+class NotCollectedSchema(Schema):
+    tube_type = fields.String(required=True, metadata={"example": "EDTA"})
+    reason = fields.String(
+        required=True,
+        metadata={"description": "One of " + ", ".join(NOT_COLLECTED_REASONS) + "."},
+    )
+    note = fields.String(
+        load_default="",
+        validate=validate.Length(max=MAX_NOT_COLLECTED_NOTE),
+        metadata={"description": "Why, in words; required when the reason is other."},
+    )
+
+    @post_load
+    def make(self, data, **_):
+        return NotCollected(**data)
+
+
 class RegistrationRequestSchema(Schema):
     participant = fields.String(required=True, metadata={"example": "LIM-001"})
     visit = fields.String(required=True, metadata={"example": "M2"})
     tubes = fields.List(
-        fields.Nested(TubeSchema), required=True, validate=validate.Length(min=1, max=10)
+        fields.Nested(TubeSchema), load_default=list, validate=validate.Length(max=10)
+    )
+    not_collected = fields.List(
+        fields.Nested(NotCollectedSchema),
+        load_default=list,
+        validate=validate.Length(max=10),
+        metadata={"description": "The tubes not drawn at this visit, each with its reason."},
+    )
+    collected_on = fields.Date(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "The day of the visit, read only when no tube was drawn "
+            "(otherwise the first tube's draw dates it)."
+        },
     )
 
 
@@ -106,12 +138,31 @@ class RegisteredAliquotSchema(Schema):
     status = fields.String()
 
 
+def _deviations(found) -> list[dict]:
+    return [{"code": d.code, "message": d.message} for d in found]
+
+
 class SpecimenSchema(Schema):
     tube_type = fields.String()
     sample_type = fields.String()
     sprec_code = fields.String()
     collected_at = fields.DateTime()
     aliquots = fields.List(fields.Nested(RegisteredAliquotSchema))
+    deviations = fields.Function(
+        lambda s: _deviations(deviations.listed(s.deviations)),
+        metadata={
+            "description": "Where the tube's handling broke the protocol's SOP limits: "
+            "[{code, message}], the message in the caller's language. A warning: the "
+            "tube is registered all the same."
+        },
+    )
+
+
+class UncollectedTubeSchema(Schema):
+    tube_type = fields.String()
+    reason = fields.String()
+    note = fields.String()
+    recorded_at = fields.DateTime()
 
 
 class RegistrationSchema(Schema):
@@ -120,6 +171,11 @@ class RegistrationSchema(Schema):
     collected_on = fields.Function(lambda r: r.visit.collected_on.isoformat())
     out_of_window = fields.Function(lambda r: r.visit.out_of_window)
     specimens = fields.List(fields.Nested(SpecimenSchema))
+    deviations = fields.Function(
+        lambda r: _deviations(filter(None, [services.visit_deviation(r.visit)])),
+        metadata={"description": "The visit's own deviation (outside its window), if any."},
+    )
+    not_collected = fields.List(fields.Nested(UncollectedTubeSchema), attribute="uncollected")
 
 
 class VolumeCorrectionSchema(Schema):

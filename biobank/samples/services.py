@@ -19,12 +19,13 @@ from biobank.db import utcnow
 from biobank.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from biobank.extensions import db
 from biobank.i18n import VALUE_LABELS
-from biobank.samples import barcodes, sprec
-from biobank.samples.models import Aliquot, Specimen
+from biobank.samples import barcodes, deviations, sprec
+from biobank.samples.models import NOT_COLLECTED_REASONS, Aliquot, Specimen, UncollectedTube
 from biobank.sites.models import Site
 from biobank.sites.services import in_reach
 from biobank.study import services as study
 from biobank.study.models import Participant, Visit
+from biobank.study.protocol import SopLimits
 from biobank.study.services import Page
 
 # barcodes.py is a pure module and speaks English; these are the same messages, translated.
@@ -44,6 +45,8 @@ TIME_FIELDS = {
 CLOCK_SKEW = timedelta(minutes=10)
 MAX_ALIQUOTS_PER_TUBE = 50
 MAX_ALIQUOT_VOLUME_UL = 10_000
+# Why a tube was not drawn, in a few words (forms and the API cap it at this length).
+MAX_NOT_COLLECTED_NOTE = 500
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,21 @@ class TubeEntry:
     notes: str = ""
 
 
+@dataclass(frozen=True)
+class NotCollected:
+    """A primary tube of the visit that was not drawn, and why: a reason of
+    NOT_COLLECTED_REASONS, and a note (required for "other")."""
+
+    tube_type: str
+    reason: str
+    note: str = ""
+
+
 @dataclass
 class Registration:
     visit: Visit
     specimens: list[Specimen] = field(default_factory=list)
+    uncollected: list[UncollectedTube] = field(default_factory=list)
 
     @property
     def aliquots(self) -> list[Aliquot]:
@@ -86,7 +100,13 @@ class Registration:
 
 
 def register_collection(
-    participant_code: str, visit_code: str, tubes: list[TubeEntry], *, actor
+    participant_code: str,
+    visit_code: str,
+    tubes: list[TubeEntry],
+    *,
+    actor,
+    not_collected: Iterable[NotCollected] = (),
+    collected_on: date | None = None,
 ) -> Registration:
     """Register the primary tubes of one visit and create their planned aliquots.
 
@@ -94,8 +114,14 @@ def register_collection(
     with its barcode, and one REGISTERED custody event per aliquot. A tube type already
     registered for this visit, or a blood draw dated before the visit's protocol window,
     is refused, and so nothing of the call is written.
+
+    ``not_collected`` records the tubes that were not drawn, each with its reason. A visit
+    where no tube could be drawn is registered too: ``collected_on`` (used only then) is
+    the day the participant came. A tube recorded as not collected and registered later
+    (it was found) replaces that record.
     """
-    if not tubes:
+    not_collected = list(not_collected)
+    if not tubes and not not_collected:
         raise Invalid(_l("Enter at least one primary tube."), fields={"tubes": ""})
     participant = study.get_participant(participant_code, actor=actor)
     if participant.consent_status != "given":
@@ -115,20 +141,161 @@ def register_collection(
             )
         seen.add(tube.tube_type)
         _check_times(tube)
-    tz = ZoneInfo(participant.site.timezone)
-    first = min(tubes, key=lambda t: t.collected_at)
-    collected_on = first.collected_at.astimezone(tz).date()
+    _check_not_collected(not_collected, seen)
+    if tubes:
+        tz = ZoneInfo(participant.site.timezone)
+        first = min(tubes, key=lambda t: t.collected_at)
+        collected_on = first.collected_at.astimezone(tz).date()
+        date_field = f"{first.tube_type}.collected_at"
+    else:
+        _check_visit_day(participant, collected_on)
+        date_field = "collected_on"
     visit = study.open_visit(
-        participant,
-        visit_code,
-        collected_on,
-        actor=actor,
-        date_field=f"{first.tube_type}.collected_at",
+        participant, visit_code, collected_on, actor=actor, date_field=date_field
     )
     registration = Registration(visit)
+    for entry in not_collected:
+        registration.uncollected.append(_record_not_collected(visit, entry, actor))
+    _forget_not_collected(visit, [tube.tube_type for tube in tubes])
     for tube in tubes:
         registration.specimens.append(_register_tube(visit, tube, actor))
     return registration
+
+
+def _check_not_collected(entries: list[NotCollected], collected: set[str]) -> None:
+    """Each tube not collected is named once, is not also collected, and says why."""
+    seen = set()
+    for entry in entries:
+        prefix = entry.tube_type
+        if prefix in collected:
+            raise Invalid(
+                _l(
+                    "Tube type %(t)s is entered both as collected and as not collected.",
+                    t=prefix,
+                ),
+                fields={f"{prefix}.tube_type": prefix},
+            )
+        if prefix in seen:
+            raise Invalid(
+                _l("Tube type %(t)s is entered twice.", t=prefix),
+                fields={f"{prefix}.tube_type": prefix},
+            )
+        seen.add(prefix)
+        if entry.reason not in NOT_COLLECTED_REASONS:
+            raise Invalid(
+                _l(
+                    "Tube %(tube)s: unknown reason %(reason)s for a tube not collected "
+                    "(known: %(known)s).",
+                    tube=prefix,
+                    reason=entry.reason or "—",
+                    known=", ".join(NOT_COLLECTED_REASONS),
+                ),
+                fields={f"{prefix}.not_collected_reason": entry.reason},
+            )
+        if entry.reason == "other" and not (entry.note or "").strip():
+            raise Invalid(
+                _l(
+                    "Tube %(tube)s: the reason is “other”: say in the note why it was not drawn.",
+                    tube=prefix,
+                ),
+                fields={f"{prefix}.not_collected_note": ""},
+            )
+        if len(entry.note or "") > MAX_NOT_COLLECTED_NOTE:
+            raise Invalid(
+                _l(
+                    "Tube %(tube)s: the note is limited to %(n)d characters.",
+                    tube=prefix,
+                    n=MAX_NOT_COLLECTED_NOTE,
+                ),
+                fields={f"{prefix}.not_collected_note": ""},
+            )
+
+
+def _check_visit_day(participant: Participant, collected_on: date | None) -> None:
+    """The day of a visit where no tube was drawn: given, and not after today at the
+    centre (the protocol window is checked by ``study.open_visit``)."""
+    if collected_on is None:
+        raise Invalid(
+            _l("No tube was drawn: enter the date of the visit."),
+            fields={"collected_on": ""},
+        )
+    today = study.centre_today(participant)
+    if collected_on > today:
+        raise Invalid(
+            _l(
+                "The visit date %(on)s is in the future: today is %(today)s at %(site)s.",
+                on=collected_on.isoformat(),
+                today=today.isoformat(),
+                site=participant.site.code,
+            ),
+            fields={"collected_on": collected_on.isoformat()},
+        )
+
+
+def _record_not_collected(visit: Visit, entry: NotCollected, actor) -> UncollectedTube:
+    """Record (or correct) that a tube of the visit was not drawn; refused for a tube that
+    is registered."""
+    prefix = entry.tube_type
+    try:
+        study.tube_type(visit.definition.protocol, entry.tube_type)
+    except Invalid as err:  # the same message, on this tube's field
+        raise Invalid(err.message, fields={f"{prefix}.tube_type": prefix}) from err
+    registered = db.session.execute(
+        db.select(Specimen.id).where(
+            Specimen.visit_id == visit.id, Specimen.tube_type == entry.tube_type
+        )
+    ).first()
+    if registered:
+        raise Conflict(
+            _l(
+                "The %(t)s tube of visit %(v)s of %(p)s is registered: it cannot be recorded "
+                "as not collected.",
+                t=prefix,
+                v=visit.visit_code,
+                p=visit.participant.code,
+            ),
+            code="uncollected.registered",
+            fields={f"{prefix}.not_collected_reason": entry.reason},
+        )
+    record = db.session.execute(
+        db.select(UncollectedTube).where(
+            UncollectedTube.visit_id == visit.id, UncollectedTube.tube_type == entry.tube_type
+        )
+    ).scalar()
+    if record is None:
+        record = UncollectedTube(visit=visit, tube_type=entry.tube_type)
+        db.session.add(record)
+    record.reason = entry.reason
+    record.note = (entry.note or "").strip()
+    record.recorded_at = utcnow()
+    record.recorded_by_id = getattr(actor, "id", None)
+    concurrent = Conflict(  # built now: a failed flush expires the visit
+        _l(
+            "The %(t)s tube of visit %(v)s of %(p)s was recorded by someone else at the same "
+            "moment. Nothing was written: open the visit's page to see it.",
+            t=prefix,
+            v=visit.visit_code,
+            p=visit.participant.code,
+        ),
+        code="uncollected.concurrent",
+        fields={f"{prefix}.tube_type": prefix},
+    )
+    try:
+        db.session.flush()
+    except sa.exc.IntegrityError as err:
+        raise concurrent from err
+    return record
+
+
+def _forget_not_collected(visit: Visit, tube_types: list[str]) -> None:
+    """A tube recorded as not collected and registered now was found after all: its
+    record goes, in the same transaction as the tube's registration."""
+    if tube_types:
+        db.session.execute(
+            sa.delete(UncollectedTube).where(
+                UncollectedTube.visit_id == visit.id, UncollectedTube.tube_type.in_(tube_types)
+            )
+        )
 
 
 def _check_times(tube: TubeEntry) -> None:
@@ -240,6 +407,7 @@ def _register_tube(visit: Visit, tube: TubeEntry, actor) -> Specimen:
         notes=tube.notes,
         created_by_id=getattr(actor, "id", None),
     )
+    _record_deviations(specimen, study.sop_limits(protocol, tube.tube_type))
     db.session.add(specimen)
     codes = _new_barcodes(count)
     aliquots = [
@@ -275,6 +443,14 @@ def _register_tube(visit: Visit, tube: TubeEntry, actor) -> Specimen:
             },
         )
     return specimen
+
+
+def _record_deviations(specimen: Specimen, limits: SopLimits | None) -> None:
+    """Keep where the tube's handling broke the SOP limits: a warning on the sample for
+    those who use it, never a reason to refuse the tube."""
+    found = deviations.found(limits, specimen)
+    specimen.deviations = canonical_json(found)
+    specimen.deviates = bool(found)
 
 
 def _sprec_code(tube: TubeEntry, container: str, sample_type: str) -> sprec.SprecCode:
@@ -771,8 +947,12 @@ def find_aliquots(raw_codes: list[str], *, actor) -> list[Aliquot]:
     return [found[code] for code in dict.fromkeys(codes)]
 
 
-def list_aliquots(*, actor, limit: int = 100, offset: int = 0) -> Page:
+def list_aliquots(*, actor, status: str | None = None, limit: int = 100, offset: int = 0) -> Page:
+    """The aliquots the actor sees, by id (of one ``status``: those registered and not
+    stored yet, those missing since a receipt)."""
     query = aliquots_in_reach(_scan.summary, actor)
+    if status:
+        query = query.where(Aliquot.status == status)
     total = db.session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar()
     rows = db.session.execute(query.order_by(Aliquot.id).limit(limit).offset(offset))
     return Page(_summaries(rows), total)
@@ -791,7 +971,55 @@ def visit_aliquots(participant_code: str, visit_code: str, *, actor) -> Registra
         .scalars()
         .all()
     )
-    return Registration(visit, list(specimens))
+    return Registration(visit, list(specimens), uncollected_tubes(visit))
+
+
+def uncollected_tubes(visit: Visit) -> list[UncollectedTube]:
+    """The tubes of a registered visit recorded as not drawn, by tube type."""
+    query = (
+        db.select(UncollectedTube)
+        .where(UncollectedTube.visit_id == visit.id)
+        .order_by(UncollectedTube.tube_type)
+    )
+    return list(db.session.execute(query).scalars())
+
+
+def visits_missing_a_tube(participant: Participant) -> list[Visit]:
+    """The participant's registered visits with a tube recorded as not collected: the
+    tube may still be found and registered."""
+    query = (
+        db.select(Visit)
+        .where(
+            Visit.participant_id == participant.id,
+            Visit.id.in_(db.select(UncollectedTube.visit_id)),
+        )
+        .order_by(Visit.collected_on)
+    )
+    return list(db.session.execute(query).scalars())
+
+
+def visit_deviation(visit: Visit) -> deviations.Deviation | None:
+    """The deviation of a visit collected after its protocol window, or None."""
+    if not visit.out_of_window:
+        return None
+    window = study.visit_window(visit.participant, visit.definition)
+    return deviations.visit_outside_window(visit.study_day, window.earliest_day, window.latest_day)
+
+
+def aliquot_deviations(aliquot: Aliquot) -> list[deviations.Deviation]:
+    """What whoever uses this aliquot must know of it against the protocol: its tube's
+    handling outside the SOP, more freeze–thaw cycles than the SOP allows before an
+    assay, its visit outside its window."""
+    specimen = aliquot.specimen
+    found = deviations.listed(specimen.deviations)
+    limits = study.sop_limits(specimen.visit.definition.protocol, specimen.tube_type)
+    thawed = deviations.freeze_thaw(aliquot.freeze_thaw_count, limits)
+    if thawed is not None:
+        found.append(deviations.described(thawed))
+    late = visit_deviation(specimen.visit)
+    if late is not None:
+        found.append(late)
+    return found
 
 
 def correct_volume(raw_code: str, volume_ul: int, reason: str, *, actor) -> Aliquot:

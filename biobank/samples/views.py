@@ -15,9 +15,10 @@ from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.custody import services as custody
 from biobank.errors import DomainError
-from biobank.samples import services, sprec
+from biobank.i18n import label
+from biobank.samples import deviations, services, sprec
 from biobank.samples.forms import FindParticipantForm, RegistrationForm
-from biobank.samples.services import SpinEntry, TubeEntry
+from biobank.samples.services import NotCollected, SpinEntry, TubeEntry
 from biobank.study import services as study
 from biobank.web import refill, refuse, refuse_form, show_error
 
@@ -55,11 +56,13 @@ def scan():
 @requires(Permission.VIEW_SAMPLES)
 def aliquot(barcode):
     summary = services.scan_aliquot(barcode, actor=current_user)
-    specimen = services.find_aliquot(barcode, actor=current_user).specimen
+    found = services.find_aliquot(barcode, actor=current_user)
+    specimen = found.specimen
     return render_template(
         "samples/aliquot.html",
         aliquot=summary,
         specimen=specimen,
+        deviations=services.aliquot_deviations(found),
         events=custody.history(summary.id),
         sprec_elements=sprec.describe(
             specimen.sprec_code,
@@ -126,6 +129,19 @@ def _tube_entries(form: RegistrationForm, tz: ZoneInfo) -> list[TubeEntry]:
     return entries
 
 
+def _not_collected_entries(form: RegistrationForm) -> list[NotCollected]:
+    """The unticked tubes' sections: each a tube not drawn, with its reason and note."""
+    return [
+        NotCollected(
+            tube.tube_type.data,
+            tube.not_collected_reason.data or "",
+            tube.not_collected_note.data or "",
+        )
+        for tube in (section.form for section in form.tubes)
+        if not tube.collected.data
+    ]
+
+
 def _plan_text(definition) -> str:
     return ", ".join(
         f"{p.tube_type} {p.aliquots} × {p.volume_ul} µL" for p in definition.sample_plans
@@ -138,10 +154,21 @@ def _registration_form(participant, protocol) -> RegistrationForm:
         SelectChoice(d.code, f"{d.code} — {d.name} · {_plan_text(d)}")
         for d in study.visits_to_register(participant)
     ]
+    # A registered visit with a tube recorded as not collected: the tube may be found.
+    form.visit.choices += [
+        SelectChoice(
+            v.visit_code,
+            f"{v.visit_code} — {v.definition.name} · " + _("a tube not collected was found"),
+        )
+        for v in services.visits_missing_a_tube(participant)
+    ]
     if request.method == "GET":
         refill(form)
+        if form.visit.data is None:  # the visit page's "register the found tube" link
+            form.visit.data = request.args.get("visit")
     if not form.tubes.entries:  # a fresh page: one section per tube type of the protocol
-        for tube in protocol.tube_types:
+        asked = [t for t in protocol.tube_types if t.code == request.args.get("tube")]
+        for tube in asked or protocol.tube_types:
             form.tubes.append_entry({"tube_type": tube.code})
     return form
 
@@ -163,7 +190,12 @@ def register(code):
     tubes = _tube_entries(form, ZoneInfo(participant.site.timezone))
     try:
         result = services.register_collection(
-            participant.code, form.visit.data, tubes, actor=current_user
+            participant.code,
+            form.visit.data,
+            tubes,
+            actor=current_user,
+            not_collected=_not_collected_entries(form),
+            collected_on=form.collected_on.data,
         )
     except DomainError as err:
         index = {t.tube_type.data: str(i) for i, t in enumerate(form.tubes)}
@@ -178,18 +210,54 @@ def register(code):
         ),
         "success",
     )
-    if result.visit.out_of_window:
+    if result.uncollected:
         flash(
             _(
-                "This visit was collected outside its protocol window (study day "
-                "%(d)d); it is flagged.",
-                d=result.visit.study_day,
+                "Recorded as not collected: %(tubes)s.",
+                tubes=", ".join(
+                    f"{u.tube_type} ({label(u.reason, 'not_collected')})"
+                    for u in result.uncollected
+                ),
             ),
             "warning",
         )
+    _flash_deviations(result)
     return redirect(
         url_for("samples.visit", code=participant.code, visit_code=result.visit.visit_code), 303
     )
+
+
+def _flash_deviations(result) -> None:
+    """Warn of each tube handled outside the SOP and of a visit outside its window: the
+    tubes are registered, and the technician learns it while the tubes are at hand."""
+    for specimen in result.specimens:
+        found = deviations.listed(specimen.deviations)
+        if found:
+            flash(
+                _(
+                    "Tube %(tube)s was handled outside the SOP (%(deviations)s); it is "
+                    "registered and flagged.",
+                    tube=specimen.tube_type,
+                    deviations="; ".join(d.message for d in found),
+                ),
+                "warning",
+            )
+    late = services.visit_deviation(result.visit)
+    if late is not None:
+        flash(
+            _(
+                "This visit was collected outside its protocol window (%(deviation)s); it is "
+                "flagged.",
+                deviation=late.message,
+            ),
+            "warning",
+        )
+
+
+@bp.app_template_filter("deviations")
+def deviations_filter(stored: str) -> list[deviations.Deviation]:
+    """A specimen's stored deviations (``Specimen.deviations``) in the page's language."""
+    return deviations.listed(stored)
 
 
 def _form_key(service_key: str, index: dict[str, str]) -> str:
@@ -202,4 +270,8 @@ def _form_key(service_key: str, index: dict[str, str]) -> str:
 @requires(Permission.VIEW_SAMPLES)
 def visit(code, visit_code):
     registration = services.visit_aliquots(code, visit_code, actor=current_user)
-    return render_template("samples/visit.html", registration=registration)
+    return render_template(
+        "samples/visit.html",
+        registration=registration,
+        visit_deviation=services.visit_deviation(registration.visit),
+    )

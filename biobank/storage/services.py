@@ -8,15 +8,18 @@ the same moment cannot both succeed, whatever the timing.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.custody import services as custody
+from biobank.custody.models import CustodyEvent
 from biobank.custody.services import EventKind
 from biobank.db import Page
 from biobank.errors import Conflict, Forbidden, Invalid, NotFound
@@ -1345,6 +1348,54 @@ def record_excursion(
             },
         )
     return len(inside)
+
+
+@dataclass(frozen=True)
+class Excursion:
+    """A temperature excursion as it was recorded (``record_excursion``), and how many of
+    the actor's aliquots it concerned."""
+
+    container: str
+    started_at: datetime
+    ended_at: datetime
+    highest_c: float
+    note: str | None
+    aliquots: int
+
+
+def excursion_events(query, since: datetime, actor):
+    """``query`` on custody events limited to the temperature excursions that ended at or
+    after ``since`` on the aliquots the actor sees. An excursion is recorded as one event
+    per aliquot inside, all with the same details: counting distinct details counts
+    excursions."""
+    query = query.join(Aliquot, Aliquot.id == CustodyEvent.aliquot_id).where(
+        CustodyEvent.kind == EventKind.TEMPERATURE_EXCURSION.value, CustodyEvent.at >= since
+    )
+    return samples.aliquots_in_reach(query, actor)
+
+
+def recent_excursions(since: datetime, *, actor) -> list[Excursion]:
+    """The temperature excursions that ended since ``since`` on the actor's aliquots,
+    the latest first."""
+    query = excursion_events(
+        sa.select(CustodyEvent.details, sa.func.max(CustodyEvent.reason), sa.func.count()),
+        since,
+        actor,
+    ).group_by(CustodyEvent.details)
+    found = []
+    for details, note, aliquots in db.session.execute(query):
+        recorded = json.loads(details)
+        found.append(
+            Excursion(
+                container=recorded["container"],
+                started_at=datetime.fromisoformat(recorded["started_at"]),
+                ended_at=datetime.fromisoformat(recorded["ended_at"]),
+                highest_c=recorded["highest_c"],
+                note=note,
+                aliquots=aliquots,
+            )
+        )
+    return sorted(found, key=lambda e: (e.ended_at, e.container), reverse=True)
 
 
 def scanned_container(code: str, actor) -> samples.CodeMeaning | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -12,18 +12,36 @@ from flask_login import current_user
 
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
+from biobank.db import utcnow
 from biobank.errors import DomainError, Invalid
+from biobank.samples import services as samples
 from biobank.storage import allocating, services
 from biobank.web import EMPTY, kept_form, refuse
 
 bp = Blueprint("storage", __name__, template_folder="templates")
+# The tubes waiting to be stored listed on the page that stores them, oldest first.
+WAITING_SHOWN = 100
+MAX_EXCURSION_DAYS = 366
 
 
 @bp.route("/storage")
 @requires(Permission.VIEW_SAMPLES)
 def overview():
     freezers, capacity = services.overview(actor=current_user)
-    return render_template("storage/overview.html", freezers=freezers, capacity=capacity)
+    # ?excursions=N: the temperature excursions that ended in the last N days (the home
+    # page's count links here with its own N).
+    days = request.args.get("excursions", type=int)
+    excursions = None
+    if days is not None and 1 <= days <= MAX_EXCURSION_DAYS:
+        since = utcnow() - timedelta(days=days)
+        excursions = services.recent_excursions(since, actor=current_user)
+    return render_template(
+        "storage/overview.html",
+        freezers=freezers,
+        capacity=capacity,
+        excursions=excursions,
+        excursion_days=days,
+    )
 
 
 @bp.route("/boxes/<barcode>")
@@ -45,7 +63,12 @@ def scan_to_store():
     tube there. A tube stored elsewhere waits for its confirmation until the next scan."""
     box_code = (request.args.get("box") or "").strip()
     if not box_code:
-        return render_template("storage/scan_box.html")
+        # The tubes registered and not stored yet: what there is to store (the home
+        # page's count links here).
+        waiting = samples.list_aliquots(
+            actor=current_user, status="registered", limit=WAITING_SHOWN
+        )
+        return render_template("storage/scan_box.html", waiting=waiting)
     try:
         box_map = services.box_map(box_code, actor=current_user)
     except DomainError as err:

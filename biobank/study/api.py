@@ -53,6 +53,18 @@ def get_participant(code):
     return services.get_participant(code, actor=current_user)
 
 
+@blp.route("/participants/<code>/leaving", methods=["POST"])
+@requires(Permission.APPROVE)
+@blp.arguments(schemas.LeavingSchema)
+@blp.response(200, schemas.ParticipantSchema)
+def record_leaving(data, code):
+    """Record, or correct, the day the participant left the study and why. Not a consent
+    withdrawal: the banked samples stay usable; visits after that day are refused."""
+    return services.record_leaving(
+        code, data["left_on"], data["reason"], data["note"], actor=current_user
+    )
+
+
 @blp.route("/participants/<code>/visits")
 @requires(Permission.VIEW_SAMPLES)
 @blp.response(200, schemas.VisitSchema(many=True))

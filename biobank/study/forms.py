@@ -2,7 +2,11 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from biobank.i18n import VALUE_LABELS
+from biobank.study.models import LEAVING_REASONS
+from biobank.study.services import MAX_LEAVING_NOTE
 
 DISEASE_CHOICES = [
     SelectChoice("de_novo", _l("de novo")),
@@ -26,6 +30,27 @@ class ParticipantForm(FlaskForm):
 
 class WithdrawConsentForm(FlaskForm):
     withdrawn_on = DateField(_l("Consent withdrawn on"), validators=[DataRequired()])
+
+
+LEAVING_CHOICES = [
+    SelectChoice("", _l("— choose why —")),
+    *(SelectChoice(code, VALUE_LABELS["leaving"][code]) for code in LEAVING_REASONS),
+]
+
+
+class LeavingForm(FlaskForm):
+    """Leaving the study; named like the participant's columns, so that a correction
+    starts from the record (``LeavingForm(obj=participant)``)."""
+
+    left_on = DateField(_l("Left the study on"), validators=[DataRequired()])
+    left_reason = SelectField(
+        _l("Reason"), choices=LEAVING_CHOICES, validators=[InputRequired()], default=""
+    )
+    left_note = StringField(
+        _l("Note"),
+        validators=[Optional(), Length(max=MAX_LEAVING_NOTE)],
+        description=_l("Required when the reason is “other”."),
+    )
 
 
 class SiteForm(FlaskForm):

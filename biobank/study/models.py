@@ -17,6 +17,8 @@ from biobank.sites.models import Site
 
 DISEASE_STATUSES = ("de_novo", "relapsed", "refractory")
 CONSENT_STATUSES = ("given", "withdrawn")
+# Why a participant left the study (not a consent withdrawal: banked samples stay usable).
+LEAVING_REASONS = ("progression", "toxicity", "death", "lost_to_follow_up", "other")
 
 
 class Protocol(db.Model):
@@ -136,6 +138,14 @@ class Participant(db.Model):
     consent_status: Mapped[str] = mapped_column(sa.String(16), default="given")
     consent_given_on: Mapped[date]
     consent_withdrawn_on: Mapped[date | None]
+    # Leaving the study: visits after left_on are no longer expected. The reason is one of
+    # LEAVING_REASONS, checked by the service (a CHECK would mean copying this table, to
+    # which many rows point, on SQLite).
+    left_on: Mapped[date | None]
+    left_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    left_note: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    left_recorded_at: Mapped[datetime | None]
+    left_recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
 

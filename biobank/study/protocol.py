@@ -4,7 +4,9 @@ The protocol (arms, visits, visit windows, which tubes are drawn and how they ar
 aliquoted) is configuration, not code: a protocol amendment is a new file, and
 the SHA-256 of the file's bytes (``ProtocolSpec.content_hash``) identifies the
 version that samples were registered against. The layout of the file is
-documented at the top of the shipped ``protocols/poems-lendex.toml``.
+documented at the top of the shipped ``protocols/poems-lendex.toml``. The optional
+``[sop.<TUBE_TYPE>]`` tables set the SOP limits of each tube type's handling
+(``ProtocolSpec.sop``), against which biobank/samples/deviations.py checks a tube.
 
 Parsing is a pure function. Every problem raises ``ProtocolError`` whose message
 starts with the path of the offending key, e.g.
@@ -14,12 +16,14 @@ starts with the path of the offending key, e.g.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 __all__ = [
@@ -27,6 +31,8 @@ __all__ = [
     "ProtocolError",
     "ProtocolSpec",
     "SamplePlanSpec",
+    "SopLimits",
+    "SopRange",
     "TubeTypeSpec",
     "VisitSpec",
     "default_protocol_path",
@@ -45,6 +51,18 @@ _CODE_RULE = (
     "must be a short uppercase code (A-Z, 0-9, '-', '_'; "
     "at most 16 characters, starting with a letter or digit)"
 )
+# SOP limits (the optional [sop.<TUBE_TYPE>] tables). The bounds are those the
+# registration accepts for a recorded value (biobank/samples/services.py), so that a
+# limit can always be met; a delay of a week is already far beyond any blood sample.
+MAX_SOP_DELAY_MINUTES = 7 * 24 * 60
+MAX_CENTRIFUGATION_G = 100_000
+MAX_CENTRIFUGATION_MINUTES = 240
+MIN_CENTRIFUGATION_C, MAX_CENTRIFUGATION_C = -20, 45
+MAX_FREEZE_THAW_CYCLES = 50
+# The classes of temperature a tube is kept at before centrifugation, as the
+# registration form offers them (biobank/samples/models.py TEMPERATURE_CLASSES).
+TEMPERATURE_CLASSES = ("RT", "2-10")
+
 # SPREC codes (type of sample, type of primary container) are three characters.
 _SPREC_RE = re.compile(r"[A-Z0-9]{3}")
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
@@ -122,6 +140,36 @@ class VisitSpec:
 
 
 @dataclass(frozen=True)
+class SopRange:
+    """Allowed values from ``min`` to ``max``, both included; None: no bound on that side."""
+
+    min: int | float | None = None
+    max: int | float | None = None
+
+    def __contains__(self, value: int | float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+@dataclass(frozen=True)
+class SopLimits:
+    """The SOP limits of one tube type's pre-analytical handling; None: no limit.
+
+    Delays are counted in minutes from the blood draw; temperature classes are those of
+    ``TEMPERATURE_CLASSES``; a centrifuge temperature must fall in one of the ranges of
+    ``centrifugation_temperature_c`` (plasma may be spun cold, serum may not).
+    """
+
+    tube_type: str
+    draw_to_centrifugation_minutes: SopRange | None = None
+    temperature_before_centrifugation: tuple[str, ...] | None = None
+    centrifugation_g: SopRange | None = None
+    centrifugation_minutes: SopRange | None = None
+    centrifugation_temperature_c: tuple[SopRange, ...] | None = None
+    draw_to_freezing_minutes: SopRange | None = None
+    freeze_thaw_cycles_max: int | None = None
+
+
+@dataclass(frozen=True)
 class ProtocolSpec:
     """A whole sampling protocol, as parsed from one file."""
 
@@ -133,6 +181,10 @@ class ProtocolSpec:
     arms: tuple[ArmSpec, ...]
     visits: tuple[VisitSpec, ...]
     content_hash: str  # SHA-256 hex of the file's bytes
+    # Tube type code -> its SOP limits; a tube type without a [sop] table has none.
+    # Read-only, and left out of the hash (a mapping has none; equal specs still hash
+    # alike, as their other fields are equal).
+    sop: Mapping[str, SopLimits] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     def tube_type(self, code: str) -> TubeTypeSpec:
         """Return the tube type with this code; ``KeyError`` if there is none."""
@@ -281,7 +333,7 @@ def _unique(items: list[T], code_of: Callable[[T], str], path: str, what: str) -
 
 
 def _build(document: Mapping[str, Any], content_hash: str) -> ProtocolSpec:
-    _fields(document, "", ("study", "tube_types", "arms", "visits"))
+    _fields(document, "", ("study", "tube_types", "arms", "visits"), ("sop",))
 
     study = _table(document["study"], "study")
     _fields(study, "study", ("code", "title", "sponsor", "version"))
@@ -308,6 +360,7 @@ def _build(document: Mapping[str, Any], content_hash: str) -> ProtocolSpec:
         arms=arms,
         visits=visits,
         content_hash=content_hash,
+        sop=_sop(document.get("sop", {}), [tube.code for tube in tube_types]),
     )
 
 
@@ -485,3 +538,136 @@ def _samples(value: Any, path: str, tube_codes: list[str]) -> tuple[SamplePlanSp
         )
         result.append(SamplePlanSpec(tube_type=tube_type, aliquots=aliquots, volume_ul=volume_ul))
     return tuple(result)
+
+
+# -- SOP limits ----------------------------------------------------------------
+
+
+def _sop(value: Any, tube_codes: list[str]) -> Mapping[str, SopLimits]:
+    tables = _table(value, "sop")
+    limits = {}
+    for code, entry in tables.items():
+        path = _join("sop", code)
+        if code not in tube_codes:
+            declared = ", ".join(tube_codes)
+            raise ProtocolError(
+                path, f"unknown tube type {_quote(code)} (declared tube types: {declared})"
+            )
+        limits[code] = _sop_limits(code, _table(entry, path), path)
+    return MappingProxyType(limits)
+
+
+def _sop_limits(code: str, table: Mapping[str, Any], path: str) -> SopLimits:
+    _fields(table, path, (), _SOP_KEYS)
+
+    def read(key: str, reader: Callable[[Any, str], T]) -> T | None:
+        return reader(table[key], f"{path}.{key}") if key in table else None
+
+    return SopLimits(
+        tube_type=code,
+        draw_to_centrifugation_minutes=read("draw_to_centrifugation_minutes", _delay_range),
+        temperature_before_centrifugation=read(
+            "temperature_before_centrifugation", _temperature_classes
+        ),
+        centrifugation_g=read("centrifugation_g", _force_range),
+        centrifugation_minutes=read("centrifugation_minutes", _spin_minutes_range),
+        centrifugation_temperature_c=read("centrifugation_temperature_c", _temperature_ranges),
+        draw_to_freezing_minutes=read("draw_to_freezing_minutes", _delay_range),
+        freeze_thaw_cycles_max=read(
+            "freeze_thaw_cycles_max",
+            lambda value, key: _whole(
+                value,
+                key,
+                0,
+                MAX_FREEZE_THAW_CYCLES,
+                f"must be a whole number of cycles from 0 to {MAX_FREEZE_THAW_CYCLES}",
+            ),
+        ),
+    )
+
+
+_SOP_KEYS = (
+    "draw_to_centrifugation_minutes",
+    "temperature_before_centrifugation",
+    "centrifugation_g",
+    "centrifugation_minutes",
+    "centrifugation_temperature_c",
+    "draw_to_freezing_minutes",
+    "freeze_thaw_cycles_max",
+)
+_RANGE_SHAPE = "must be a table of bounds, e.g. { min = 10, max = 15 }"
+
+
+def _range(value: Any, path: str, bound: Callable[[Any, str], int | float]) -> SopRange:
+    if not isinstance(value, dict):
+        raise ProtocolError(path, _RANGE_SHAPE)
+    table: Mapping[str, Any] = value
+    _fields(table, path, (), ("min", "max"))
+    if not table:
+        raise ProtocolError(path, "must give min, max or both")
+    low = bound(table["min"], f"{path}.min") if "min" in table else None
+    high = bound(table["max"], f"{path}.max") if "max" in table else None
+    if low is not None and high is not None and low > high:
+        raise ProtocolError(f"{path}.min", f"must not be above max ({low} > {high})")
+    return SopRange(low, high)
+
+
+def _whole_range(value: Any, path: str, low: int, high: int, unit: str) -> SopRange:
+    rule = f"must be a whole number of {unit} from {low} to {high}"
+    return _range(value, path, lambda bound, key: _whole(bound, key, low, high, rule))
+
+
+def _delay_range(value: Any, path: str) -> SopRange:
+    return _whole_range(value, path, 0, MAX_SOP_DELAY_MINUTES, "minutes")
+
+
+def _force_range(value: Any, path: str) -> SopRange:
+    return _whole_range(value, path, 1, MAX_CENTRIFUGATION_G, "g")
+
+
+def _spin_minutes_range(value: Any, path: str) -> SopRange:
+    return _whole_range(value, path, 1, MAX_CENTRIFUGATION_MINUTES, "minutes")
+
+
+def _celsius(value: Any, path: str) -> int | float:
+    # bool is a subclass of int; nan and inf are TOML floats but no temperature.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+        or not MIN_CENTRIFUGATION_C <= value <= MAX_CENTRIFUGATION_C
+    ):
+        raise ProtocolError(
+            path,
+            f"must be a temperature in °C from {MIN_CENTRIFUGATION_C} to {MAX_CENTRIFUGATION_C}",
+        )
+    return value
+
+
+def _temperature_ranges(value: Any, path: str) -> tuple[SopRange, ...]:
+    if not isinstance(value, list):
+        raise ProtocolError(
+            path, "must be an array of ranges, e.g. [{ min = 15, max = 25 }, { min = 2, max = 8 }]"
+        )
+    if not value:
+        raise ProtocolError(path, "must list at least one range")
+    return tuple(_range(entry, f"{path}[{index}]", _celsius) for index, entry in enumerate(value))
+
+
+def _temperature_classes(value: Any, path: str) -> tuple[str, ...]:
+    allowed = ", ".join(f'"{name}"' for name in TEMPERATURE_CLASSES)
+    shape = f'must be an array of temperature classes among {allowed}, e.g. ["RT"]'
+    if not isinstance(value, list) or not value:
+        raise ProtocolError(path, shape)
+    seen: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ProtocolError(path, shape)
+        if item not in TEMPERATURE_CLASSES:
+            raise ProtocolError(
+                path, f"unknown temperature class {_quote(item)} (classes: {allowed})"
+            )
+        if item in seen:
+            raise ProtocolError(path, f'temperature class "{item}" is listed twice')
+        seen.append(item)
+    return tuple(seen)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from biobank.schemas import PageArgs
-from biobank.study.models import DISEASE_STATUSES
+from biobank.study.models import DISEASE_STATUSES, LEAVING_REASONS
+from biobank.study.services import MAX_LEAVING_NOTE
 
 
 class SiteSchema(Schema):
@@ -34,6 +35,9 @@ class ParticipantSchema(Schema):
     consent_status = fields.String()
     consent_given_on = fields.Date()
     consent_withdrawn_on = fields.Date(allow_none=True)
+    left_on = fields.Date(allow_none=True)
+    left_reason = fields.String(allow_none=True)
+    left_note = fields.String()
 
 
 class ParticipantDetailSchema(ParticipantSchema):
@@ -57,6 +61,18 @@ class NewParticipantSchema(Schema):
     disease_status = fields.String(required=True, validate=validate.OneOf(DISEASE_STATUSES))
     included_on = fields.Date(required=True)
     consent_given_on = fields.Date(required=True)
+
+
+class LeavingSchema(Schema):
+    left_on = fields.Date(required=True, metadata={"example": "2026-09-21"})
+    reason = fields.String(
+        required=True, metadata={"description": "One of " + ", ".join(LEAVING_REASONS) + "."}
+    )
+    note = fields.String(
+        load_default="",
+        validate=validate.Length(max=MAX_LEAVING_NOTE),
+        metadata={"description": "Why, in words; required when the reason is other."},
+    )
 
 
 class SamplePlanSchema(Schema):

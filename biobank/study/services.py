@@ -8,19 +8,22 @@ found" rather than "forbidden", so that its existence is not disclosed either.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from biobank.db import Page
+from biobank.db import Page, utcnow
 from biobank.errors import Conflict, Forbidden, Invalid, NotFound
 from biobank.extensions import db
 from biobank.sites.models import Site
 from biobank.sites.services import get_site, in_reach
 from biobank.study.models import (
     DISEASE_STATUSES,
+    LEAVING_REASONS,
     Arm,
     Participant,
     Protocol,
@@ -29,11 +32,13 @@ from biobank.study.models import (
     Visit,
     VisitDefinition,
 )
-from biobank.study.protocol import ProtocolSpec
+from biobank.study.protocol import ProtocolSpec, SopLimits, parse_protocol
 
 # Pseudonymised codes only: a centre prefix and a number (LIM-001). A pattern this strict
 # also keeps names and dates out of the one free identifier the schema has.
 PARTICIPANT_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,7}-[0-9]{1,6}$")
+# Why a participant left, in a few words (forms and the API cap it at this length).
+MAX_LEAVING_NOTE = 500
 
 
 # --- protocol ----------------------------------------------------------------------------
@@ -123,6 +128,22 @@ def tube_type(protocol: Protocol, code: str) -> TubeType:
         _l("Unknown tube type %(code)s (known: %(known)s).", code=code, known=known),
         fields={"tube_type": code},
     )
+
+
+# Content hash of a loaded protocol -> its SOP limits by tube type. A content never
+# changes (a new content is a new row), so the text is parsed once per process.
+_SOP_BY_CONTENT: dict[str, Mapping[str, SopLimits]] = {}
+
+
+def sop_limits(protocol: Protocol, tube_type: str) -> SopLimits | None:
+    """The SOP limits of ``tube_type`` in a loaded protocol version, or None when it sets
+    none (an older protocol without ``[sop]`` tables, or a tube type it leaves out)."""
+    limits = _SOP_BY_CONTENT.get(protocol.content_sha256)
+    if limits is None:
+        # The text was validated when it was loaded: it parses again.
+        limits = parse_protocol(protocol.source).sop
+        _SOP_BY_CONTENT[protocol.content_sha256] = limits
+    return limits.get(tube_type)
 
 
 def schedule(participant: Participant) -> list[VisitDefinition]:
@@ -270,6 +291,91 @@ def withdraw_consent(code: str, withdrawn_on: date, *, actor) -> Participant:
     return participant
 
 
+def centre_today(participant: Participant) -> date:
+    """Today's date at the participant's centre: a day ends at midnight there, not in UTC."""
+    return utcnow().astimezone(ZoneInfo(participant.site.timezone)).date()
+
+
+def record_leaving(code: str, left_on: date, reason: str, note: str = "", *, actor) -> Participant:
+    """Record the day the participant left the study and why, or correct that record.
+
+    Leaving is not a withdrawal of consent: the banked samples stay usable and may be
+    requested. Only the visits after ``left_on`` are no longer expected, and
+    ``open_visit`` refuses them. A correction replaces the record, with who made it and
+    when.
+    """
+    participant = get_participant(code, actor=actor)
+    _lock(participant)
+    note = (note or "").strip()
+    if reason not in LEAVING_REASONS:
+        raise Invalid(
+            _l(
+                "Unknown reason for leaving the study %(reason)s (known: %(known)s).",
+                reason=reason,
+                known=", ".join(LEAVING_REASONS),
+            ),
+            fields={"reason": reason},
+        )
+    if reason == "other" and not note:
+        raise Invalid(
+            _l("The reason is “other”: say in the note why the participant left the study."),
+            fields={"note": ""},
+        )
+    if len(note) > MAX_LEAVING_NOTE:
+        raise Invalid(
+            _l("The note is limited to %(n)d characters.", n=MAX_LEAVING_NOTE),
+            fields={"note": ""},
+        )
+    _check_leaving_date(participant, left_on)
+    participant.left_on = left_on
+    participant.left_reason = reason
+    participant.left_note = note
+    participant.left_recorded_at = utcnow()
+    participant.left_recorded_by_id = getattr(actor, "id", None)
+    db.session.flush()
+    return participant
+
+
+def _check_leaving_date(participant: Participant, left_on: date) -> None:
+    if left_on < participant.included_on:
+        raise Invalid(
+            _l(
+                "%(p)s was included on %(included)s: they cannot have left the study before, "
+                "on %(on)s.",
+                p=participant.code,
+                included=participant.included_on.isoformat(),
+                on=left_on.isoformat(),
+            ),
+            fields={"left_on": left_on.isoformat()},
+        )
+    today = centre_today(participant)
+    if left_on > today:
+        raise Invalid(
+            _l(
+                "The leaving date %(on)s is in the future: today is %(today)s at %(site)s.",
+                on=left_on.isoformat(),
+                today=today.isoformat(),
+                site=participant.site.code,
+            ),
+            fields={"left_on": left_on.isoformat()},
+        )
+    later = [visit for visit in participant.visits if visit.collected_on > left_on]
+    if later:
+        last = max(later, key=lambda visit: visit.collected_on)
+        raise Conflict(
+            _l(
+                "Visit %(visit)s of %(p)s was collected on %(d)s, after %(on)s: the leaving "
+                "date cannot be before a registered visit.",
+                visit=last.visit_code,
+                p=participant.code,
+                d=last.collected_on.isoformat(),
+                on=left_on.isoformat(),
+            ),
+            code="leaving.before_visit",
+            fields={"left_on": left_on.isoformat()},
+        )
+
+
 # --- visits ------------------------------------------------------------------------------
 
 
@@ -287,9 +393,11 @@ def open_visit(
     the inclusion date: before its earliest day the visit is refused (a date typed in
     the wrong month or year, or a visit that cannot have happened yet); after its last
     day it is accepted and flagged, because the sample exists and must be banked and the
-    deviation is for the statisticians to weigh. ``date_field`` names the field that
-    holds the date in a refusal.
+    deviation is for the statisticians to weigh. A participant who left the study may
+    still have a visit on the leaving day, none after it. ``date_field`` names the field
+    that holds the date in a refusal.
     """
+    _lock(participant)  # one registration of a participant's visit at a time
     existing = db.session.execute(
         db.select(Visit).where(
             Visit.participant_id == participant.id, Visit.visit_code == visit_code
@@ -308,6 +416,7 @@ def open_visit(
                 fields={date_field: collected_on.isoformat()},
             )
         return existing
+    _refuse_after_leaving(participant, visit_code, collected_on, date_field)
     definition = visit_definition(
         current_protocol(participant.study_code), participant.arm_code, visit_code
     )
@@ -354,6 +463,39 @@ def open_visit(
             code="visit.concurrent",
         ) from err
     return visit
+
+
+def _lock(participant: Participant) -> None:
+    """Leaving the study and registering at a visit each check what the other writes (a
+    visit after the leaving date; a leaving date before a visit; a tube registered and
+    recorded as not drawn): the participant's row lock makes the second wait for the
+    first and then read what it wrote (PostgreSQL; SQLite lets one writer at a time
+    anyway). Re-read, not taken from the session."""
+    db.session.execute(
+        db.select(Participant)
+        .where(Participant.id == participant.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()  # read: the rows refresh the session's participant only when fetched
+
+
+def _refuse_after_leaving(
+    participant: Participant, visit_code: str, collected_on: date, date_field: str
+) -> None:
+    if participant.left_on is None or collected_on <= participant.left_on:
+        return
+    raise Conflict(
+        _l(
+            "%(p)s left the study on %(left)s: visit %(visit)s, collected on %(on)s, cannot "
+            "be registered. Check the date the blood was drawn.",
+            p=participant.code,
+            left=participant.left_on.isoformat(),
+            visit=visit_code,
+            on=collected_on.isoformat(),
+        ),
+        code="visit.after_leaving",
+        fields={date_field: collected_on.isoformat()},
+    )
 
 
 @dataclass(frozen=True)

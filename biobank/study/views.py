@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
@@ -12,8 +13,8 @@ from biobank.auth.roles import Permission
 from biobank.errors import DomainError
 from biobank.sites import services as site_services
 from biobank.study import services
-from biobank.study.forms import ParticipantForm, SiteForm, WithdrawConsentForm
-from biobank.web import refill, refuse, refuse_form
+from biobank.study.forms import LeavingForm, ParticipantForm, SiteForm, WithdrawConsentForm
+from biobank.web import kept_form, refill, refuse, refuse_form
 
 bp = Blueprint("study", __name__, template_folder="templates")
 PAGE = 50
@@ -84,7 +85,59 @@ def participant(code):
         schedule=services.schedule(found),
         done=done,
         withdraw_form=refill(WithdrawConsentForm()),
+        leaving_form=_leaving_form(found),
     )
+
+
+def _leaving_form(participant) -> LeavingForm:
+    """The leaving form, holding the record to correct; after its own refusal, what was
+    typed. A refusal of the page's other form leaves it as recorded."""
+    form = LeavingForm(obj=participant)
+    if "left_on" in kept_form().data:
+        refill(form)
+    return form
+
+
+# The service names the fields as the API does; the page's form, as the participant's columns.
+LEAVING_FIELDS = {"left_on": "left_on", "reason": "left_reason", "note": "left_note"}
+
+
+@bp.route("/participants/<code>/leaving", methods=["POST"])
+@requires(Permission.APPROVE)
+def record_leaving(code):
+    """Record, or correct, the day the participant left the study and why."""
+    participant = services.get_participant(code, actor=current_user)  # 404 out of reach
+    form = LeavingForm()
+    back = url_for("study.participant", code=participant.code)
+    if not form.validate_on_submit():
+        return refuse_form(form, back)
+    try:
+        participant = services.record_leaving(
+            participant.code,
+            form.left_on.data,
+            form.left_reason.data,
+            form.left_note.data or "",
+            actor=current_user,
+        )
+    except DomainError as err:
+        return refuse(err, back, field_names=LEAVING_FIELDS)
+    flash(
+        _(
+            "%(p)s left the study on %(on)s: recorded.",
+            p=participant.code,
+            on=format_date(participant.left_on),
+        ),
+        "success",
+    )
+    return redirect(url_for("study.participant", code=participant.code), 303)
+
+
+@bp.route("/participants/<code>/leaving", methods=["GET"])
+@requires(Permission.APPROVE)
+def leaving_page(code):
+    """The form's address opened by a GET (a login that expired during the POST, an old
+    tab): the participant's page, which holds the form."""
+    return redirect(url_for("study.participant", code=code), 303)
 
 
 @bp.route("/sites")

@@ -160,5 +160,5 @@ def test_a_later_run_without_a_result_never_stands_for_the_visit():
     assert reportable.decide(measured, [unread], reportable.DEFAULT_RULE).keep is measured
     alone = _row("A00002", None, detail=why)
     assert outcomes.reportable_rows([alone]) == [alone]
-    assert outcomes._per_visit_values([alone]) == []  # the visit has no value
+    assert outcomes.per_visit_values([alone]) == []  # the visit has no value
     assert alone.shown == why

@@ -78,6 +78,7 @@ FORM = {
     "tubes-0-frozen_at": "2026-03-02T09:45",
     "tubes-0-storage_temperature_c": "-80",
     "tubes-1-tube_type": "EDTA",
+    "tubes-1-not_collected_reason": "failed_draw",
 }
 
 
@@ -202,7 +203,10 @@ def test_a_visit_after_its_window_is_registered_and_flagged(bench):
     response = bench.post("/participants/LIM-001/register", data=late)
     assert response.status_code == 303
     page = html.unescape(bench.get(response.headers["Location"]).get_data(as_text=True))
-    assert "outside its protocol window (study day 64); it is flagged." in page
+    assert (
+        "outside its protocol window (collected on study day 64, window study days 49 to 63); "
+        "it is flagged." in page
+    )
     assert "out of window" in page
 
 
@@ -212,6 +216,7 @@ BOTH_TUBES = {
     **FORM,
     **{key.replace("tubes-0-", "tubes-1-"): value for key, value in FORM.items() if "-0-" in key},
     "tubes-1-tube_type": "EDTA",
+    "tubes-1-not_collected_reason": "failed_draw",
 }
 
 

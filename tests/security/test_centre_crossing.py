@@ -531,6 +531,7 @@ ROUTES = {
     "shipments.use_page": "shipment",
     "shipments.found_page": "aliquot",
     "shipments.withdraw_consent_page": "participant",
+    "study.leaving_page": "participant",
     "shipments.withdrawn": "participant",
     "assays.runs": None,
     "assays.analytes": None,
@@ -546,6 +547,14 @@ ROUTES = {
     "assays_api.participant_results": "participant",
     "assays_api.export_csv": None,
     "assays_api.export_xlsx": None,
+    "monitoring.completeness_page": None,
+    "monitoring.completeness_download": None,
+    "monitoring.completeness_chart_svg": None,
+    "monitoring_api.collection_completeness": None,
+    "outcome.summary": None,
+    "outcome.waterfall_svg": None,
+    "outcome.waterfall_png": None,
+    "outcome_api.summary": None,
 }
 FORMATS = {"run": ("png", "svg"), "shipment": ("pdf", "xlsx"), "export": ("csv", "xlsx")}
 
@@ -586,6 +595,9 @@ def _query(endpoint: str, world) -> str:
         "storage.box": f"find={lim}",
         "storage.container": "plan=1",
         "study.participants": "site=LIM",
+        "monitoring.completeness_page": "site=LIM",
+        "monitoring.completeness_download": "site=LIM",
+        "monitoring_api.collection_completeness": "site=LIM",
     }.get(endpoint, "")
 
 
