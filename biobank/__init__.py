@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -72,10 +73,10 @@ def _tune_sqlite(app: Flask) -> None:
     engine = db.engine
     if engine.dialect.name != "sqlite":
         return
-    busy_ms = app.config["SQLITE_BUSY_TIMEOUT_MS"]
 
     @sa.event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):
+        busy_ms = app.config["SQLITE_BUSY_TIMEOUT_MS"]  # read per connection: settable
         # Let SQLAlchemy, not the driver, open transactions (see on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -95,7 +96,13 @@ def _tune_sqlite(app: Flask) -> None:
         read_only = has_request_context() and not request_writes()
         # Straight to the driver: every request pays this, SQLAlchemy's statement
         # machinery would cost more than the BEGIN itself.
-        connection.connection.driver_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        statement = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        try:
+            connection.connection.driver_connection.execute(statement)
+        except sqlite3.OperationalError as err:  # locked past the busy timeout
+            # Said as SQLAlchemy says the driver's errors, so that every handler of a
+            # database that went away (503, nothing saved) handles this one too.
+            raise sa.exc.OperationalError(statement, None, err) from err
 
 
 def _init_login(app: Flask) -> None:
@@ -114,6 +121,9 @@ def _register_blueprints(app: Flask) -> None:
     from biobank.distribution.api import blp as distribution_api
     from biobank.distribution.shipment_views import bp as shipment_views
     from biobank.distribution.views import bp as distribution_views
+    from biobank.exports.views import bp as export_views
+    from biobank.fhir.api import bp as fhir_api
+    from biobank.inventory.views import bp as inventory_views
     from biobank.monitoring.api import blp as monitoring_api
     from biobank.monitoring.outcome_api import blp as outcome_api
     from biobank.monitoring.outcome_views import bp as outcome_views
@@ -142,9 +152,14 @@ def _register_blueprints(app: Flask) -> None:
         notifications_views,
         monitoring_views,
         outcome_views,
+        inventory_views,
+        export_views,
     )
     for blueprint in page_blueprints:
         app.register_blueprint(blueprint)
+    # FHIR is read-only JSON for other systems, authenticated by bearer tokens.
+    csrf.exempt(fhir_api)
+    app.register_blueprint(fhir_api)
     for blueprint in (
         auth_api,
         study_api,

@@ -11,6 +11,8 @@ def register_commands(app: Flask) -> None:
     from biobank.auth.cli import user_cli
     from biobank.custody.cli import custody_cli
     from biobank.demo import demo_cli
+    from biobank.exports.cli import export_cli
+    from biobank.inventory.cli import inventory_cli
     from biobank.notifications.cli import notifications_cli
     from biobank.printing.cli import printer_cli, template_cli
     from biobank.storage.cli import storage_cli
@@ -26,6 +28,8 @@ def register_commands(app: Flask) -> None:
         template_cli,
         notifications_cli,
         assay_cli,
+        inventory_cli,
+        export_cli,
         demo_cli,
     )
     for group in groups:

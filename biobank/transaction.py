@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, make_response, request
 from flask_babel import lazy_gettext as _l
 
-from biobank.errors import DomainError, error_response, refused
+from biobank.errors import DomainError, error_response, mark_refused, refused
 from biobank.extensions import db
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -68,6 +68,15 @@ def install(app: Flask) -> None:
             current_app.logger.warning("commit failed", exc_info=True)
             return make_response(error_response(503, "database_unavailable", NOT_SAVED))
         return response
+
+    @app.errorhandler(sa.exc.OperationalError)
+    def database_unavailable(_err):
+        # The database went away in the middle of the request, or SQLite's write lock
+        # stayed taken past the busy timeout: nothing of the request was recorded.
+        db.session.rollback()
+        mark_refused()
+        current_app.logger.warning("database unavailable", exc_info=True)
+        return make_response(error_response(503, "database_unavailable", NOT_SAVED))
 
     @app.teardown_request
     def discard(error):

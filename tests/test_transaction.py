@@ -150,3 +150,26 @@ def test_the_refused_page_of_a_real_form_keeps_its_values(login_as, sites, proto
     )
     page = refused(admin, response)
     assert "Site LIM already exists." in page and 'value="Again"' in page
+
+
+def test_a_write_lock_held_past_the_busy_timeout_is_a_503_not_a_500(probe, sites, app):
+    """On SQLite a writing request takes the write lock at its start: when another
+    connection keeps it past the busy timeout, the request is told nothing was saved."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if not url.startswith("sqlite"):
+        pytest.skip("the write lock is SQLite's")
+    import sqlite3
+
+    app.config["SQLITE_BUSY_TIMEOUT_MS"] = 100
+    _db.session.commit()
+    _db.engine.dispose()  # new connections take the short timeout
+    writer = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another request in the middle of its write
+        response = probe.post("/probe/ok")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert response.status_code == 503
+    assert "nothing was saved" in response.get_data(as_text=True)
+    assert "OK" not in site_codes()

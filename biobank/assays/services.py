@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -726,17 +727,48 @@ class Design:
 def parse_entries(text: str, *, actor) -> list[tuple[str, float]]:
     """Scanned tubes, one per line, each optionally followed by its dilution ("2" or
     "1:2"): the list a technician scans for a plate. A box's barcode stands for every
-    tube in the box."""
+    tube in the box. A tube's old label (an imported inventory) stands for the tube, by
+    its barcode, even an old label holding spaces ("ab 12/7 1:2")."""
+    lines = [
+        (number, line)
+        for number, line in enumerate((text or "").splitlines(), 1)
+        if line.replace(";", " ").replace(",", " ").split()
+    ]
+    candidates = [code for _, line in lines for code, _rest in _line_readings(line)]
+    old = samples.old_labels(candidates, actor=actor)
     entries = []
-    for number, line in enumerate((text or "").splitlines(), 1):
-        parts = line.replace(";", " ").replace(",", " ").split()
-        if not parts:
+    for number, line in lines:
+        labelled = next(((code, rest) for code, rest in _line_readings(line) if code in old), None)
+        if labelled is not None:
+            code, rest = labelled
+            dilution = _dilution(rest, number, line) if rest else 1.0
+            # Another centre's tube stays the code scanned: taking its volume explains it.
+            entries.append((old[code] or code, dilution))
             continue
+        parts = line.replace(";", " ").replace(",", " ").split()
         dilution = _dilution(parts[1], number, line) if len(parts) > 1 else 1.0
         entries += [(code, dilution) for code in _tubes(parts[0], number, actor)]
     if not entries:
         raise Invalid(_l("Scan at least one tube."), fields={"aliquots": ""})
     return entries
+
+
+# The end of a line of the tube list that may be a dilution after the tube's code.
+_LAST_WORD = re.compile(r"(.+?)[\s,;]+([^\s,;]+)")
+
+
+def _line_readings(line: str) -> list[tuple[str, str | None]]:
+    """The ways a line of the tube list reads as a tube's code and its dilution, the
+    longest code first: the whole line; all but its last word, then that word; its first
+    word, then its second. An old label may hold spaces; a barcode never does."""
+    whole = line.strip()
+    readings: list[tuple[str, str | None]] = [(whole, None)]
+    split = _LAST_WORD.fullmatch(whole)
+    if split is not None:
+        readings.append((split[1], split[2]))
+    parts = whole.replace(";", " ").replace(",", " ").split()
+    readings.append((parts[0], parts[1] if len(parts) > 1 else None))
+    return readings
 
 
 def _dilution(text: str, number: int, line: str) -> float:

@@ -22,6 +22,8 @@ SYSTEM_ACTOR = "system"
 
 class EventKind(StrEnum):
     REGISTERED = "REGISTERED"
+    # Registered from an existing inventory's spreadsheet (the file's SHA-256 and row).
+    IMPORTED = "IMPORTED"
     LABEL_PRINTED = "LABEL_PRINTED"
     STATUS_CHANGED = "STATUS_CHANGED"
     VOLUME_CORRECTED = "VOLUME_CORRECTED"

@@ -396,6 +396,10 @@ class PickedSchema(Schema):
     barcode = fields.String()
     location = fields.String()
     left = fields.Integer()
+    old_label = fields.String(
+        allow_none=True,
+        metadata={"description": "the old label the tube was scanned by: print its new label"},
+    )
 
 
 # --- shipments ---------------------------------------------------------------------------
@@ -524,6 +528,10 @@ class CheckedSchema(Schema):
     elsewhere = fields.String(
         allow_none=True,
         metadata={"description": "an unexpected tube: the other shipment that lists it"},
+    )
+    old_label = fields.String(
+        allow_none=True,
+        metadata={"description": "the old label the tube was scanned by: print its new label"},
     )
 
 

@@ -19,6 +19,8 @@ from biobank.distribution.shipping import Dispatch
 from biobank.distribution.views import form_page, paper_response
 from biobank.errors import DomainError, Invalid
 from biobank.i18n import label
+from biobank.samples import services as samples
+from biobank.samples.views import flash_old_label
 from biobank.sites import services as sites
 from biobank.storage import allocating
 from biobank.study import services as study
@@ -114,9 +116,11 @@ def shipment(code):
 def pack(code):
     """Scan a tube into the next free place of the shipping boxes."""
     try:
-        item = shipping.add_to_shipment(code, request.form.get("code", ""), actor=current_user)
+        scanned = request.form.get("code", "")
+        item = shipping.add_to_shipment(code, scanned, actor=current_user)
     except DomainError as err:
         return refuse(err, url_for("shipments.shipment", code=code), flash_it=False)
+    flash_old_label(samples.old_label_read(scanned, item.aliquot), item.aliquot.barcode)
     return redirect(url_for("shipments.shipment", code=code, last=item.aliquot.barcode), 303)
 
 
@@ -194,6 +198,7 @@ def check_in(code):
         )
     except DomainError as err:
         return refuse(err, url_for("shipments.receive", code=code), flash_it=False)
+    flash_old_label(checked.old_label, checked.barcode)
     return _back(code, "shipments.receive", last=checked.barcode)
 
 

@@ -9,7 +9,7 @@ shipments without a request, received into the receiving site's freezers.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -150,6 +150,9 @@ class Picked:
     barcode: str
     location: str
     left: int
+    # The old label the tube was scanned by (a tube of an imported inventory): it wants
+    # its new label. None when its barcode was scanned.
+    old_label: str | None = None
 
 
 def pick(request_id: int, raw_code: str, *, actor) -> Picked:
@@ -210,7 +213,7 @@ def pick(request_id: int, raw_code: str, *, actor) -> Picked:
             actor,
         )
     ).scalar()
-    return Picked(aliquot.barcode, where, left)
+    return Picked(aliquot.barcode, where, left, samples.old_label_read(raw_code, aliquot))
 
 
 def _open_reservation(request_id: int, aliquot_id: int) -> Reservation | None:
@@ -665,6 +668,8 @@ class Checked:
     position: str | None
     # An unexpected tube: the other shipment it travels in, if any.
     elsewhere: str | None = None
+    # The old label the tube was scanned by (a tube of an imported inventory), else None.
+    old_label: str | None = None
 
 
 def _unexpected(shipment: Shipment) -> list[str]:
@@ -723,12 +728,27 @@ def check_in(code: str, raw_code: str, *, damaged: bool = False, note: str = "",
     shipment it travels in if another one lists it. A tube scanned again is refused
     (``receipt.already_checked_in``) and nothing is written twice, unless the new scan marks
     it damaged or adds a note. Once the receipt is complete, scanning a tube it recorded
-    missing records it found and received (``found``).
+    missing records it found and received (``found``). A tube of an imported inventory may
+    be scanned by its old label: ``old_label`` then says so, for the page to ask for its
+    new label.
     """
     shipment = get_shipment(code, actor=actor, lock=True)
     _may_receive(shipment, actor)
-    barcode = samples.valid_code(raw_code)
+    # The manifest names its tubes whoever's they are: the code scanned, barcode or old
+    # label, is looked up across the bank.
+    barcode = samples.barcode_named(raw_code)
     note = (note or "").strip()[:500]
+    checked = _check_in(shipment, barcode, damaged, note, actor)
+    if samples.code_as_scanned(raw_code) == barcode:
+        return checked
+    old_label = db.session.execute(
+        sa.select(Aliquot.legacy_barcode).where(Aliquot.barcode == barcode)
+    ).scalar()
+    return replace(checked, old_label=old_label)
+
+
+def _check_in(shipment: Shipment, barcode: str, damaged: bool, note: str, actor) -> Checked:
+    """``check_in`` of the tube whose barcode is ``barcode``."""
     if shipment.status == "received":
         return _found_at_receipt(shipment, barcode, damaged, note, actor)
     _require_status(shipment, "dispatched")
@@ -925,11 +945,9 @@ def check_in_rack(code: str, data: bytes, *, actor) -> list[Checked]:
     shipment = get_shipment(code, actor=actor, lock=True)
     _require_status(shipment, "dispatched")
     done = {i.aliquot.barcode for i in shipment.items if i.outcome is not None}
-    return [
-        check_in(code, read.barcode, actor=actor)
-        for read in scan.reads
-        if read.barcode is not None and read.barcode not in done
-    ]
+    read = [r.barcode for r in scan.reads if r.barcode is not None]
+    named = samples.barcodes_named(read)  # a tube read by its old label is its tube
+    return [check_in(code, raw, actor=actor) for raw in read if named.get(raw, raw) not in done]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from biobank.distribution import criteria as criteria_module
 from biobank.distribution.forms import CatalogueFilterForm, RequestForm
 from biobank.distribution.models import REQUEST_STATUSES
 from biobank.errors import DomainError
+from biobank.samples.views import flash_old_label
 from biobank.study import services as study
 from biobank.web import file_response, kept_form, refill, refuse, refuse_form, show_error
 
@@ -312,6 +313,7 @@ def pick_scanned(request_id):
         picked = shipping.pick(request_id, request.form.get("code", ""), actor=current_user)
     except DomainError as err:
         return refuse(err, here, flash_it=False)
+    flash_old_label(picked.old_label, picked.barcode)
     return redirect(url_for("distribution.pick", request_id=request_id, ok=picked.barcode), 303)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import flask
 from flask_login import current_user
 from flask_smorest import Blueprint
 
@@ -49,6 +50,11 @@ def list_aliquots(page):
 def get_aliquot(barcode):
     """Look up a scanned code (whitespace, lowercase and CR/LF are forgiven).
 
+    The code is the aliquot's barcode, or the code of its old label for a tube of an
+    imported inventory (compared exactly, or whatever the case when only one old label
+    matches): the answer is the same aliquot, ``barcode`` its barcode in this bank and
+    ``legacy_barcode`` its old label.
+
     A code that names no aliquot of the caller's centre is answered with what it is:
     ``barcode.length``, ``barcode.position`` (a box position such as B4),
     ``barcode.container`` (a box, rack or freezer of the caller's centre) or
@@ -59,13 +65,23 @@ def get_aliquot(barcode):
     return services.scan_aliquot(barcode, actor=current_user)
 
 
+# An old label may hold a slash ("ab 12/7", sent as ab%2012%2F7), which the rule above does
+# not take (nor does a path take the CR/LF a scanner may send): a second rule of the same
+# endpoint answers it, registered past the API document, which describes that address once.
+flask.Blueprint.add_url_rule(blp, "/aliquots/<path:barcode>", "get_aliquot", get_aliquot)
+
+
 @blp.route("/aliquots/<barcode>/custody")
 @requires(Permission.VIEW_SAMPLES)
 @blp.response(200, schemas.CustodySchema)
 def aliquot_custody(barcode):
     """The aliquot's chain of custody, oldest event first."""
     aliquot = services.scan_aliquot(barcode, actor=current_user)
-    return {"barcode": aliquot.barcode, "items": custody.history(aliquot.id)}
+    return {
+        "barcode": aliquot.barcode,
+        "legacy_barcode": aliquot.legacy_barcode,
+        "items": custody.history(aliquot.id),
+    }
 
 
 @blp.route("/aliquots/<barcode>/volume-corrections", methods=["POST"])

@@ -103,6 +103,21 @@ class UncollectedTube(db.Model):
     visit: Mapped[Visit] = relationship()
 
 
+class InventoryImport(db.Model):
+    """An inventory spreadsheet applied to the bank: the same file (by its SHA-256) is
+    never applied twice."""
+
+    __tablename__ = "inventory_import"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    rows: Mapped[int]
+    aliquots: Mapped[int]
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+
+
 class Aliquot(CustodyChained, db.Model):
     __tablename__ = "aliquot"
     __table_args__ = (
@@ -113,6 +128,8 @@ class Aliquot(CustodyChained, db.Model):
         sa.CheckConstraint("freeze_thaw_count >= 0", "freeze_thaw_not_negative"),
         sa.CheckConstraint("custody_count >= 0", "custody_count_not_negative"),
         sa.CheckConstraint("series_number BETWEEN 1 AND series_total", "series"),
+        # A unique index, not a constraint: SQLite adds no constraint to a table in place.
+        sa.Index("uq_aliquot_legacy_barcode", "legacy_barcode", unique=True),
         # What the catalogue and request matching read: the aliquots in storage only.
         sa.Index(
             "ix_aliquot_stored_specimen",
@@ -126,6 +143,9 @@ class Aliquot(CustodyChained, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     barcode: Mapped[str] = mapped_column(sa.String(12), unique=True)
+    # The code on the tube's label before it came into this bank (an imported inventory):
+    # a second identifier, unique across the bank, that every scan accepts.
+    legacy_barcode: Mapped[str | None] = mapped_column(sa.String(64))
     specimen_id: Mapped[int] = mapped_column(sa.ForeignKey("specimen.id"), index=True)
     # Re-aliquoting keeps the lineage.
     parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("aliquot.id"))

@@ -26,13 +26,23 @@ class CustodyEventSchema(Schema):
 
 class CustodySchema(Schema):
     barcode = fields.String()
+    legacy_barcode = fields.String(
+        allow_none=True, metadata={"description": "the code of its old label, if any"}
+    )
     items = fields.List(fields.Nested(CustodyEventSchema))
 
 
 class AliquotSchema(Schema):
     """An aliquot as a scan finds it (dumps an AliquotSummary)."""
 
-    barcode = fields.String()
+    barcode = fields.String(metadata={"description": "its barcode in this bank"})
+    legacy_barcode = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the code of its old label, for a tube of an imported inventory "
+            "(a scan of either code finds it); null otherwise"
+        },
+    )
     status = fields.String()
     volume_ul = fields.Integer()
     initial_volume_ul = fields.Integer()

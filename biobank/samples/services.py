@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import pairwise
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -526,6 +527,7 @@ def _new_barcodes(count: int) -> list[str]:
                 db.select(Aliquot.barcode).where(Aliquot.barcode.in_(codes))
             ).scalars()
         )
+        taken |= _old_labels_among(codes)
         if not taken:
             return sorted(codes)
         codes -= taken
@@ -541,6 +543,7 @@ class AliquotSummary:
 
     id: int
     barcode: str
+    legacy_barcode: str | None  # the code of its old label, for a tube of an imported inventory
     status: str
     volume_ul: int
     initial_volume_ul: int
@@ -568,6 +571,7 @@ class AliquotSummary:
 _SUMMARY_COLUMNS = (
     Aliquot.id,
     Aliquot.barcode,
+    Aliquot.legacy_barcode,
     Aliquot.status,
     Aliquot.volume_ul,
     Aliquot.initial_volume_ul,
@@ -858,11 +862,17 @@ def _not_a_tube(meaning: CodeMeaning, raw_code: str, field_name: str) -> NotATub
     )
 
 
-def _not_an_aliquot(raw_code: str, actor, field_name: str = "barcode") -> DomainError:
+def _not_an_aliquot(
+    raw_code: str, actor, field_name: str = "barcode", *, named: str | None = None
+) -> DomainError:
     """Why ``raw_code`` names no aliquot of the actor's centre: another centre's tube, a
-    container, a position, a misread code, or no tube at all."""
+    container, a position, a misread code, or no tube at all. ``named`` is the barcode of
+    the aliquot whose old label the code is, when the lookup found one."""
     code = barcodes.normalize(raw_code)
     shaped = _aliquot_shaped(code)
+    if named is not None and named != shaped and _outside_reach([named], actor):
+        # Quoted as it was scanned: the tube's own barcode is that centre's to know.
+        return _other_centre([_as_scanned(raw_code, named)], field_name)
     if shaped is not None and _outside_reach([shaped], actor):
         return _other_centre([shaped], field_name)
     meaning = _resolve(code, actor) if code else None
@@ -881,70 +891,277 @@ def _not_found(code: str, field_name: str = "barcode") -> NotFound:
     )
 
 
+def _as_scanned(raw_code: str, barcode: str) -> str:
+    """How a message quotes a code that names the aliquot ``barcode``: its barcode when it
+    is that barcode, else the old label as scanned."""
+    if _aliquot_shaped(raw_code) == barcode:
+        return barcode
+    return _shown(_old_label_code(raw_code) or raw_code)
+
+
+# --- old labels: the codes the tubes of an imported inventory carried before -------------
+#
+# A tube imported from a centre's own inventory gets a barcode of this bank and keeps the
+# code of its old label (``Aliquot.legacy_barcode``, of any shape: "LIM-2019-00042",
+# "12345678", "ab 12/7"). Until its new label is printed and stuck on, the old one is what
+# is scanned: every lookup accepts it, with the same centre rule as a barcode.
+#
+# A code never names two tubes, so the lookups trust whichever matches: a barcode is never
+# drawn equal to an old label (``_new_barcodes``), and an inventory import refuses an old
+# label that a scan would take for an existing tube (``codes_in_use``). A tube's barcode
+# is looked for first only because it is the common case (one indexed query).
+
+# The longest old label (the column's length): a longer code is none.
+LEGACY_BARCODE_LENGTH = Aliquot.__table__.c.legacy_barcode.type.length
+
+
+def _old_label_code(raw_code: str) -> str | None:
+    """The code as an old label is compared: trimmed of the whitespace and CR/LF a scanner
+    adds, its case kept; None when it cannot be one (empty, or too long)."""
+    code = (raw_code or "").strip()
+    return code if 0 < len(code) <= LEGACY_BARCODE_LENGTH else None
+
+
+def _by_old_label(raw_codes: Iterable[str], *, ambiguous: set[str] | None = None) -> dict[str, str]:
+    """Raw code → the barcode of the aliquot, at any centre, whose old label the code is.
+
+    Compared exactly first. A code that matches no old label exactly matches one whatever
+    the case only when exactly one old label is that code (the same code in two cases may
+    be two tubes' labels: then the code must be typed exactly; such codes are added to
+    ``ambiguous``). Case is ignored for ASCII letters on every database; for other
+    letters, where the database's lower() does.
+    """
+    wanted = {raw: code for raw in raw_codes if (code := _old_label_code(raw)) is not None}
+    if not wanted:
+        return {}
+    exact = dict(
+        db.session.execute(
+            sa.select(Aliquot.legacy_barcode, Aliquot.barcode).where(
+                Aliquot.legacy_barcode.in_(set(wanted.values()))
+            )
+        ).all()
+    )
+    named = {raw: exact[code] for raw, code in wanted.items() if code in exact}
+    lowered = {raw: code.lower() for raw, code in wanted.items() if raw not in named}
+    if lowered:
+        in_lowercase = sa.func.lower(Aliquot.legacy_barcode)
+        matches: dict[str, set[str]] = {}
+        rows = db.session.execute(
+            sa.select(in_lowercase, Aliquot.barcode).where(
+                Aliquot.legacy_barcode.is_not(None), in_lowercase.in_(set(lowered.values()))
+            )
+        )
+        for key, barcode in rows:
+            matches.setdefault(key, set()).add(barcode)
+        for raw, key in lowered.items():
+            found = matches.get(key, set())
+            if len(found) == 1:
+                named[raw] = next(iter(found))
+            elif found and ambiguous is not None:
+                ambiguous.add(raw)
+    return named
+
+
+def _barcodes_named(raw_codes: Iterable[str]) -> dict[str, str]:
+    """Raw code → the barcode of the aliquot, at any centre, a scanned code names: the
+    aliquot whose barcode it is, else the one whose old label it is. A code that names no
+    aliquot is left out."""
+    raws = list(dict.fromkeys(raw_codes))
+    shaped = {raw: code for raw in raws if (code := _aliquot_shaped(raw)) is not None}
+    existing: set[str] = set()
+    if shaped:
+        existing = set(
+            db.session.execute(
+                sa.select(Aliquot.barcode).where(Aliquot.barcode.in_(set(shaped.values())))
+            ).scalars()
+        )
+    named = {raw: code for raw, code in shaped.items() if code in existing}
+    return named | _by_old_label(raw for raw in raws if raw not in named)
+
+
+def barcodes_named(raw_codes: Iterable[str]) -> dict[str, str]:
+    """Raw code → the barcode of the aliquot it names (by its barcode or its old label),
+    at any centre, for a list of codes a record names whoever's tubes they are (a
+    shipment's manifest). A code that names no aliquot is left out."""
+    return _barcodes_named(raw_codes)
+
+
+def barcode_named(raw_code: str) -> str:
+    """The aliquot barcode a scanned or typed code stands for, at any centre: for a record
+    that lists its tubes whoever's they are (a shipment's manifest at its receipt). The
+    barcode of the aliquot whose barcode or old label the code is; else the code itself
+    when it is a well-formed barcode (of no tube); else Invalid, as ``valid_code``."""
+    named = _barcodes_named([raw_code]).get(raw_code)
+    return named if named is not None else valid_code(raw_code)
+
+
+def old_labels(raw_codes: Iterable[str], *, actor) -> dict[str, str | None]:
+    """The codes among these that are tubes' old labels, for a list scanned at once (a
+    rack, the tubes of a plate): code → the barcode of its tube when the actor reaches
+    it, None for another centre's tube (which the list treats as another centre's
+    barcode). The other codes are left out."""
+    named = _barcodes_named(raw_codes)
+    old = {raw: code for raw, code in named.items() if code != _aliquot_shaped(raw)}
+    reachable = reached(old.values(), actor)
+    return {raw: code if code in reachable else None for raw, code in old.items()}
+
+
+def code_as_scanned(raw_code: str) -> str:
+    """A scanned code as a page shows it and sends it back: an aliquot barcode normalized
+    (trimmed, uppercase), any other code trimmed only, since an old label's case may be
+    what tells it from another."""
+    return _aliquot_shaped(raw_code or "") or (raw_code or "").strip()
+
+
+def old_label_read(raw_code: str, aliquot) -> str | None:
+    """The old label ``aliquot`` was found by, when ``raw_code`` is that label and not its
+    barcode: the tube still carries its old label, and the page says to print its new
+    one. ``aliquot`` is an Aliquot or an AliquotSummary; None when it was found by its
+    barcode or has no old label."""
+    if aliquot.legacy_barcode is None or barcodes.normalize(raw_code or "") == aliquot.barcode:
+        return None
+    return aliquot.legacy_barcode
+
+
+def codes_in_use(codes: Iterable[str]) -> set[str]:
+    """Which of these codes, old labels about to be imported, a scan would take for a tube
+    already in the bank: an aliquot's barcode (as a scan reads it: trimmed, any case), or
+    an aliquot's old label (whatever the case). An import refuses them, so that a code
+    always names one tube."""
+    wanted = {raw: code for raw in codes if (code := _old_label_code(raw)) is not None}
+    if not wanted:
+        return set()
+    as_barcodes = {raw: barcodes.normalize(code) for raw, code in wanted.items()}
+    taken = set(
+        db.session.execute(
+            sa.select(Aliquot.barcode).where(Aliquot.barcode.in_(set(as_barcodes.values())))
+        ).scalars()
+    )
+    lowered = {raw: code.lower() for raw, code in wanted.items()}
+    labelled = set(
+        db.session.execute(
+            sa.select(sa.func.lower(Aliquot.legacy_barcode)).where(
+                Aliquot.legacy_barcode.is_not(None),
+                sa.func.lower(Aliquot.legacy_barcode).in_(set(lowered.values())),
+            )
+        ).scalars()
+    )
+    return {raw for raw in wanted if as_barcodes[raw] in taken or lowered[raw] in labelled}
+
+
+def _old_labels_among(codes: set[str]) -> set[str]:
+    """Which of these fresh barcodes a tube's old label already reads, as it is or in
+    lowercase (both indexed): a barcode must never equal an old label."""
+    variants = {variant: code for code in codes for variant in (code, code.lower())}
+    found = db.session.execute(
+        sa.select(Aliquot.legacy_barcode).where(Aliquot.legacy_barcode.in_(set(variants)))
+    ).scalars()
+    return {variants[label] for label in found}
+
+
 # --- finding aliquots by barcode -------------------------------------------------------------
+
+_Found = TypeVar("_Found")  # what a lookup returns: an Aliquot, or an AliquotSummary
+
+
+def _found_by_code(raw_code: str, actor, lookup: Callable[[str], _Found | None]) -> _Found:
+    """What ``lookup(barcode)`` finds in the actor's reach for a scanned code: the aliquot
+    whose barcode it is, else the one whose old label it is; else why there is none."""
+    shaped = _aliquot_shaped(raw_code)
+    if shaped is not None:
+        found = lookup(shaped)
+        if found is not None:
+            return found
+    ambiguous: set[str] = set()
+    named = _by_old_label([raw_code], ambiguous=ambiguous).get(raw_code)
+    if named is not None:
+        found = lookup(named)
+        if found is not None:
+            return found
+    if ambiguous:
+        raise _ambiguous_old_label(raw_code)
+    raise _not_an_aliquot(raw_code, actor, named=named)
+
+
+def _ambiguous_old_label(raw_code: str, field_name: str = "barcode") -> Invalid:
+    return Invalid(
+        _l(
+            "%(code)s is the old label of several tubes, written in other cases: type it "
+            "exactly as it is on the label.",
+            code=_shown(_old_label_code(raw_code) or raw_code),
+        ),
+        code="barcode.ambiguous",
+        fields={field_name: raw_code},
+    )
 
 
 def scan_aliquot(raw_code: str, *, actor) -> AliquotSummary:
-    """The aliquot a scanned or typed code names, as one flat summary.
+    """The aliquot a scanned or typed code names (its barcode, or its old label), as one
+    flat summary.
 
     A centre's user finds only their centre's aliquots. A code that finds none is
     explained (``_not_an_aliquot``): another centre's tube, a box or other container, a
     position, a code of the wrong length or a misread one, or no tube at all.
     """
-    code = _aliquot_shaped(raw_code)
-    if code is not None:
-        # Column rows through the session's connection: the ORM's per-query machinery
-        # would cost more than the indexed lookup.
-        connection = db.session.connection()
+    # Column rows through the session's connection: the ORM's per-query machinery would
+    # cost more than the indexed lookup.
+    connection = db.session.connection()
+
+    def by_barcode(code: str) -> AliquotSummary | None:
         if actor is not None and actor.site_id is not None:
             params = {"barcode": code, "site_id": actor.site_id}
             row = connection.execute(_scan.by_barcode_at_site, params).first()
         else:
             row = connection.execute(_scan.by_barcode, {"barcode": code}).first()
-        if row is not None:
-            return _summaries([row])[0]
-    raise _not_an_aliquot(raw_code, actor)
+        return None if row is None else _summaries([row])[0]
+
+    return _found_by_code(raw_code, actor, by_barcode)
 
 
 def find_aliquot(raw_code: str, *, actor) -> Aliquot:
     """The aliquot row itself, for the services that change it and the detail page; a
     code that names none is explained as by ``scan_aliquot``."""
-    code = _aliquot_shaped(raw_code)
-    if code is not None:
+
+    def by_barcode(code: str) -> Aliquot | None:
         query = aliquots_in_reach(db.select(Aliquot).where(Aliquot.barcode == code), actor)
-        aliquot = db.session.execute(query).scalar()
-        if aliquot is not None:
-            return aliquot
-    raise _not_an_aliquot(raw_code, actor)
+        return db.session.execute(query).scalar()
+
+    return _found_by_code(raw_code, actor, by_barcode)
 
 
 def find_aliquots(raw_codes: list[str], *, actor) -> list[Aliquot]:
-    """The aliquots these codes name, in the order given, with their specimen, visit and
-    participant loaded in the same query. All or nothing: one bad or unknown code and the
-    error names it (and says what it is, as ``scan_aliquot`` does)."""
-    codes = []
-    for raw in raw_codes:
-        code = _aliquot_shaped(raw)
-        if code is None:
-            raise _not_an_aliquot(raw, actor, "barcodes")
-        codes.append(code)
-    query = aliquots_in_reach(db.select(Aliquot).where(Aliquot.barcode.in_(codes)), actor).options(
-        contains_eager(Aliquot.specimen, Specimen.visit, Visit.participant)
+    """The aliquots these codes (barcodes or old labels) name, in the order given, each
+    once, with their specimen, visit and participant loaded in the same query. All or
+    nothing: one bad or unknown code and the error names it (and says what it is, as
+    ``scan_aliquot`` does)."""
+    named = _barcodes_named(raw_codes)
+    scanned = list(dict.fromkeys(raw_codes))
+    misread = next(
+        (raw for raw in scanned if raw not in named and _aliquot_shaped(raw) is None), None
     )
-    found = {a.barcode: a for a in db.session.execute(query).unique().scalars()}
-    missing = list(dict.fromkeys(code for code in codes if code not in found))
+    if misread is not None:
+        raise _not_an_aliquot(misread, actor, "barcodes")
+    found: dict[str, Aliquot] = {}
+    if named:
+        query = aliquots_in_reach(
+            db.select(Aliquot).where(Aliquot.barcode.in_(set(named.values()))), actor
+        ).options(contains_eager(Aliquot.specimen, Specimen.visit, Visit.participant))
+        found = {a.barcode: a for a in db.session.execute(query).unique().scalars()}
+    missing = [raw for raw in scanned if named.get(raw) not in found]
     if len(missing) == 1:
-        raise _not_an_aliquot(missing[0], actor, "barcodes")
+        raise _not_an_aliquot(missing[0], actor, "barcodes", named=named.get(missing[0]))
     if missing:
-        elsewhere = _outside_reach(missing, actor)
+        # A code that names an aliquot the query did not find names another centre's.
+        elsewhere = sorted(_as_scanned(raw, named[raw]) for raw in missing if raw in named)
         if elsewhere:
             raise _other_centre(elsewhere, "barcodes")
+        unknown = ", ".join(dict.fromkeys(_aliquot_shaped(raw) for raw in missing))
         raise NotFound(
-            _l("No aliquot with barcode %(codes)s.", codes=", ".join(missing)),
+            _l("No aliquot with barcode %(codes)s.", codes=unknown),
             code="aliquot.not_found",
-            fields={"barcodes": ", ".join(missing)},
+            fields={"barcodes": unknown},
         )
-    return [found[code] for code in dict.fromkeys(codes)]
+    return [found[code] for code in dict.fromkeys(named[raw] for raw in raw_codes)]
 
 
 def list_aliquots(*, actor, status: str | None = None, limit: int = 100, offset: int = 0) -> Page:

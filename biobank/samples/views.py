@@ -9,6 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 from wtforms.fields.choices import SelectChoice
 
 from biobank.auth.access import requires
@@ -48,19 +49,27 @@ def scan():
             events = custody.history(aliquot.id, limit=RECENT_EVENTS, newest_first=True)
     status = error.status if error else 200
     return render_template(
-        "samples/scan.html", code=code, aliquot=aliquot, error=error, events=events
+        "samples/scan.html",
+        code=code,
+        aliquot=aliquot,
+        error=error,
+        events=events,
+        old_label=services.old_label_read(code, aliquot) if aliquot else None,
     ), status
 
 
 @bp.route("/aliquots/<barcode>")
 @requires(Permission.VIEW_SAMPLES)
 def aliquot(barcode):
-    summary = services.scan_aliquot(barcode, actor=current_user)
+    """An aliquot's page, by its barcode or by its old label (shown then with the
+    suggestion to print its new label)."""
     found = services.find_aliquot(barcode, actor=current_user)
+    summary = services.scan_aliquot(found.barcode, actor=current_user)
     specimen = found.specimen
     return render_template(
         "samples/aliquot.html",
         aliquot=summary,
+        old_label=services.old_label_read(barcode, found),
         specimen=specimen,
         deviations=services.aliquot_deviations(found),
         events=custody.history(summary.id),
@@ -70,6 +79,15 @@ def aliquot(barcode):
             language=get_locale().language,
         ),
     )
+
+
+def flash_old_label(old_label: str | None, barcode: str) -> None:
+    """After a tube was handled by scanning its old label (a tube of an imported
+    inventory, ``services.old_label_read``): say so, with both codes and a link to print
+    its new label. Nothing when ``old_label`` is None."""
+    if old_label is not None:
+        notice = render_template("samples/_old_label.html", old_label=old_label, barcode=barcode)
+        flash(Markup(notice), "warning")
 
 
 @bp.route("/register")

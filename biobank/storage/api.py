@@ -166,11 +166,13 @@ def apply_allocation(data):
 @blp.response(200, schemas.RackScanSchema)
 def rack_scan(args):
     """Compare a rack-scanner CSV (the request body, or a multipart field ``file``) with the
-    database; with ``apply=true``, record the moved tubes in one transaction."""
+    database; with ``apply=true``, record the moved tubes in one transaction. A tube read
+    by the code of its old label (an imported inventory) is listed by its barcode, and in
+    ``old_labels`` with that code: print its new label."""
     upload = request.files.get("file")
     data = upload.read() if upload is not None else request.get_data()
     if args["apply"]:
         preview = rack_import.apply_rack(data, box=args["box"], actor=current_user)
     else:
         preview = rack_import.preview_rack(data, box=args["box"], actor=current_user)
-    return preview.as_dict()
+    return {**preview.as_dict(), "old_labels": preview.old_labels_as_list()}

@@ -220,6 +220,9 @@ class RackPreview:
     no_read: list[NoRead] = field(default_factory=list)
     errors: list[ScanError] = field(default_factory=list)
     applied: bool = False
+    # Tubes read by the code of their old label (an imported inventory): barcode → that
+    # code. They want their new label.
+    old_labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def rack(self) -> str:
@@ -248,6 +251,13 @@ class RackPreview:
             "rack": self.rack,
             **{name: [entry.as_dict() for entry in getattr(self, name)] for name in CATEGORIES},
         }
+
+    def old_labels_as_list(self) -> list[dict]:
+        """The tubes read by their old label, for the API (the command's JSON keeps its
+        keys)."""
+        return [
+            {"barcode": barcode, "legacy_barcode": old} for barcode, old in self.old_labels.items()
+        ]
 
     def cells(self) -> list[Cell]:
         """Every position of the box in fill order, with what the scan found there."""
@@ -423,6 +433,8 @@ def preview_rack(data: bytes, *, box: str | None = None, actor) -> RackPreview:
     unread: dict[Position, int] = {}  # position → line
     tubes: dict[Position, tuple[int, str]] = {}  # position → (line, barcode)
     read_at: dict[str, tuple[int, str]] = {}  # barcode → (line, position)
+    old = samples.old_labels((r.barcode for r in scan.reads if r.barcode), actor=actor)
+    old_labels: dict[str, str] = {}  # barcode → the old label read
     for read in scan.reads:
         try:
             cell = grid.parse(read.position)
@@ -449,11 +461,18 @@ def preview_rack(data: bytes, *, box: str | None = None, actor) -> RackPreview:
         if read.state == NO_READ:
             unread[cell] = read.line
             continue
-        try:
-            code = barcodes.validate(read.barcode)
-        except barcodes.BarcodeError as err:
-            errors.append((read.line, label, read.barcode, _barcode_message(err), cell))
-            continue
+        if read.barcode in old:
+            # A tube's old label names its tube; another centre's tube stays the code read,
+            # unknown here as another centre's barcode is.
+            code = old[read.barcode] or read.barcode
+            if old[read.barcode] is not None:
+                old_labels[code] = read.barcode
+        else:
+            try:
+                code = barcodes.validate(read.barcode)
+            except barcodes.BarcodeError as err:
+                errors.append((read.line, label, read.barcode, _barcode_message(err), cell))
+                continue
         if code in read_at:
             first_line, first_position = read_at[code]
             errors.append(
@@ -487,7 +506,7 @@ def preview_rack(data: bytes, *, box: str | None = None, actor) -> RackPreview:
         label = storage.grid_of(its_path[-1]).label(k.row, k.col)
         return storage.describe(its_path, k.row, k.col), its_path[-1].barcode, label
 
-    preview = RackPreview(container, grid, storage.describe(path))
+    preview = RackPreview(container, grid, storage.describe(path), old_labels=old_labels)
     for cell in sorted(tubes):
         line, code = tubes[cell]
         label = grid.label(*cell)

@@ -122,6 +122,16 @@ def _flash_applied(preview: rack_import.RackPreview) -> None:
             ),
             "success",
         )
+    if preview.old_labels:
+        flash(
+            ngettext(
+                "%(num)d tube was read by its old label: print its new label (%(codes)s).",
+                "%(num)d tubes were read by their old labels: print their new labels (%(codes)s).",
+                len(preview.old_labels),
+                codes=", ".join(preview.old_labels),
+            ),
+            "warning",
+        )
     left = len(preview.missing) + len(preview.unexpected) + len(preview.unknown)
     left += len(preview.no_read) + len(preview.blocked)
     if left:

@@ -195,3 +195,7 @@ class RackScanSchema(Schema):
     unknown = fields.List(fields.Dict())
     no_read = fields.List(fields.Dict())
     errors = fields.List(fields.Dict())
+    old_labels = fields.List(
+        fields.Dict(),
+        metadata={"description": "tubes read by their old label: barcode, legacy_barcode"},
+    )

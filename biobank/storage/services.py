@@ -606,7 +606,7 @@ def scan_into_box(
         return BoxScan(other.barcode)
     if aliquot.status == "checked_out":
         raise _checked_out(aliquot)
-    move = confirmed or _same_tube(pending, aliquot.barcode)
+    move = confirmed or _same_tube(pending, aliquot)
     return BoxScan(
         box.barcode, stored=store(aliquot.barcode, box.barcode, target, move=move, actor=actor)
     )
@@ -619,9 +619,11 @@ def _box_or_none(code: str, actor) -> Container | None:
         return None
 
 
-def _same_tube(pending: str | None, barcode: str) -> bool:
+def _same_tube(pending: str | None, aliquot: Aliquot) -> bool:
+    """Whether the tube scanned is the one the page asked about, by either of its codes
+    (its barcode, or its old label)."""
     try:
-        return bool(pending) and samples.valid_code(pending) == barcode
+        return bool(pending) and samples.barcode_named(pending) == aliquot.barcode
     except Invalid:
         return False
 
@@ -645,6 +647,8 @@ def store_many(placements: list[tuple[str, str, str | None]], *, actor) -> int:
     if not placements:
         return 0
     aliquots = samples.find_aliquots([p[0] for p in placements], actor=actor)
+    if len(aliquots) != len(placements):
+        raise _listed_twice([p[0] for p in placements])
     codes = {(box or "").strip().upper() for _, box, _ in placements}
     boxes = {
         b.barcode: b
@@ -732,6 +736,22 @@ def store_many(placements: list[tuple[str, str, str | None]], *, actor) -> int:
     for aliquot in aliquots:
         set_committed_value(aliquot, "status", "in_storage")
     return custody.record_many(events, EventKind.STORED, actor)
+
+
+def _listed_twice(raw_codes: list[str]) -> Invalid:
+    """The refusal of a list naming a tube twice (by the same code, or by its barcode and
+    its old label)."""
+    seen: set[str] = set()
+    for raw in raw_codes:
+        barcode = samples.barcode_named(raw)
+        if barcode in seen:
+            return Invalid(
+                _l("%(code)s is listed twice: store each tube once.", code=barcode),
+                code="storage.listed_twice",
+                fields={"barcode": raw},
+            )
+        seen.add(barcode)
+    raise AssertionError("no tube is listed twice")  # the caller counted one
 
 
 def _first_free(grid: Grid, box_id: int, taken: set) -> tuple[int, int]:

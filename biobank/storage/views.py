@@ -15,6 +15,7 @@ from biobank.auth.roles import Permission
 from biobank.db import utcnow
 from biobank.errors import DomainError, Invalid
 from biobank.samples import services as samples
+from biobank.samples.views import flash_old_label
 from biobank.storage import allocating, services
 from biobank.web import EMPTY, kept_form, refuse
 
@@ -47,8 +48,11 @@ def overview():
 @bp.route("/boxes/<barcode>")
 @requires(Permission.VIEW_SAMPLES)
 def box(barcode):
-    """The box map; ``?find=CODE`` highlights that tube's position."""
-    found = (request.args.get("find") or "").strip().upper()
+    """The box map; ``?find=CODE`` highlights that tube's position (CODE: its barcode, or
+    the code of its old label)."""
+    found = samples.code_as_scanned(request.args.get("find") or "")
+    if found:
+        found = samples.old_labels([found], actor=current_user).get(found) or found
     box_map = services.box_map(barcode, actor=current_user)
     if found and not any(w.barcode == found for w in box_map.wells):
         flash(_("%(code)s is not in this box.", code=found), "warning")
@@ -82,10 +86,10 @@ def scan_to_store():
         box=box_map,
         target=request.args.get("target", ""),
         # Kept for one page only: a reload, or any other scan, drops the question.
-        pending=kept.get("code").strip().upper() if asking else "",
+        pending=samples.code_as_scanned(kept.get("code")) if asking else "",
         question=refusal["message"] if asking else "",
         refusal=None if asking else refusal,
-        scanned=kept.get("code").strip().upper(),
+        scanned=samples.code_as_scanned(kept.get("code")),
         last=request.args.get("last", ""),
     )
 
@@ -120,6 +124,7 @@ def store_scanned():
     if stored is None:  # another box's label: the page goes on with that box
         flash(_("Now storing into box %(box)s.", box=scanned.box), "info")
         return redirect(url_for("storage.scan_to_store", box=scanned.box), 303)
+    flash_old_label(samples.old_label_read(code, stored.aliquot), stored.aliquot.barcode)
     if stored.unchanged:
         flash(
             _(
@@ -233,17 +238,20 @@ def check_out():
         except DomainError as err:
             return refuse(err, url_for("storage.check_out"))
         flash(_("%(code)s checked out.", code=aliquot.barcode), "success")
+        flash_old_label(samples.old_label_read(code, aliquot), aliquot.barcode)
         return redirect(url_for("storage.check_out", last=aliquot.barcode), 303)
     kept = kept_form()
     refusal = kept.refusal or {}
     return render_template(
         "storage/check_out.html",
         form=kept,
-        code=kept.get("code", request.args.get("code", "")).strip().upper(),
+        code=samples.code_as_scanned(kept.get("code", request.args.get("code", ""))),
         # The tube to offer the return of: the one just checked out, or one that was out.
         out=request.args.get("last", "")
         or (
-            kept.get("code").strip().upper() if refusal.get("code") == "aliquot.checked_out" else ""
+            samples.code_as_scanned(kept.get("code"))
+            if refusal.get("code") == "aliquot.checked_out"
+            else ""
         ),
     )
 
@@ -255,7 +263,7 @@ def return_tube():
     (``?code=``), then confirm the volume (filled in with what it held) and the thaw."""
     if request.method == "POST":
         code = (request.form.get("code") or "").strip()
-        back = url_for("storage.return_tube", code=code.upper() or None)
+        back = url_for("storage.return_tube", code=samples.code_as_scanned(code) or None)
         try:
             volume = int(request.form.get("volume_ul", ""))
         except ValueError:
@@ -276,6 +284,7 @@ def return_tube():
             _("%(code)s is back at %(where)s.", code=placed.aliquot.barcode, where=placed.location),
             "success",
         )
+        flash_old_label(samples.old_label_read(code, placed.aliquot), placed.aliquot.barcode)
         return redirect(url_for("storage.return_tube"), 303)
     kept = kept_form()
     code = (request.args.get("code") or "").strip()
@@ -291,7 +300,8 @@ def return_tube():
         "storage/return.html",
         form=kept,
         tube=tube,
-        scanned=code.upper(),
+        old_label=samples.old_label_read(code, tube) if tube else None,
+        scanned=samples.code_as_scanned(code),
         problem=None if kept.refusal else problem,
         volume=kept.get("volume_ul") if retried else (tube.volume_ul if tube else ""),
         thawed=kept.get("thawed") == "1" if retried else True,

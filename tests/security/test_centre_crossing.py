@@ -180,6 +180,15 @@ def _xlsx_text(content: bytes) -> str:
         )
 
 
+def _zip_text(content: bytes) -> str:
+    """Every file of a zip (the SDTM export's transport files, CSV and define document),
+    uncompressed."""
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        return "\n".join(
+            archive.read(name).decode("utf-8", errors="replace") for name in archive.namelist()
+        )
+
+
 def body_text(response) -> str:
     content = response.get_data()
     kind = response.mimetype or ""
@@ -187,6 +196,8 @@ def body_text(response) -> str:
         return _pdf_text(content)
     if "spreadsheetml" in kind:
         return _xlsx_text(content)
+    if kind == "application/zip":
+        return _zip_text(content)
     if kind.startswith("image/png"):
         return ""  # a picture: what it may draw is checked by the status of its page
     return content.decode("utf-8", errors="replace")
@@ -485,6 +496,10 @@ ROUTES = {
     "storage.return_tube": None,
     "storage.scan_to_store": None,
     "racks.rack_scan": None,
+    "inventory.import_page": None,
+    "inventory.template_download": None,
+    "inventory.preview_page": None,
+    "inventory.summary": None,
     "storage_api.box": "container",
     "storage_api.list_containers": None,
     "storage_api.container_contents": "container",
@@ -547,6 +562,7 @@ ROUTES = {
     "assays_api.participant_results": "participant",
     "assays_api.export_csv": None,
     "assays_api.export_xlsx": None,
+    "exports.sdtm_zip": None,
     "monitoring.completeness_page": None,
     "monitoring.completeness_download": None,
     "monitoring.completeness_chart_svg": None,
@@ -555,6 +571,10 @@ ROUTES = {
     "outcome.waterfall_svg": None,
     "outcome.waterfall_png": None,
     "outcome_api.summary": None,
+    "fhir.metadata": None,
+    "fhir.read_specimen": "aliquot",
+    "fhir.search_specimens": None,
+    "fhir.search_observations": None,
 }
 FORMATS = {"run": ("png", "svg"), "shipment": ("pdf", "xlsx"), "export": ("csv", "xlsx")}
 
@@ -598,6 +618,8 @@ def _query(endpoint: str, world) -> str:
         "monitoring.completeness_page": "site=LIM",
         "monitoring.completeness_download": "site=LIM",
         "monitoring_api.collection_completeness": "site=LIM",
+        "fhir.search_specimens": "subject=LIM-071",
+        "fhir.search_observations": f"specimen={lim}",
     }.get(endpoint, "")
 
 

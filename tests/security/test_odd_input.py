@@ -1,7 +1,8 @@
 """Odd input never makes a server error: a NUL byte (which PostgreSQL text cannot hold)
 in a path, a query, a form, a JSON body or an upload's file name, a line break in a file
 name, and numbers beyond the database's integers in a query or a path are
-answered 400 or 404, with the error JSON under /api/ and an error page elsewhere."""
+answered 400 or 404, with the error JSON under /api/, an OperationOutcome under /fhir/
+and an error page elsewhere."""
 
 from __future__ import annotations
 
@@ -55,6 +56,10 @@ def refused_as(response, url: str, statuses=(400, 404)) -> str | None:
         error = body.get("error") or {}
         if not (error.get("code") and error.get("message")):
             return f"{url}: {response.status_code} without the error JSON"
+    elif url.startswith("/fhir/"):
+        body = response.get_json(silent=True) or {}  # application/fhir+json
+        if body.get("resourceType") != "OperationOutcome":
+            return f"{url}: {response.status_code} without an OperationOutcome"
     elif "text/html" not in response.content_type:
         return f"{url}: {response.status_code} {response.content_type}, not an error page"
     return None
