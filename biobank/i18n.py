@@ -65,6 +65,7 @@ VALUE_LABELS = {
     },
     "event": {
         "REGISTERED": _l("registered"),
+        "IMPORTED": _l("imported from an inventory"),
         "LABEL_PRINTED": _l("label printed"),
         "STATUS_CHANGED": _l("status changed"),
         "VOLUME_CORRECTED": _l("volume corrected"),
@@ -121,6 +122,9 @@ VALUE_LABELS = {
         "request": _l("request"),
         "last_aliquot": _l("last aliquot of its series"),
         "outcome": _l("outcome"),
+        "sha256": _l("file (SHA-256)"),
+        "row": _l("row"),
+        "legacy_barcode": _l("old label"),
     },
     # What a scanned code that is no tube turned out to be (samples' scan lookup).
     "scanned": {

@@ -195,3 +195,15 @@ def test_an_import_summary_is_not_found_by_another_centre(bank, login_as):
     assert login_as("technician", site="PAR").get(done).status_code == 404
     assert login_as("technician").get(done).status_code == 200  # the central biobank
     assert login_as("technician").get("/inventory/import/done?id=99999999999").status_code == 404
+
+
+def test_an_imported_tubes_history_says_in_words_where_it_came_from(bank, login_as):
+    client = login_as("technician", site="LIM")
+    sha = upload(client, xlsx(tube(1))).location.split("file=")[1]
+    client.post("/inventory/import/apply", data={"file": sha})
+    barcode = _db.session.execute(sa.select(Aliquot.barcode)).scalar_one()
+
+    page = text(client.get(f"/aliquots/{barcode}"))
+    assert "imported from an inventory" in page
+    assert "file (SHA-256)" in page and sha[:12] in page
+    assert "IMPORTED" not in page and "sha256" not in page
