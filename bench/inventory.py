@@ -19,9 +19,6 @@ strings, a recorded dimension).
 - memory: in a subprocess that does only the preview then the apply, the peak RSS of the
   whole process (interpreter, app, file): its VmHWM and RUSAGE_CHILDREN of a small
   launcher that ran it, with its RSS before. Target ≤ 400 MB.
-The application runs with UPLOAD_MAX_ROWS = 60,000: the default cap (50,000 rows) counts
-the header row too, and refuses a 50,000-aliquot file.
-
 --quick: 5,000 rows, fewer repeats.
 
     .venv/bin/python bench/inventory.py [--quick]
@@ -76,7 +73,6 @@ def app_for(path: Path):
         {
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
             "SECRET_KEY": "bench-" + "k" * 40,
-            "UPLOAD_MAX_ROWS": 60_000,
         }
     )
 

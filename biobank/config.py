@@ -118,9 +118,10 @@ class Defaults:
     # What one uploaded spreadsheet or CSV file may hold (biobank/uploads.py); reading
     # stops at the first cap exceeded. A 96/384-well plate export with its metadata is a
     # few hundred rows of a few dozen columns; a laboratory's result sheet for a whole
-    # study a few tens of thousands of rows of about ten columns.
+    # study a few tens of thousands of rows of about ten columns; a centre's inventory
+    # of 50,000 tubes, one per row, 50,001 rows with its header (room is left for notes).
     UPLOAD_MAX_SHEETS = 20
-    UPLOAD_MAX_ROWS = 50_000
+    UPLOAD_MAX_ROWS = 60_000
     UPLOAD_MAX_COLUMNS = 200
     UPLOAD_MAX_CELLS = 1_000_000  # cells looked at in the whole file, empty ones included
     # An .xlsx is a zip: what its parts may unpack to, in all, and how many times smaller

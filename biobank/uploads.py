@@ -17,7 +17,8 @@ shared strings looked at, other elements) and stops at the first cap. Only then 
 openpyxl open the workbook, read-only and with the values Excel last computed
 (``data_only``), and :meth:`Workbook.rows` reads each sheet up to its last cell with a
 value, found by that count: a sheet's recorded ``<dimension>`` is never trusted, and
-trailing empty cells and rows are never materialised.
+trailing empty cells and rows are never materialised. :func:`open_fast_workbook` makes
+the same checks and reads the values with calamine instead, for large files.
 
 ``.csv`` / ``.txt``: :func:`check_text_size` before decoding, :func:`text_lines` (lines,
 and the length of each) and :func:`csv_rows` (columns and cells) while reading.
@@ -42,6 +43,7 @@ from xml.parsers import expat
 import openpyxl
 from flask import current_app, has_app_context, has_request_context
 from flask_babel import format_decimal, gettext
+from python_calamine import CalamineWorkbook
 
 from biobank.config import Defaults
 from biobank.errors import Invalid, size_text
@@ -56,6 +58,7 @@ __all__ = [
     "check_text_size",
     "csv_rows",
     "current_limits",
+    "open_fast_workbook",
     "open_workbook",
     "text_lines",
 ]
@@ -502,6 +505,69 @@ def open_workbook(
         warnings.simplefilter("ignore", UserWarning)
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     return Workbook(book, package)
+
+
+class FastWorkbook:
+    """An uploaded workbook, checked as :func:`open_workbook` checks it, whose values are
+    read by calamine (a reader written in Rust, about fifteen times faster than openpyxl
+    on a large sheet): for files of tens of thousands of rows, such as an inventory.
+
+    Values come as openpyxl gives them (``None`` for an empty cell, a whole number as an
+    int, the values Excel last computed for formulas), but for a cell formatted as a date
+    without a time: a ``date``, where openpyxl gives a ``datetime`` at midnight, so that a
+    reader can tell a date typed without its time. Sheets are named by their titles
+    (:attr:`titles`).
+    """
+
+    def __init__(self, book) -> None:
+        self.book = book
+
+    @property
+    def titles(self) -> list[str]:
+        return list(self.book.sheet_names)
+
+    def rows(self, title: str) -> Iterator[tuple]:
+        """The sheet's rows from row 1 to its last row with a value, each a tuple of values
+        up to its last value (``()`` for an empty row), as :meth:`Workbook.rows`."""
+        sheet = self.book.get_sheet_by_name(title)
+        # Row by row, converted as read (the whole grid at once would double the memory a
+        # large sheet takes). calamine's rows start at row 1 but at the first column with
+        # a value: the columns before it are put back, so that cells keep their column
+        # (tests/test_uploads.py holds calamine to it).
+        before = [None] * (sheet.start[1] if sheet.start else 0)
+        for row in sheet.iter_rows():
+            values = before + [_as_openpyxl_reads(value) for value in row]
+            while values and values[-1] is None:
+                values.pop()
+            yield tuple(values)
+
+    def close(self) -> None:
+        self.book.close()
+
+    def __enter__(self) -> FastWorkbook:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+def _as_openpyxl_reads(value):
+    if value == "" and isinstance(value, str):
+        return None  # calamine fills the cells between values with empty strings
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)  # an xlsx stores 500 as a number; openpyxl reads it as an int
+    return value
+
+
+def open_fast_workbook(
+    data: bytes, *, filename: str | None = None, limits: UploadLimits | None = None
+) -> FastWorkbook:
+    """Check an uploaded .xlsx against the limits (as :func:`open_workbook`), then open it
+    with calamine. Raises :class:`TooLarge` for a cap exceeded, and what calamine raises
+    for a file that is no workbook, for the caller to word."""
+    package = _Package(limits or current_limits(), filename)
+    _check_package(bytes(data), package)
+    return FastWorkbook(CalamineWorkbook.from_filelike(io.BytesIO(data)))
 
 
 # --------------------------------------------------------------------------- text files

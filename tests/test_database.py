@@ -99,3 +99,36 @@ def test_no_column_can_hold_a_name_or_birth_date(db):
     for table in ("participant", "visit", "specimen", "aliquot"):
         columns = [c["name"] for c in sa.inspect(db.engine).get_columns(table)]
         assert not [c for c in columns if any(word in c for word in forbidden)], table
+
+
+def test_the_unrecorded_centrifugation_migration_keeps_every_tube_and_empties_placeholders(
+    db, aliquot
+):
+    """The specimen table is copied on SQLite to change its columns: the aliquots that
+    point to it survive, a registered tube keeps its values, an imported tube's made-up
+    centrifugation (1 g, 1 min, 0 °C, as imports wrote it before) becomes empty."""
+    imported = factories.visit("LIM-001", "M2").aliquots[0].specimen_id
+    registered = aliquot.specimen_id
+    force = aliquot.specimen.spin_force_g
+    db.session.commit()
+    db.session.remove()
+    downgrade(revision="a2c4e6f8b0d1")
+    db.session.execute(
+        sa.text(
+            "UPDATE specimen SET spin_force_g = 1, spin_minutes = 1, spin_temperature_c = 0, "
+            "notes = 'Imported from an inventory spreadsheet (SHA-256 x, row 2)' WHERE id = :i"
+        ),
+        {"i": imported},
+    )
+    before = db.session.execute(sa.text("SELECT count(*) FROM aliquot")).scalar()
+    db.session.commit()
+
+    upgrade()
+
+    rows = dict(db.session.execute(sa.text("SELECT id, spin_force_g FROM specimen")).tuples().all())
+    assert rows[imported] is None
+    assert rows[registered] == force > 1
+    assert db.session.execute(sa.text("SELECT count(*) FROM aliquot")).scalar() == before
+    if db.engine.dialect.name == "sqlite":
+        assert db.session.execute(sa.text("PRAGMA foreign_key_check")).all() == []
+        assert db.session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1

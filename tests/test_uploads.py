@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from datetime import datetime
+from datetime import date, datetime
 
 import openpyxl
 import pytest
@@ -75,7 +75,7 @@ def test_in_an_application_the_limits_are_its_settings(app):
 
 def test_outside_an_application_the_limits_are_the_defaults():
     assert uploads.current_limits() == UploadLimits()
-    assert UploadLimits().max_rows == 50_000 and UploadLimits().max_columns == 200
+    assert UploadLimits().max_rows == 60_000 and UploadLimits().max_columns == 200
 
 
 def test_sizes_are_written_as_people_read_them():
@@ -98,6 +98,51 @@ def test_values_come_as_openpyxl_reads_them_with_trailing_empty_cells_left_out()
         "Results": [("Well", "Value"), (), ("A1", 0.5, when)],  # a formula: no cached value
         "Other": [(None, None, "x")],
     }
+
+
+def read_all_fast(data: bytes, limits: UploadLimits | None = None) -> dict[str, list[tuple]]:
+    with uploads.open_fast_workbook(data, filename="f.xlsx", limits=limits) as book:
+        return {title: list(book.rows(title)) for title in book.titles}
+
+
+def test_the_fast_reader_reads_the_values_openpyxl_reads_from_a1():
+    when = datetime(2026, 3, 2, 9, 30)
+    data = xlsx(
+        ("Results", [["Well", "Value", None, None], [], ["A1", 0.5, when, "=1+1", 500, True]]),
+        ("Other", [[], [], [None, None, "x", 12345]]),  # values from C3: still from A1
+    )
+    assert (
+        read_all_fast(data)
+        == read_all(data)
+        == {
+            "Results": [("Well", "Value"), (), ("A1", 0.5, when, None, 500, True)],
+            "Other": [(), (), (None, None, "x", 12345)],
+        }
+    )
+    assert type(read_all_fast(data)["Other"][2][3]) is int  # 12345, not 12345.0
+
+
+def test_the_fast_reader_reads_a_date_without_a_time_as_a_date():
+    book = openpyxl.Workbook()
+    book.active["A1"] = date(2026, 3, 2)
+    out = io.BytesIO()
+    book.save(out)
+    assert read_all_fast(out.getvalue()) == {"Sheet": [(date(2026, 3, 2),)]}
+
+
+def test_the_fast_reader_is_held_to_the_same_caps():
+    data = xlsx(("S", [[1, 2, 3]] * 6))
+    assert refusal(lambda: read_all_fast(data, UploadLimits(max_rows=4))) == refusal(
+        lambda: read_all(data, UploadLimits(max_rows=4))
+    )
+    far = rewritten(
+        xlsx(("S", [["a"]])),
+        "xl/worksheets/sheet1.xml",
+        lambda t: t.replace(
+            "</sheetData>", '<row r="1048576"><c r="XFD1048576" s="0"/></row></sheetData>'
+        ),
+    )
+    assert read_all_fast(far) == {"S": [("a",)]}
 
 
 def test_a_wrong_or_missing_dimension_neither_cuts_nor_pads_rows():

@@ -12,11 +12,12 @@ import re
 import tempfile
 from datetime import datetime
 from pathlib import Path
-
-import pandas as pd
-import pyreadstat
+from typing import TYPE_CHECKING
 
 from biobank.exports.datasets import MAX_LABEL, MAX_NAME, Table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The header's created and modified stamps: "07DEC26:03:01:25" (ddMMMyy:hh:mm:ss).
 _STAMP = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")
@@ -28,6 +29,11 @@ _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 def xpt_bytes(table: Table, created: datetime) -> bytes:
     """The table as an XPT v5 file: one variable per column, with its label; text of the
     longest value's length; the header dated ``created``."""
+    # Imported here: pandas and pyreadstat take some 70 MB, which no web worker that
+    # never writes an export should carry.
+    import pandas as pd
+    import pyreadstat
+
     dataset = table.dataset
     for name in (dataset.name, *dataset.names):
         if len(name) > MAX_NAME:
@@ -54,6 +60,8 @@ def xpt_bytes(table: Table, created: datetime) -> bytes:
 
 
 def _column(values: list, numeric: bool) -> pd.Series:
+    import pandas as pd
+
     if numeric:
         return pd.Series([float("nan") if v is None else float(v) for v in values], dtype="float64")
     return pd.Series(values, dtype=object)

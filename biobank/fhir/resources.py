@@ -200,7 +200,7 @@ def _processing(record: SpecimenRecord) -> list[SpecimenProcessing]:
 
 def _preanalytical(tube: PrimaryTube, zone: ZoneInfo) -> list[SpecimenProcessing]:
     spin = _spin_words(tube.spin_force_g, tube.spin_minutes, tube.spin_temperature_c)
-    if not tube.spin_braking:
+    if not tube.spin_braking and tube.spin_force_g is not None:
         spin += ", brake off"
     steps = [_step("centrifugation", spin, _when(tube.spun_at, zone))]
     if tube.second_spin_force_g is not None:
@@ -215,6 +215,8 @@ def _preanalytical(tube: PrimaryTube, zone: ZoneInfo) -> list[SpecimenProcessing
 
 
 def _spin_words(force_g, minutes, temperature_c) -> str:
+    if force_g is None:  # a tube imported from an inventory spreadsheet
+        return "settings not recorded"
     words = [f"{force_g} g", f"{minutes} min"]
     if temperature_c is not None:
         words.append(f"{temperature_c:g} °C")

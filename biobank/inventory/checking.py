@@ -7,9 +7,10 @@ statements, and every problem of the file is reported at once, each by its row a
 column as the spreadsheet shows them.
 
 What a valid file will create is returned as a :class:`Plan`, which ``services.apply``
-writes through the study, samples and storage services; those services keep the last
-word (``study.open_visit`` decides the visit's window again when it is opened), so the
-preview can only be stricter than the apply, never looser.
+writes through the study, samples and storage services. A visit's date is checked by the
+study's own rules (``study.dated_visit``, ``study.refuse_another_day``), which
+``study.open_visits`` applies again when the visits are opened: the preview and the
+apply cannot disagree.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo
 from flask_babel import lazy_gettext as _l
 
 from biobank.db import utcnow
-from biobank.errors import Invalid
+from biobank.errors import DomainError, Invalid
 from biobank.inventory.columns import HEADER_SEARCH_ROWS, Header, find_header, header_key
 from biobank.inventory.lines import Line, Problem, read_lines
 from biobank.inventory.lookup import Bank, look_up
@@ -144,6 +145,10 @@ class _Participant:
     included_on: date
     row: int
     record: Participant | None = None  # None: enrolled by this file
+
+    @property
+    def left_on(self) -> date | None:
+        return self.record.left_on if self.record is not None else None
 
 
 class Checker:
@@ -771,18 +776,10 @@ def _joins_visit(
     checker: Checker, line: Line, visit: Visit, collected_on: date, tubes: list[TubePlan]
 ) -> None:
     """Tubes of a visit the bank has: the same day, and a tube type it does not have."""
-    if collected_on != visit.collected_on:
-        checker.problem(
-            line,
-            "collected_at",
-            _l(
-                "Visit %(visit)s of %(p)s was collected on %(d)s; a tube of another day "
-                "cannot join it.",
-                visit=visit.visit_code,
-                p=line.participant,
-                d=visit.collected_on.isoformat(),
-            ),
-        )
+    try:
+        study.refuse_another_day(visit, line.participant, collected_on)
+    except DomainError as err:
+        checker.problem(line, "collected_at", err.message)
     for tube in tubes:
         if (visit.id, tube.tube_type) in checker.bank.tubes:
             for each in tube.lines:
@@ -805,40 +802,13 @@ def _opens_visit(
     definition: VisitDefinition,
     collected_on: date,
 ) -> None:
-    record = person.record
-    if record is not None and record.left_on is not None and collected_on > record.left_on:
-        checker.problem(
-            line,
-            "collected_at",
-            _l(
-                "%(p)s left the study on %(left)s: visit %(visit)s, collected on %(on)s, "
-                "cannot be registered.",
-                p=person.code,
-                left=record.left_on.isoformat(),
-                visit=definition.code,
-                on=collected_on.isoformat(),
-            ),
-        )
+    """A visit the file opens, by study.dated_visit's rules (those of open_visit)."""
+    try:
+        dated = study.dated_visit(person, definition, collected_on)
+    except DomainError as err:
+        checker.problem(line, "collected_at", err.message)
         return
-    window = study.visit_window(person, definition)
-    study_day = (collected_on - person.included_on).days
-    if study_day < window.earliest_day:
-        checker.problem(
-            line,
-            "collected_at",
-            _l(
-                "Visit %(visit)s cannot be collected on %(on)s, study day %(day)d: its window "
-                "runs from study day %(first)d to study day %(last)d, so its earliest date "
-                "is %(earliest)s.",
-                visit=definition.code,
-                on=collected_on.isoformat(),
-                day=study_day,
-                first=window.earliest_day,
-                last=window.latest_day,
-                earliest=window.earliest.isoformat(),
-            ),
-        )
-    elif study_day > window.latest_day:
+    if dated.out_of_window:
         checker.warnings.append(
             Problem(
                 line.row,
@@ -850,9 +820,9 @@ def _opens_visit(
                     visit=definition.code,
                     p=person.code,
                     on=collected_on.isoformat(),
-                    day=study_day,
-                    first=window.earliest_day,
-                    last=window.latest_day,
+                    day=dated.study_day,
+                    first=dated.window.earliest_day,
+                    last=dated.window.latest_day,
                 ),
             )
         )

@@ -10,14 +10,13 @@ STORED). A file is applied once: its SHA-256 is kept (``InventoryImport``).
 
 What the file cannot say is recorded as unknown, not guessed: an inventory spreadsheet
 gives the blood draw, centrifugation and freezing times but not the centrifuge's force,
-duration and temperature, nor the temperatures before and after it. The SPREC code then
-carries the "unknown" element (X) for them and the SOP checks that need them are skipped
-(see ``UNRECORDED_SPIN``).
+duration and temperature, nor the temperatures before and after it. They are left empty,
+the SPREC code carries the "unknown" element (X) for them and the SOP checks that need
+them are skipped (see ``UNRECORDED_NOTE``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 from collections.abc import Iterable
@@ -35,7 +34,7 @@ from biobank.custody import services as custody
 from biobank.custody.hashing import canonical_json
 from biobank.custody.models import GENESIS_HASH, CustodyEvent
 from biobank.db import utcnow
-from biobank.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from biobank.errors import Conflict, Forbidden, Invalid, NotFound
 from biobank.extensions import db
 from biobank.inventory import checking
 from biobank.inventory.checking import Plan, TubePlan, VisitPlan
@@ -51,34 +50,17 @@ from biobank.storage.models import Container, StoredPosition
 from biobank.storage.positions import Grid
 from biobank.study import services as study
 from biobank.study.models import Participant, Visit
-from biobank.study.protocol import SopLimits
 
-
-@dataclass(frozen=True)
-class SpinPlaceholder:
-    force_g: int
-    minutes: int
-    temperature_c: float
-
-
-# The specimen table requires a centrifugation record (force and duration above 0, a
-# temperature) that an inventory spreadsheet does not give. Until its columns may be
-# empty, an imported specimen holds these obviously-not-measured values: its SPREC code
-# says "unknown" for the centrifugation, the SOP checks of force, duration and
-# temperatures are skipped, and its notes say so.
-UNRECORDED_SPIN = SpinPlaceholder(force_g=1, minutes=1, temperature_c=0.0)
+# An inventory spreadsheet gives the times of a tube's handling but not the centrifuge's
+# force, duration and temperature, nor the temperatures before and after it: they are
+# left empty (not recorded), its SPREC code says "unknown" (X) for them, the SOP checks
+# that need them are skipped (samples/deviations.py checks what was recorded), and the
+# specimen's notes say where it came from.
 UNRECORDED_NOTE = (
     "Imported from an inventory spreadsheet (SHA-256 {sha}, row {row}): the centrifugation "
     "(force, duration, temperature) and the temperatures before and after it were not "
-    "recorded; the values shown for them are placeholders."
+    "recorded."
 )
-# The SOP limits an inventory row can be checked against: the delays, from its times.
-_UNKNOWN_LIMITS = {
-    "temperature_before_centrifugation": None,
-    "centrifugation_g": None,
-    "centrifugation_minutes": None,
-    "centrifugation_temperature_c": None,
-}
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -327,26 +309,23 @@ class _Writer:
         return people
 
     def _open_visits(self, people: dict[str, Participant]) -> list[tuple[VisitPlan, Visit]]:
-        """Each visit through study.open_visit, which has the last word on its window;
-        a refusal there is reported on the visit's first row, and nothing is written."""
-        opened, problems = [], []
-        for planned in self.plan.visits:
-            try:
-                visit = study.open_visit(
-                    people[planned.participant],
-                    planned.visit,
-                    planned.collected_on,
-                    actor=self.actor,
-                    date_field="collected_at",
-                )
-            except DomainError as err:
-                problems.append(Problem(planned.first_row, "collected_at", err.message))
-                continue
-            opened.append((planned, visit))
-        if problems:
-            self.report.errors = problems
-            raise ImportRefused(self.report)
-        return opened
+        """The visits through study.open_visits, set-wise, which has the last word on
+        their windows; a refusal there is reported on the visit's first row, and nothing
+        is written."""
+        planned = self.plan.visits
+        wanted = [
+            study.WantedVisit(people[plan.participant], plan.visit, plan.collected_on)
+            for plan in planned
+        ]
+        try:
+            visits = study.open_visits(wanted, actor=self.actor)
+        except study.VisitsRefused as refused:
+            self.report.errors = [
+                Problem(planned[index].first_row, "collected_at", err.message)
+                for index, err in refused.refusals.items()
+            ]
+            raise ImportRefused(self.report) from None
+        return list(zip(planned, visits, strict=True))
 
     def _register_tubes(
         self, visits: list[tuple[VisitPlan, Visit]]
@@ -374,16 +353,16 @@ class _Writer:
             "container": kind.container,
             "sample_type": kind.sample_type,
             "collected_at": tube.collected_at,
-            "precentrifugation_temperature": "RT",
+            "precentrifugation_temperature": None,
             "spun_at": tube.spun_at,
-            "spin_temperature_c": UNRECORDED_SPIN.temperature_c,
-            "spin_force_g": UNRECORDED_SPIN.force_g,
-            "spin_minutes": UNRECORDED_SPIN.minutes,
+            "spin_temperature_c": None,
+            "spin_force_g": None,
+            "spin_minutes": None,
             "spin_braking": True,
             "second_spin_temperature_c": None,
             "second_spin_force_g": None,
             "second_spin_minutes": None,
-            "postcentrifugation_temperature": "RT",
+            "postcentrifugation_temperature": None,
             "frozen_at": tube.frozen_at,
             "storage_temperature_c": checking.STORAGE_TEMPERATURE_C,
             "sprec_code": str(code),
@@ -392,8 +371,7 @@ class _Writer:
             "created_at": self.record.applied_at,
             "created_by_id": getattr(self.actor, "id", None),
         }
-        limits = _known_limits(study.sop_limits(protocol, tube.tube_type))
-        found = deviations.found(limits, SimpleNamespace(**row))
+        found = deviations.found(study.sop_limits(protocol, tube.tube_type), SimpleNamespace(**row))
         row["deviations"] = canonical_json(found)
         row["deviates"] = bool(found)
         return row
@@ -479,11 +457,6 @@ def _participants(codes: Iterable[str]) -> list[Participant]:
         query = sa.select(Participant).where(Participant.code.in_(chunk))
         found.extend(db.session.execute(query).scalars())
     return found
-
-
-def _known_limits(limits: SopLimits | None) -> SopLimits | None:
-    """The SOP limits without those the spreadsheet gives no value for."""
-    return None if limits is None else dataclasses.replace(limits, **_UNKNOWN_LIMITS)
 
 
 def _sprec_code(tube: TubePlan, container: str, sample_type: str) -> sprec.SprecCode:

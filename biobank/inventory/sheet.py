@@ -2,7 +2,8 @@
 
 Every byte goes through :mod:`biobank.uploads`, as every uploaded spreadsheet does: an
 .xlsx is checked part by part (a zip bomb, a sheet claiming the whole grid) before
-openpyxl opens it, a CSV line by line; the first cap exceeded refuses the file with
+calamine reads it (``uploads.open_fast_workbook``: an inventory may have tens of
+thousands of rows), a CSV line by line; the first cap exceeded refuses the file with
 ``uploads.TooLarge``, naming the limit.
 
 .xlsx: the sheet named "Inventory" (or "Inventaire") if there is one, else the first
@@ -67,20 +68,21 @@ def _unreadable(message, filename: str) -> Invalid:
 
 def _xlsx_rows(data: bytes, filename: str, limits: UploadLimits) -> Generator[Row, None, None]:
     try:
-        workbook = uploads.open_workbook(data, filename=filename, limits=limits)
+        workbook = uploads.open_fast_workbook(data, filename=filename, limits=limits)
     except uploads.TooLarge:
         raise
-    except Exception as err:  # openpyxl raises anything from zipfile, XML and its own code
+    except Exception as err:  # zipfile, the XML parser and calamine raise their own errors
         raise _unreadable(
             _l("%(name)s is not a readable .xlsx workbook.", name=filename), filename
         ) from err
-    try:
-        sheets = workbook.worksheets
-        if not sheets:
+    with workbook:
+        titles = workbook.titles
+        if not titles:
             raise _unreadable(_l("%(name)s has no worksheet.", name=filename), filename)
-        sheet = next((s for s in sheets if header_key(s.title) in _SHEET_KEYS), sheets[0])
+        title = next((t for t in titles if header_key(t) in _SHEET_KEYS), titles[0])
         try:
-            for number, cells in enumerate(workbook.rows(sheet), start=1):
+            rows = workbook.rows(title)
+            for number, cells in enumerate(rows, start=1):
                 if any(cell is not None and cell != "" for cell in cells):
                     yield number, cells
         except (uploads.TooLarge, Invalid):
@@ -91,12 +93,10 @@ def _xlsx_rows(data: bytes, filename: str, limits: UploadLimits) -> Generator[Ro
                     "%(name)s, sheet “%(sheet)s”, is damaged: save it again from the "
                     "spreadsheet program.",
                     name=filename,
-                    sheet=sheet.title,
+                    sheet=title,
                 ),
                 filename,
             ) from err
-    finally:
-        workbook.close()
 
 
 def _decode(data: bytes) -> str:

@@ -24,7 +24,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
@@ -35,7 +34,7 @@ from biobank.extensions import db
 from biobank.samples import deviations as deviation_rules
 from biobank.samples.deviations import Deviation
 from biobank.samples.models import Specimen, UncollectedTube
-from biobank.sites.models import Site
+from biobank.sites.models import Site, today_in
 from biobank.sites.services import in_reach
 from biobank.study.models import Participant, Protocol, Visit, VisitDefinition
 from biobank.study.services import current_protocol
@@ -331,7 +330,7 @@ def completeness(
     _check_filters(protocol, arm_code, status)
     centres = _centres()
     site_id = _site_id(centres, site_code)
-    answered_on = as_of or _today(_answer_zone(centres, actor, site_id))
+    answered_on = as_of or today_in(_answer_zone(centres, actor, site_id), utcnow())
     if site_code and site_id is None:
         return _answer(answered_on, [], schedule_of(protocol), status, due_by)
 
@@ -452,14 +451,10 @@ def _schedules(current: Protocol, study_codes: set[str]) -> dict[str, Schedule]:
 # --- today, in a centre's time zone -------------------------------------------------------
 
 
-def _today(zone: str) -> date:
-    return utcnow().astimezone(ZoneInfo(zone)).date()
-
-
 def _todays(centres: dict[int, _Centre]) -> dict[int, date]:
-    """Each centre's date now: at 23:30 UTC it is already tomorrow in Paris."""
+    """Each centre's date now (Site.today's rule)."""
     now = utcnow()
-    return {id_: now.astimezone(ZoneInfo(c.timezone)).date() for id_, c in centres.items()}
+    return {id_: today_in(c.timezone, now) for id_, c in centres.items()}
 
 
 def _answer_zone(centres: dict[int, _Centre], actor, site_id: int | None) -> str:

@@ -44,7 +44,6 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import sqlalchemy as sa
@@ -381,7 +380,7 @@ def _outcome_of(
     criteria: response.Criteria,
     now: datetime,
 ) -> ParticipantOutcome:
-    today = now.astimezone(ZoneInfo(participant.site.timezone)).date()
+    today = participant.site.today(now)
     readiness = []
     for definition in visits:
         for analyte in OUTCOME_ANALYTES:

@@ -57,15 +57,17 @@ class Deviation(NamedTuple):
 
 
 class PreanalyticalRecord(Protocol):
-    """What was recorded of a primary tube's handling (a Specimen has these columns)."""
+    """What was recorded of a primary tube's handling (a Specimen has these columns).
+    A value not recorded (None: a tube imported from an inventory spreadsheet gives no
+    centrifugation settings) is not checked: unknown is not a deviation."""
 
     sample_type: str
     collected_at: datetime
-    precentrifugation_temperature: str
+    precentrifugation_temperature: str | None
     spun_at: datetime
-    spin_force_g: int
-    spin_minutes: int
-    spin_temperature_c: float
+    spin_force_g: int | None
+    spin_minutes: int | None
+    spin_temperature_c: float | None
     second_spin_force_g: int | None
     second_spin_minutes: int | None
     second_spin_temperature_c: float | None
@@ -108,9 +110,9 @@ def found(limits: SopLimits | None, record: PreanalyticalRecord) -> list[dict[st
 
 class _Spin(NamedTuple):
     name: str  # "first" or "second": which centrifugation a message names
-    force_g: int
-    # A second spin is recorded whole (force, duration, temperature) by the form and the
-    # API; a row that lacks one is not checked on it rather than guessed.
+    # A spin is recorded whole (force, duration, temperature) by the form and the API;
+    # a record that lacks a value is not checked on it rather than guessed.
+    force_g: int | None
     minutes: int | None
     celsius: float | None
 
@@ -173,8 +175,10 @@ def _delay(
     return deviation
 
 
-def _temperature_class(recorded: str, allowed: tuple[str, ...] | None) -> dict[str, Any] | None:
-    if allowed is None or recorded in allowed:
+def _temperature_class(
+    recorded: str | None, allowed: tuple[str, ...] | None
+) -> dict[str, Any] | None:
+    if allowed is None or recorded is None or recorded in allowed:
         return None
     return {
         "code": TEMPERATURE_BEFORE_CENTRIFUGATION,
@@ -183,8 +187,8 @@ def _temperature_class(recorded: str, allowed: tuple[str, ...] | None) -> dict[s
     }
 
 
-def _spin_force(spin: str, force_g: int, allowed: SopRange | None) -> dict[str, Any] | None:
-    if allowed is None or force_g in allowed:
+def _spin_force(spin: str, force_g: int | None, allowed: SopRange | None) -> dict[str, Any] | None:
+    if allowed is None or force_g is None or force_g in allowed:
         return None
     return {"code": CENTRIFUGATION_FORCE, "spin": spin, "g": force_g, **_bounds(allowed)}
 

@@ -50,16 +50,19 @@ class Specimen(db.Model):
 
     collected_at: Mapped[datetime]
     received_at: Mapped[datetime | None]
-    precentrifugation_temperature: Mapped[str] = mapped_column(sa.String(8), default="RT")
+    # The temperatures and the centrifuge's settings are recorded at registration; they
+    # are empty (not recorded) only for a tube imported from an inventory spreadsheet,
+    # which gives the times but not these (biobank/inventory/services.py).
+    precentrifugation_temperature: Mapped[str | None] = mapped_column(sa.String(8))
     spun_at: Mapped[datetime]
-    spin_temperature_c: Mapped[float] = mapped_column(sa.Float)
-    spin_force_g: Mapped[int]
-    spin_minutes: Mapped[int]
+    spin_temperature_c: Mapped[float | None] = mapped_column(sa.Float)
+    spin_force_g: Mapped[int | None]
+    spin_minutes: Mapped[int | None]
     spin_braking: Mapped[bool] = mapped_column(default=True)
     second_spin_temperature_c: Mapped[float | None] = mapped_column(sa.Float)
     second_spin_force_g: Mapped[int | None]
     second_spin_minutes: Mapped[int | None]
-    postcentrifugation_temperature: Mapped[str] = mapped_column(sa.String(8), default="RT")
+    postcentrifugation_temperature: Mapped[str | None] = mapped_column(sa.String(8))
     frozen_at: Mapped[datetime]
     storage_temperature_c: Mapped[int] = mapped_column(default=-80)
     sprec_code: Mapped[str] = mapped_column(sa.String(64))
@@ -130,6 +133,8 @@ class Aliquot(CustodyChained, db.Model):
         sa.CheckConstraint("series_number BETWEEN 1 AND series_total", "series"),
         # A unique index, not a constraint: SQLite adds no constraint to a table in place.
         sa.Index("uq_aliquot_legacy_barcode", "legacy_barcode", unique=True),
+        # A scanned old label matches whatever its case (samples.services._by_old_label).
+        sa.Index("ix_aliquot_legacy_barcode_lower", sa.func.lower(sa.text("legacy_barcode"))),
         # What the catalogue and request matching read: the aliquots in storage only.
         sa.Index(
             "ix_aliquot_stored_specimen",

@@ -220,17 +220,14 @@ def _check_visit_day(participant: Participant, collected_on: date | None) -> Non
             _l("No tube was drawn: enter the date of the visit."),
             fields={"collected_on": ""},
         )
-    today = study.centre_today(participant)
-    if collected_on > today:
-        raise Invalid(
-            _l(
-                "The visit date %(on)s is in the future: today is %(today)s at %(site)s.",
-                on=collected_on.isoformat(),
-                today=today.isoformat(),
-                site=participant.site.code,
-            ),
-            fields={"collected_on": collected_on.isoformat()},
-        )
+    study.refuse_a_future_day(
+        participant,
+        collected_on,
+        "collected_on",
+        lambda **said: _l(
+            "The visit date %(on)s is in the future: today is %(today)s at %(site)s.", **said
+        ),
+    )
 
 
 def _record_not_collected(visit: Visit, entry: NotCollected, actor) -> UncollectedTube:

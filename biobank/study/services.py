@@ -11,13 +11,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from biobank.db import Page, utcnow
-from biobank.errors import Conflict, Forbidden, Invalid, NotFound
+from biobank.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from biobank.extensions import db
 from biobank.sites.models import Site
 from biobank.sites.services import get_site, in_reach
@@ -293,7 +292,18 @@ def withdraw_consent(code: str, withdrawn_on: date, *, actor) -> Participant:
 
 def centre_today(participant: Participant) -> date:
     """Today's date at the participant's centre: a day ends at midnight there, not in UTC."""
-    return utcnow().astimezone(ZoneInfo(participant.site.timezone)).date()
+    return participant.site.today(utcnow())
+
+
+def refuse_a_future_day(participant: Participant, day: date, field: str, worded) -> None:
+    """Refuse (Invalid, on ``field``) a day after today at the participant's centre;
+    ``worded(on=, today=, site=)`` says it."""
+    today = centre_today(participant)
+    if day > today:
+        raise Invalid(
+            worded(on=day.isoformat(), today=today.isoformat(), site=participant.site.code),
+            fields={field: day.isoformat()},
+        )
 
 
 def record_leaving(code: str, left_on: date, reason: str, note: str = "", *, actor) -> Participant:
@@ -348,17 +358,14 @@ def _check_leaving_date(participant: Participant, left_on: date) -> None:
             ),
             fields={"left_on": left_on.isoformat()},
         )
-    today = centre_today(participant)
-    if left_on > today:
-        raise Invalid(
-            _l(
-                "The leaving date %(on)s is in the future: today is %(today)s at %(site)s.",
-                on=left_on.isoformat(),
-                today=today.isoformat(),
-                site=participant.site.code,
-            ),
-            fields={"left_on": left_on.isoformat()},
-        )
+    refuse_a_future_day(
+        participant,
+        left_on,
+        "left_on",
+        lambda **said: _l(
+            "The leaving date %(on)s is in the future: today is %(today)s at %(site)s.", **said
+        ),
+    )
     later = [visit for visit in participant.visits if visit.collected_on > left_on]
     if later:
         last = max(later, key=lambda visit: visit.collected_on)
@@ -397,29 +404,137 @@ def open_visit(
     still have a visit on the leaving day, none after it. ``date_field`` names the field
     that holds the date in a refusal.
     """
-    _lock(participant)  # one registration of a participant's visit at a time
-    existing = db.session.execute(
-        db.select(Visit).where(
-            Visit.participant_id == participant.id, Visit.visit_code == visit_code
-        )
-    ).scalar()
-    if existing is not None:
-        if existing.collected_on != collected_on:
-            raise Conflict(
-                _l(
-                    "Visit %(visit)s of %(p)s was collected on %(d)s; a tube of another day "
-                    "cannot join it.",
-                    visit=visit_code,
-                    p=participant.code,
-                    d=existing.collected_on.isoformat(),
-                ),
-                fields={date_field: collected_on.isoformat()},
+    try:
+        (visit,) = open_visits([WantedVisit(participant, visit_code, collected_on)], actor=actor)
+    except VisitsRefused as refused:
+        (refusal,) = refused.refusals.values()
+        if "collected_at" in refusal.fields:  # said of the field that holds the date
+            refusal.fields = {date_field: refusal.fields["collected_at"]}
+        raise refusal from None
+    return visit
+
+
+@dataclass(frozen=True)
+class WantedVisit:
+    participant: Participant
+    visit_code: str
+    collected_on: date
+
+
+class VisitsRefused(Conflict):
+    """Some of the visits asked for cannot be opened: ``refusals`` maps the position of
+    each in the list asked for to why (a DomainError). Nothing was written."""
+
+    def __init__(self, refusals: dict[int, DomainError]) -> None:
+        first = next(iter(refusals.values()))
+        super().__init__(first.message, code=first.code, fields=first.fields)
+        self.refusals = refusals
+
+
+def open_visits(wanted: list[WantedVisit], *, actor) -> list[Visit]:
+    """Each visit asked for, in order: the one registered already (on the same day), else
+    a new one, dated by ``dated_visit``'s rules and inserted set-wise. Any refusal
+    refuses them all (VisitsRefused, with every refusal) before anything is written.
+
+    The participants' rows are locked first (see ``_lock``), so that leaving the study
+    and registering at a visit serialise."""
+    people = {item.participant.id: item.participant for item in wanted}
+    _lock(*people.values())
+    existing = _visits_of(list(people))
+    refusals: dict[int, DomainError] = {}
+    rows: list[dict] = []
+    protocols: dict[str, Protocol] = {}
+    for index, item in enumerate(wanted):
+        known = existing.get((item.participant.id, item.visit_code))
+        study_code = item.participant.study_code
+        try:
+            if known is not None:
+                refuse_another_day(known, item.participant.code, item.collected_on)
+                continue
+            if study_code not in protocols:
+                protocols[study_code] = current_protocol(study_code)
+            definition = visit_definition(
+                protocols[study_code], item.participant.arm_code, item.visit_code
             )
-        return existing
-    _refuse_after_leaving(participant, visit_code, collected_on, date_field)
-    definition = visit_definition(
-        current_protocol(participant.study_code), participant.arm_code, visit_code
+            dated = dated_visit(item.participant, definition, item.collected_on)
+        except DomainError as err:
+            refusals[index] = err
+            continue
+        rows.append(
+            {
+                "participant_id": item.participant.id,
+                "visit_code": item.visit_code,
+                "visit_definition_id": definition.id,
+                "collected_on": item.collected_on,
+                "study_day": dated.study_day,
+                "out_of_window": dated.out_of_window,
+                "created_by_id": getattr(actor, "id", None),
+            }
+        )
+    if refusals:
+        raise VisitsRefused(refusals)
+    existing.update(_insert_visits(rows, [item.participant.code for item in wanted]))
+    return [existing[(item.participant.id, item.visit_code)] for item in wanted]
+
+
+def _visits_of(participant_ids: list[int]) -> dict[tuple[int, str], Visit]:
+    found = {}
+    for chunk in _chunks(participant_ids):
+        query = db.select(Visit).where(Visit.participant_id.in_(chunk))
+        for visit in db.session.execute(query).scalars():
+            found[(visit.participant_id, visit.visit_code)] = visit
+    return found
+
+
+def _insert_visits(rows: list[dict], codes: list[str]) -> dict[tuple[int, str], Visit]:
+    """The new visits (the ORM's bulk INSERT … RETURNING, whose rows come in no set order:
+    each is found again by its participant and code, unique together)."""
+    if not rows:
+        return {}
+    try:
+        inserted = db.session.scalars(sa.insert(Visit).returning(Visit), rows).all()
+    except sa.exc.IntegrityError as err:  # the same visit registered at the same moment
+        raise Conflict(
+            _l(
+                "Visit %(visit)s of %(p)s was registered by someone else at the same moment. "
+                "Nothing was written: open the participant's page to see it.",
+                visit=rows[0]["visit_code"] if len(rows) == 1 else "",
+                p=codes[0] if len(rows) == 1 else "",
+            ),
+            code="visit.concurrent",
+        ) from err
+    return {(visit.participant_id, visit.visit_code): visit for visit in inserted}
+
+
+def refuse_another_day(visit: Visit, participant_code: str, collected_on: date) -> None:
+    """A tube joins a registered visit only on the day it was collected."""
+    if visit.collected_on == collected_on:
+        return
+    raise Conflict(
+        _l(
+            "Visit %(visit)s of %(p)s was collected on %(d)s; a tube of another day "
+            "cannot join it.",
+            visit=visit.visit_code,
+            p=participant_code,
+            d=visit.collected_on.isoformat(),
+        ),
+        fields={"collected_at": collected_on.isoformat()},
     )
+
+
+@dataclass(frozen=True)
+class DatedVisit:
+    study_day: int
+    out_of_window: bool
+    window: VisitWindow
+
+
+def dated_visit(participant, definition: VisitDefinition, collected_on: date) -> DatedVisit:
+    """A new visit's date against the protocol: its study day, and whether it falls after
+    its window (accepted, flagged). Refused after the participant left the study
+    (Conflict) or before the window opens (Invalid). ``participant`` needs ``code``,
+    ``included_on`` and ``left_on``: one of the bank, or one a file is about to enrol."""
+    _refuse_after_leaving(participant, definition.code, collected_on, "collected_at")
     window = visit_window(participant, definition)
     study_day = (collected_on - participant.included_on).days
     if study_day < window.earliest_day:
@@ -428,7 +543,7 @@ def open_visit(
                 "Visit %(visit)s (%(name)s) cannot be collected on %(on)s, study day %(day)d: "
                 "its window runs from study day %(first)d to study day %(last)d, so its "
                 "earliest date is %(earliest)s. Check the date the blood was drawn.",
-                visit=visit_code,
+                visit=definition.code,
                 name=definition.name,
                 on=collected_on.isoformat(),
                 day=study_day,
@@ -437,50 +552,37 @@ def open_visit(
                 earliest=window.earliest.isoformat(),
             ),
             code="visit.too_early",
-            fields={date_field: collected_on.isoformat()},
+            fields={"collected_at": collected_on.isoformat()},
         )
-    visit = Visit(
-        participant=participant,
-        visit_code=visit_code,
-        definition=definition,
-        collected_on=collected_on,
-        study_day=study_day,
-        out_of_window=study_day > window.latest_day,
-        created_by_id=getattr(actor, "id", None),
-    )
-    db.session.add(visit)
-    participant_code = participant.code  # a failed flush expires every loaded object
-    try:
-        db.session.flush()
-    except sa.exc.IntegrityError as err:  # the same visit registered at the same moment
-        raise Conflict(
-            _l(
-                "Visit %(visit)s of %(p)s was registered by someone else at the same moment. "
-                "Nothing was written: open the participant's page to see it.",
-                visit=visit_code,
-                p=participant_code,
-            ),
-            code="visit.concurrent",
-        ) from err
-    return visit
+    return DatedVisit(study_day, study_day > window.latest_day, window)
 
 
-def _lock(participant: Participant) -> None:
+def _lock(*participants: Participant) -> None:
     """Leaving the study and registering at a visit each check what the other writes (a
     visit after the leaving date; a leaving date before a visit; a tube registered and
     recorded as not drawn): the participant's row lock makes the second wait for the
     first and then read what it wrote (PostgreSQL; SQLite lets one writer at a time
-    anyway). Re-read, not taken from the session."""
-    db.session.execute(
-        db.select(Participant)
-        .where(Participant.id == participant.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()  # read: the rows refresh the session's participant only when fetched
+    anyway). Re-read, not taken from the session; locked in the order of their ids, so
+    that two registrations of the same participants cannot wait for each other."""
+    ids = sorted(participant.id for participant in participants)
+    for chunk in _chunks(ids):
+        # Read: the rows refresh the session's participants only when fetched.
+        db.session.execute(
+            db.select(Participant)
+            .where(Participant.id.in_(chunk))
+            .order_by(Participant.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+
+
+def _chunks(items: list, size: int = 500) -> list[list]:
+    """``items`` a few hundred at a time: an IN list within every database's limits."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _refuse_after_leaving(
-    participant: Participant, visit_code: str, collected_on: date, date_field: str
+    participant, visit_code: str, collected_on: date, date_field: str
 ) -> None:
     if participant.left_on is None or collected_on <= participant.left_on:
         return

@@ -157,6 +157,19 @@ def test_processing_gives_the_centrifugation_and_freezing_times_then_custody(ban
     assert steps["stored"][0].timeDateTime is not None
 
 
+def test_a_centrifugation_not_recorded_says_so_and_no_settings(bank, api_as, db):
+    aliquot = serum(bank["LIM-001"])[0]
+    tube = aliquot.specimen  # as an inventory spreadsheet leaves it
+    tube.spin_force_g = tube.spin_minutes = tube.spin_temperature_c = None
+    tube.spin_braking = False
+    db.session.commit()
+
+    (spin,) = processing(read(api_as("technician"), aliquot.barcode))["centrifugation"]
+
+    assert spin.description == "Centrifugation: settings not recorded"
+    assert spin.timeDateTime == datetime(2026, 1, 5, 9, 30, tzinfo=UTC)  # its time was
+
+
 def test_label_printing_and_reservations_are_not_processing(bank, api_as, db):
     aliquot = serum(bank["LIM-001"])[0]
     custody.record(aliquot, custody.EventKind.LABEL_PRINTED, None)

@@ -140,6 +140,16 @@ def test_the_pre_analytical_code_says_unknown_for_what_the_file_cannot_tell(bank
     assert elements[:6] == ["SER", "SST", "X", "X", "N", "X"]
     assert specimen.collected_at == datetime(2026, 1, 5, 7, 30, tzinfo=UTC)
     assert specimen.deviates is False
+    # Not recorded is empty, not a made-up value a statistician could take for one.
+    unrecorded = (
+        specimen.spin_force_g,
+        specimen.spin_minutes,
+        specimen.spin_temperature_c,
+        specimen.precentrifugation_temperature,
+        specimen.postcentrifugation_temperature,
+    )
+    assert unrecorded == (None, None, None, None, None)
+    assert "were not recorded" in specimen.notes
 
 
 def test_a_tube_left_too_long_before_centrifugation_is_imported_with_its_deviation(bank, db):

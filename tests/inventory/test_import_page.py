@@ -207,3 +207,5 @@ def test_an_imported_tubes_history_says_in_words_where_it_came_from(bank, login_
     assert "imported from an inventory" in page
     assert "file (SHA-256)" in page and sha[:12] in page
     assert "IMPORTED" not in page and "sha256" not in page
+    assert "force, duration and temperature not recorded" in page
+    assert "None" not in page

@@ -95,7 +95,7 @@ def test_a_sheet_spanning_the_whole_grid_is_refused_by_its_rows_in_little_memory
     raised, peak = peak_mb(lambda: platereader.read_reader_file(data, "plate.xlsx"))
     assert isinstance(raised, TooLarge)
     assert str(raised.message) == (
-        'plate.xlsx: Sheet "Plate 1" has more than 50,000 rows, the limit for an upload.'
+        'plate.xlsx: Sheet "Plate 1" has more than 60,000 rows, the limit for an upload.'
     )
     assert peak < PEAK_MB
 
@@ -114,10 +114,10 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(bomb):
 
 
 def test_a_csv_of_too_many_rows_or_columns_is_refused_in_little_memory():
-    raised, peak = peak_mb(lambda: platereader.long_list(long_csv(60_000), "list.csv"))
+    raised, peak = peak_mb(lambda: platereader.long_list(long_csv(70_000), "list.csv"))
     assert isinstance(raised, TooLarge) and peak < PEAK_MB
     assert str(raised.message) == (
-        "list.csv: The file has more than 50,000 lines, the limit for an upload."
+        "list.csv: The file has more than 60,000 lines, the limit for an upload."
     )
     raised, _peak = peak_mb(lambda: platereader.long_list(wide_csv(300), "list.csv"))
     assert str(raised.message) == (
@@ -132,7 +132,7 @@ def test_the_sparse_workbook_is_refused_by_the_api_and_nothing_is_written(techni
     error = refusal(post_plate(technician, sparse_xlsx(), "plate.xlsx", plate_map))
     assert error["code"] == "upload.limit"
     assert error["message"] == (
-        'plate.xlsx: Sheet "Plate 1" has more than 50,000 rows, the limit for an upload.'
+        'plate.xlsx: Sheet "Plate 1" has more than 60,000 rows, the limit for an upload.'
     )
     assert runs() == 0
 
@@ -159,7 +159,7 @@ def test_a_zip_bomb_within_the_unpacked_size_is_refused_by_its_cells(app, techni
     app.config.update(UPLOAD_MAX_CELLS=1_000_000)
     error = refusal(post_plate(technician, bomb, "plate.xlsx", plate_map))
     assert error["message"] == (
-        'plate.xlsx: Sheet "Plate 1" has more than 50,000 rows, the limit for an upload.'
+        'plate.xlsx: Sheet "Plate 1" has more than 60,000 rows, the limit for an upload.'
     )
     assert runs() == 0
 
@@ -249,5 +249,5 @@ def test_a_page_upload_of_a_sparse_workbook_comes_back_with_the_limit(login_as, 
         content_type="multipart/form-data",
     )
     page = refused(technician, answer)
-    assert 'plate.xlsx: Sheet "Plate 1" has more than 50,000 rows, the limit for an upload.' in page
+    assert 'plate.xlsx: Sheet "Plate 1" has more than 60,000 rows, the limit for an upload.' in page
     assert runs() == 0
