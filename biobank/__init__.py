@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask, g, has_request_context, request
 from flask_login import current_user
+from werkzeug.security import safe_join
 
-from biobank import headers, inputs, transaction
+from biobank import headers, inputs, metrics, transaction
 from biobank.auth import throttle
 from biobank.cli import register_commands
 from biobank.config import Defaults, default_database_uri, from_environment
@@ -44,6 +46,8 @@ def create_app(config: dict | None = None) -> Flask:
     # Never a default key: the one configured, or the instance's own (secret_key.py).
     app.config["SECRET_KEY"] = signing_key(app.config, app.instance_path)
 
+    # Every request counted and timed for /metrics: its clock starts before any other hook.
+    metrics.init_app(app)
     init_logging(app)
     # Before any other check reads the request, and before the blueprints' rules are built.
     inputs.install(app)
@@ -63,10 +67,33 @@ def create_app(config: dict | None = None) -> Flask:
     _register_blueprints(app)
     _connect_domains()
     app.jinja_env.globals["panels"] = panels
+    _version_static_files(app)
     register_error_handlers(app)
     _unit_of_work(app)
     register_commands(app)
     return app
+
+
+def _version_static_files(app: Flask) -> None:
+    """Name each static file with its content's hash (``/static/app.css?v=…``): the proxy
+    may then keep it a year (ops/nginx/biobank.conf), and a new release's file has a new
+    address. Hashed once per file and process, every time in debug mode."""
+    versions: dict[str, str] = {}
+
+    @app.url_defaults
+    def static_version(endpoint: str, values: dict) -> None:
+        filename = values.get("filename")
+        if endpoint != "static" or not filename or "v" in values:
+            return
+        version = None if app.debug else versions.get(filename)
+        if version is None:
+            path = safe_join(app.static_folder, filename)
+            try:
+                version = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+            except (OSError, TypeError):  # no such file: the address stays as asked
+                return
+            versions[filename] = version
+        values["v"] = version
 
 
 def _tune_sqlite(app: Flask) -> None:
@@ -158,6 +185,11 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in page_blueprints:
         app.register_blueprint(blueprint)
     # FHIR is read-only JSON for other systems, authenticated by bearer tokens.
+    # Prometheus metrics: a GET for monitoring, outside the session and CSRF machinery.
+    from biobank.metrics.views import bp as metrics_views
+
+    csrf.exempt(metrics_views)
+    app.register_blueprint(metrics_views)
     csrf.exempt(fhir_api)
     app.register_blueprint(fhir_api)
     for blueprint in (

@@ -9,6 +9,7 @@ from flask import Flask
 def register_commands(app: Flask) -> None:
     from biobank.assays.cli import assay_cli
     from biobank.auth.cli import user_cli
+    from biobank.backup.cli import backup_cli
     from biobank.custody.cli import custody_cli
     from biobank.demo import demo_cli
     from biobank.exports.cli import export_cli
@@ -30,6 +31,7 @@ def register_commands(app: Flask) -> None:
         assay_cli,
         inventory_cli,
         export_cli,
+        backup_cli,
         demo_cli,
     )
     for group in groups:

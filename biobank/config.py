@@ -21,9 +21,9 @@ class Defaults:
     # answer carries Strict-Transport-Security (biobank/headers.py). None: on in
     # production, off in development (http://127.0.0.1 would lose its cookies).
     HTTPS: bool | None = None
-    # How many reverse proxies in front of the application set X-Forwarded-For and
-    # X-Forwarded-Proto: 1 for nginx or Apache in front of gunicorn. 0 ignores the headers
-    # (anyone could send them). The sign-in throttle counts failures per client address,
+    # How many reverse proxies in front of the application set X-Forwarded-For, -Proto,
+    # -Host and -Port: 1 for nginx or Apache in front of gunicorn (ops/nginx). 0 ignores
+    # the headers (anyone could send them). The sign-in throttle counts failures per client address,
     # and a request is seen to have come over HTTPS, only through them behind a proxy.
     PROXY_HOPS = 0
 
@@ -32,6 +32,10 @@ class Defaults:
     # server databases in create_app; an SQLite file has no connection to lose.
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     SQLITE_BUSY_TIMEOUT_MS = 15000
+    # A request that could not reach the database (it went away, or SQLite's write lock
+    # stayed taken) is answered 503, nothing saved, with Retry-After: this many seconds.
+    # A read (GET) that lost its connection half-way is first run once more by itself.
+    DATABASE_RETRY_AFTER_SECONDS = 5
 
     # One line per request and per refused rule at INFO (biobank/logs.py); WARNING keeps
     # only what went wrong.
@@ -93,6 +97,22 @@ class Defaults:
     MAIL_STARTTLS = False
     MAIL_SSL = False  # SSL from the first byte (port 465); excludes MAIL_STARTTLS
     MAIL_TIMEOUT = 10  # seconds per message
+    # A message whose delivery failed is tried again after NOTIFY_RETRY_BASE_SECONDS,
+    # then after twice as long at each failure, never waiting more than
+    # NOTIFY_RETRY_MAX_SECONDS; after NOTIFY_MAX_ATTEMPTS attempts delivery gives up and
+    # the message stays in the outbox, failed (counted on the managers' worklist).
+    # The defaults try 8 times over about two hours.
+    NOTIFY_MAX_ATTEMPTS = 8
+    NOTIFY_RETRY_BASE_SECONDS = 60
+    NOTIFY_RETRY_MAX_SECONDS = 3600
+
+    # Prometheus metrics at /metrics (biobank/metrics/): answered to the addresses or
+    # networks listed ("10.0.0.0/8" too), as the application sees them (behind a proxy,
+    # set PROXY_HOPS so that it sees the client's), or to a request carrying
+    # "Authorization: Bearer <METRICS_TOKEN>" (at least 16 characters; None: no token);
+    # anyone else gets the "not found" page of an unknown address.
+    METRICS_ALLOWED_ADDRESSES = ["127.0.0.1", "::1"]
+    METRICS_TOKEN: str | None = None
 
     # Sign-in throttling (biobank/auth/throttle.py): failed sign-ins are counted per
     # account and per client address in moving windows, each limit "N per minute|hour|day"
@@ -138,6 +158,7 @@ def from_environment() -> dict:
     """Settings taken from environment variables, for containers and CI."""
     settings: dict = {}
     names = ("SECRET_KEY", "BIOBANK_ENV", "PROTOCOL_FILE", "LOG_LEVEL", "RATELIMIT_STORAGE_URI")
+    names += ("METRICS_TOKEN",)
     mail = ("NOTIFIER", "MAIL_SERVER", "MAIL_SENDER", "MAIL_USERNAME", "MAIL_PASSWORD")
     for name in names + mail:
         if os.environ.get(name):
@@ -157,6 +178,20 @@ def from_environment() -> dict:
                 "MAX_CONTENT_LENGTH must be a number of bytes (16777216 for 16 MB), not "
                 f"{os.environ['MAX_CONTENT_LENGTH']!r}."
             ) from None
+    if os.environ.get("PROXY_HOPS"):
+        try:
+            settings["PROXY_HOPS"] = int(os.environ["PROXY_HOPS"])
+        except ValueError:
+            raise RuntimeError(
+                "PROXY_HOPS must be the number of reverse proxies in front of the "
+                f"application (1 behind nginx), not {os.environ['PROXY_HOPS']!r}."
+            ) from None
+        if settings["PROXY_HOPS"] < 0:
+            raise RuntimeError(f"PROXY_HOPS cannot be negative ({settings['PROXY_HOPS']}).")
+    if os.environ.get("METRICS_ALLOWED_ADDRESSES") is not None:
+        # Separated by commas or spaces; set and empty: no address, the token only.
+        listed = os.environ["METRICS_ALLOWED_ADDRESSES"].replace(",", " ").split()
+        settings["METRICS_ALLOWED_ADDRESSES"] = listed
     if os.environ.get("DATABASE_URL"):
         settings["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
     return settings

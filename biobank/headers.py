@@ -49,7 +49,9 @@ def init_app(app: Flask) -> None:
         # (HTTPS) as the proxy saw them. Only that many hops are believed: the headers
         # are the client's to write beyond the proxy, so gunicorn must listen on an
         # address only the proxy reaches (127.0.0.1).
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+        # The host and port too, so that an address the application writes out in full
+        # (a link in an e-mail, a redirect) names the site as the browser reached it.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     https = app.config.get("HTTPS")
     if https is None:
         https = is_production(app.config.get("BIOBANK_ENV"))

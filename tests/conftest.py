@@ -93,8 +93,11 @@ class IsolatedClient(FlaskClient):
 
 
 @pytest.fixture
-def app(database_url):
+def app(database_url, tmp_path):
     app = create_app(_settings(database_url))
+    # What the commands and pages keep in the instance folder (the last custody
+    # verification, inventory uploads) stays out of this checkout's.
+    app.instance_path = str(tmp_path / "instance")
     app.test_client_class = IsolatedClient
     with app.app_context():
         yield app

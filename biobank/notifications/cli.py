@@ -20,6 +20,8 @@ def deliver(limit):
     notifier = services.notifier_from_config(current_app.config)
     report = services.deliver_pending(notifier, limit=limit)
     line = f"{report.sent} sent, {report.failed} failed, {report.held} held"
+    if report.gave_up:
+        line += f" ({report.gave_up} given up: no more attempts)"
     if not notifier.delivers:
         line += " (e-mail delivery is not configured: NOTIFIER is outbox)"
     click.echo(line)
@@ -34,6 +36,8 @@ def list_messages(pending, limit):
     for m in page.items:
         if m.sent_at:
             state = "sent"
+        elif m.gave_up_at:
+            state = f"gave up×{m.attempts}"
         elif m.last_error:
             state = f"failed×{m.attempts}"
         else:

@@ -26,3 +26,9 @@ class OutboxMessage(db.Model):
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str] = mapped_column(sa.Text, default="")
+    # After a failed attempt, the earliest time the next one may be made (None: at the
+    # next delivery); the delay grows with each failure (NOTIFY_RETRY_* settings).
+    next_attempt_at: Mapped[datetime | None]
+    # When delivery stopped trying: NOTIFY_MAX_ATTEMPTS failed, or nobody to address.
+    # The message stays in the outbox, failed, for someone to read there.
+    gave_up_at: Mapped[datetime | None]

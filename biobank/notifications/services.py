@@ -9,6 +9,10 @@ notifier. E-mail is not available on the hospital machines, so the default notif
 
 Delivery is at least once: a message is marked sent when the unit of work that sent it
 commits, so a crash between the SMTP exchange and the commit sends it again next time.
+A message whose delivery failed is tried again after a delay that doubles with each
+failure, up to a ceiling (``Retry``: the NOTIFY_RETRY_* settings); after
+NOTIFY_MAX_ATTEMPTS attempts delivery gives up and the message stays in the outbox,
+failed, counted on the managers' worklist.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import smtplib
 import ssl as ssl_module
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Protocol
@@ -159,8 +163,13 @@ def when_utc(at) -> LazyString:
 
 
 # A message whose delivery was tried and failed (or that nobody could be addressed): it
-# waits, unsent, with the error kept on it.
-FAILED = sa.and_(OutboxMessage.sent_at.is_(None), OutboxMessage.last_error != "")
+# waits, unsent, with the error kept on it, to be tried again or given up.
+FAILED = sa.and_(
+    OutboxMessage.sent_at.is_(None),
+    sa.or_(OutboxMessage.last_error != "", OutboxMessage.gave_up_at.is_not(None)),
+)
+# A message delivery gave up on: never tried again.
+GAVE_UP = sa.and_(OutboxMessage.sent_at.is_(None), OutboxMessage.gave_up_at.is_not(None))
 
 
 def outbox_in_reach(query, actor):
@@ -404,10 +413,39 @@ def notifier_from_config(config: Mapping) -> Notifier:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """How delivery retries a message that failed: at most ``max_attempts`` attempts in
+    all; after the n-th failure the next attempt waits ``base_seconds`` × 2^(n−1), never
+    more than ``max_seconds``."""
+
+    max_attempts: int = 8
+    base_seconds: float = 60
+    max_seconds: float = 3600
+
+    def delay(self, failures: int) -> timedelta:
+        """The wait before the next attempt, after ``failures`` failed attempts."""
+        doublings = min(max(failures - 1, 0), 64)  # 2**64 minutes is past any ceiling
+        return timedelta(seconds=min(self.base_seconds * 2.0**doublings, self.max_seconds))
+
+
+def retry_from_config(config: Mapping) -> Retry:
+    """The retry rule the settings ask for (NOTIFY_MAX_ATTEMPTS, NOTIFY_RETRY_BASE_SECONDS,
+    NOTIFY_RETRY_MAX_SECONDS); a value that is not a positive number is refused."""
+    default = Retry()
+    return Retry(
+        max_attempts=_number(config, "NOTIFY_MAX_ATTEMPTS", default.max_attempts, int),
+        base_seconds=_number(config, "NOTIFY_RETRY_BASE_SECONDS", default.base_seconds, float),
+        max_seconds=_number(config, "NOTIFY_RETRY_MAX_SECONDS", default.max_seconds, float),
+    )
+
+
+@dataclass(frozen=True)
 class DeliveryReport:
     sent: int
     failed: int
     held: int
+    # Of the failed: those whose last attempt it was (or that nobody could be addressed).
+    gave_up: int = 0
 
 
 def _short(err: Exception) -> str:
@@ -416,20 +454,32 @@ def _short(err: Exception) -> str:
     return text if len(text) <= ERROR_MAX else text[: ERROR_MAX - 1] + "…"
 
 
-def deliver_pending(notifier: Notifier, *, limit: int = 200) -> DeliveryReport:
-    """Send up to ``limit`` unsent messages, oldest first, through ``notifier``.
+def deliver_pending(
+    notifier: Notifier,
+    *,
+    limit: int = 200,
+    now: datetime | None = None,
+    retry: Retry | None = None,
+) -> DeliveryReport:
+    """Send up to ``limit`` unsent messages that are due at ``now`` (by default the
+    current time), oldest first, through ``notifier``.
 
-    A failure is kept on its message (one more attempt, the error's text) and the next
-    message is tried: one bad address must not hold back everyone else's. A message
-    nobody could be addressed is marked once and counted as failed; it is never sent.
-    With ``OutboxOnly`` nothing is sent and the pending messages are counted as held.
+    A failure is kept on its message (one more attempt, the error's text, the time of the
+    next attempt by ``retry``, by default the settings' rule) and the next message is
+    tried: one bad address must not hold back everyone else's. A message waiting for its
+    next attempt is left alone until then; after its last attempt it is given up. A
+    message nobody could be addressed is marked once, given up and counted as failed; it
+    is never sent. With ``OutboxOnly`` nothing is sent and the pending messages are
+    counted as held.
     """
+    now = now or utcnow()
+    retry = retry or retry_from_config(current_app.config)
     unaddressed = (
         db.session.execute(
             db.select(OutboxMessage).where(
                 OutboxMessage.sent_at.is_(None),
                 OutboxMessage.recipients == "",
-                OutboxMessage.last_error == "",
+                OutboxMessage.gave_up_at.is_(None),
             )
         )
         .scalars()
@@ -437,11 +487,18 @@ def deliver_pending(notifier: Notifier, *, limit: int = 200) -> DeliveryReport:
     )
     for message in unaddressed:
         message.last_error = NO_RECIPIENT
-    failed = len(unaddressed)
+        message.gave_up_at = now
+        message.next_attempt_at = None
+    failed = gave_up = len(unaddressed)
 
     pending = (
         db.select(OutboxMessage)
-        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.recipients != "")
+        .where(
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.gave_up_at.is_(None),
+            OutboxMessage.recipients != "",
+            sa.or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),
+        )
         .order_by(OutboxMessage.created_at, OutboxMessage.id)
         .limit(limit)
     )
@@ -450,7 +507,7 @@ def deliver_pending(notifier: Notifier, *, limit: int = 200) -> DeliveryReport:
             sa.select(sa.func.count()).select_from(pending.subquery())
         ).scalar()
         db.session.flush()
-        return DeliveryReport(sent=0, failed=failed, held=held)
+        return DeliveryReport(sent=0, failed=failed, held=held, gave_up=gave_up)
 
     # Two deliveries at once (cron and the button) must not send a message twice: the
     # second skips the rows the first holds (PostgreSQL; SQLite has one writer anyway).
@@ -467,11 +524,20 @@ def deliver_pending(notifier: Notifier, *, limit: int = 200) -> DeliveryReport:
         except Exception as err:  # any failure of one message: keep it, go on
             message.attempts = (message.attempts or 0) + 1
             message.last_error = _short(err)
+            # The delay counts from the failure (a server that times out takes a while).
+            failed_at = max(now, utcnow())
+            if message.attempts >= retry.max_attempts:
+                message.gave_up_at = failed_at
+                message.next_attempt_at = None
+                gave_up += 1
+            else:
+                message.next_attempt_at = failed_at + retry.delay(message.attempts)
             failed += 1
         else:
             message.sent_at = utcnow()
             message.attempts = (message.attempts or 0) + 1
             message.last_error = ""
+            message.next_attempt_at = None
             sent += 1
     db.session.flush()
-    return DeliveryReport(sent=sent, failed=failed, held=0)
+    return DeliveryReport(sent=sent, failed=failed, held=0, gave_up=gave_up)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from biobank.auth.roles import PERMISSIONS, Permission, Role, role_may
 
-UNGUARDED_ENDPOINTS = {"static", "api-docs.openapi_json"}
+# Guarded by no role: files and the API's description; /metrics answers configured
+# addresses or its token, whoever is signed in (tests/metrics).
+UNGUARDED_ENDPOINTS = {"static", "api-docs.openapi_json", "metrics.metrics"}
 ACTIONS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 # DESIGN.md's role table, written out again on purpose: a change to roles.py that is not

@@ -449,6 +449,9 @@ NOT_CHECKED = {
     "api-docs.openapi_json": "the API's description: no data",
     "auth.login": "the login form: no data",
     "auth_api.health": "answers that the service is up: no data",
+    "metrics.metrics": "counts of the whole bank for monitoring, to configured addresses "
+    "or a token, never to a user as such (tests/metrics)",
+    "auth_api.ready": "answers that the database is up and migrated: its revision, no data",
 }
 # Every other GET route, by what its address names: the walk fills it with the objects of
 # LIM of that kind (and, for containers, the Paris box holding a LIM tube and what holds
