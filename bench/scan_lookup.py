@@ -12,18 +12,27 @@ Prints one JSON line. The figure that matters is the ratio
 lookup median / (trivial median + raw SQL median): a ratio, not a time, because the
 machines are shared and noisy. Target: ≤ 3, and not growing from 100k to 1M.
 
-    .venv/bin/python bench/scan_lookup.py [--million] [--database-url URL]
+    .venv/bin/python bench/scan_lookup.py [--million] [--database-url URL | --postgresql]
+
+--postgresql measures on PostgreSQL: each size in a throw-away database created on the
+server of BIOBANK_CI_PG_ADMIN_URL (default postgresql://postgres@127.0.0.1:5432/test, as
+.ci/pg_database.py), bulk-loaded with COPY and analysed, dropped at the end whatever
+happens. With --million the two sizes are measured one after the other, each against
+its own baseline, so that "ratio_growth" compares like with like.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -43,13 +52,50 @@ from biobank.samples.models import Aliquot, Specimen
 from biobank.storage import services as storage
 from biobank.storage.models import Container, StoredPosition
 from biobank.study import services as study
-from biobank.study.models import Participant, Visit
+from biobank.study.models import Visit
 from tests import factories
 
 ALIQUOTS_PER_VISIT = 10
 VISITS_PER_PARTICIPANT = 5
 SAMPLES = 2000
 BATCH = 20_000
+PG_ADMIN_URL = os.environ.get(
+    "BIOBANK_CI_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def progress(message: str) -> None:
+    """A line on standard error while a large database is built (minutes)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load(table: str, rows: list[dict]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table``: with COPY on PostgreSQL,
+    with one executemany INSERT elsewhere. Columns left out take their database default
+    (their Python default when it is a constant)."""
+    if not rows:
+        return
+    columns = db.metadata.tables[table].columns
+    fixed = {
+        column.name: column.default.arg
+        for column in columns
+        if column.name not in rows[0] and column.default is not None and column.default.is_scalar
+    }
+    if db.engine.dialect.name != "postgresql":
+        db.session.execute(sa.insert(db.metadata.tables[table]), [fixed | row for row in rows])
+        return
+    from psycopg import sql
+
+    names = [*rows[0], *fixed]
+    constants = list(fixed.values())
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    # The driver's connection of the session's transaction: committed with it.
+    connection = db.session.connection().connection.driver_connection
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([*row.values(), *constants])
 
 
 def milliseconds(samples: list[float]) -> dict:
@@ -76,8 +122,8 @@ def build(total: int, rng: random.Random, *, stored: bool = True) -> list[str]:
     now = datetime.now(UTC)
     visits_needed = total // ALIQUOTS_PER_VISIT
     participants = visits_needed // VISITS_PER_PARTICIPANT + 1
-    db.session.execute(
-        sa.insert(Participant),
+    load(
+        "participant",
         [
             {
                 "study_code": "POEMS-LENDEX",
@@ -163,7 +209,7 @@ def build(total: int, rng: random.Random, *, stored: bool = True) -> list[str]:
                         "series_total": ALIQUOTS_PER_VISIT,
                         "initial_volume_ul": 500,
                         "volume_ul": 500,
-                        "status": "registered",
+                        "status": "in_storage" if stored else "registered",
                         "freeze_thaw_count": 0,
                         "registered_at": now,
                         "custody_head": digest,
@@ -182,26 +228,26 @@ def build(total: int, rng: random.Random, *, stored: bool = True) -> list[str]:
                         "hash": digest,
                     }
                 )
-        db.session.execute(sa.insert(Visit), visit_rows)
-        db.session.execute(sa.insert(Specimen), specimen_rows)
-        db.session.execute(sa.insert(Aliquot), aliquot_rows)
-        db.session.execute(
-            sa.text(
-                "INSERT INTO custody_event (aliquot_id, seq, kind, at, actor_name, details, "
-                "prev_hash, hash) VALUES (:aliquot_id, :seq, :kind, :at, :actor_name, :details, "
-                ":prev_hash, :hash)"
-            ),
-            [
-                {
-                    **row,
-                    "at": row["at"].replace(tzinfo=None)
-                    if db.engine.dialect.name == "sqlite"
-                    else row["at"],
-                }
-                for row in event_rows
-            ],
-        )
+        if db.engine.dialect.name == "postgresql":
+            load("visit", visit_rows)
+            load("specimen", specimen_rows)
+            load("aliquot", aliquot_rows)
+            load("custody_event", event_rows)
+        else:
+            db.session.execute(sa.insert(Visit), visit_rows)
+            db.session.execute(sa.insert(Specimen), specimen_rows)
+            db.session.execute(sa.insert(Aliquot), aliquot_rows)
+            db.session.execute(
+                sa.text(
+                    "INSERT INTO custody_event (aliquot_id, seq, kind, at, actor_name, "
+                    "details, prev_hash, hash) VALUES (:aliquot_id, :seq, :kind, :at, "
+                    ":actor_name, :details, :prev_hash, :hash)"
+                ),
+                [{**row, "at": row["at"].replace(tzinfo=None)} for row in event_rows],
+            )
         db.session.commit()
+        if aliquot_id % 100_000 == 0:
+            progress(f"{aliquot_id:,} of {total:,} aliquots loaded")
     if stored:
         _store_all(aliquot_id)
     if db.engine.dialect.name == "postgresql":
@@ -212,13 +258,15 @@ def build(total: int, rng: random.Random, *, stored: bool = True) -> list[str]:
                     f"(SELECT max(id) FROM {table}))"
                 )
             )
+        # Fresh statistics, as autovacuum would give a database that grew over years.
+        db.session.execute(sa.text("ANALYZE"))
         db.session.commit()
     return codes
 
 
 def _store_all(count: int) -> None:
     """Put every aliquot in a 10 × 10 box of one freezer, as a bank's tubes mostly are, so
-    that each lookup also says where the tube is."""
+    that each lookup also says where the tube is (``build`` marked them in storage)."""
     kind = storage.create_container_type("Bench 10 × 10 box", "box", rows=10, cols=10, actor=None)
     room = storage.create_container("room", "Bench room", site="BIO", actor=None)
     freezer = storage.create_container(
@@ -226,8 +274,8 @@ def _store_all(count: int) -> None:
     )
     base = db.session.execute(sa.select(sa.func.max(Container.id))).scalar() + 1
     boxes = (count + 99) // 100
-    db.session.execute(
-        sa.insert(Container.__table__),
+    load(
+        "container",
         [
             {
                 "id": base + n,
@@ -245,8 +293,8 @@ def _store_all(count: int) -> None:
         ],
     )
     for first in range(0, count, BATCH):
-        db.session.execute(
-            sa.insert(StoredPosition.__table__),
+        load(
+            StoredPosition.__tablename__,
             [
                 {
                     "aliquot_id": i + 1,
@@ -258,7 +306,6 @@ def _store_all(count: int) -> None:
                 for i in range(first, min(count, first + BATCH))
             ],
         )
-    db.session.execute(sa.update(Aliquot).values(status="in_storage"))
     db.session.commit()
 
 
@@ -338,9 +385,11 @@ def run(total: int, url: str | None, rng: random.Random) -> tuple[dict, dict]:
         app = create_app({"SQLALCHEMY_DATABASE_URI": database, "SECRET_KEY": "bench-" + "k" * 40})
         with app.app_context():
             upgrade()
+            progress(f"building {total:,} aliquots on {db.engine.dialect.name}")
             start = time.perf_counter()
             codes = build(total, rng)
             built = time.perf_counter() - start
+        progress(f"built in {built:.0f} s; measuring")
         figures = measure(app, codes, rng)
         figures["build_s"] = round(built, 1)
         visit = registration(app)
@@ -349,26 +398,67 @@ def run(total: int, url: str | None, rng: random.Random) -> tuple[dict, dict]:
         return figures, visit
 
 
+@contextmanager
+def throwaway_database(admin_url: str, total: int) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one size (its SQLAlchemy URL), dropped on the
+    way out whatever happened (sessions left open included)."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"bench_scan_{total}_{os.getpid()}"
+    url = sa.engine.make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        progress(f"dropped database {name}")
+
+
+def measured(total: int, args, rng: random.Random) -> tuple[dict, dict]:
+    if args.postgresql:
+        with throwaway_database(args.pg_admin_url, total) as url:
+            return run(total, url, rng)
+    return run(total, args.database_url, rng)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--million", action="store_true", help="also measure 1,000,000 aliquots")
-    parser.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite)")
+    where.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="on PostgreSQL, in throw-away databases (one per size) loaded with COPY",
+    )
+    parser.add_argument(
+        "--pg-admin-url",
+        default=PG_ADMIN_URL,
+        help="with --postgresql: a database of the server to create them from "
+        "(default: BIOBANK_CI_PG_ADMIN_URL or postgresql://postgres@127.0.0.1:5432/test)",
+    )
     parser.add_argument("--aliquots", type=int, default=100_000)
     args = parser.parse_args()
     if args.database_url and args.million:
-        parser.error("--million builds two databases: run it on SQLite")
+        parser.error("--million builds two databases: use --postgresql, or SQLite")
     rng = random.Random(20261129)
-    small, visit = run(args.aliquots, args.database_url, rng)
+    small, visit = measured(args.aliquots, args, rng)
+    postgresql = args.postgresql or bool(args.database_url)
     result = {
-        "database": "postgresql" if args.database_url else "sqlite",
+        "database": "postgresql" if postgresql else "sqlite",
         **small,
         "target_ratio": 3.0,
         "register_visit_ms": visit,
         "register_visit_target_ms": 50,
     }
     if args.million:
-        large, _ = run(1_000_000, None, rng)
-        result["million"] = large
+        large, large_visit = measured(1_000_000, args, rng)
+        result["million"] = {**large, "register_visit_ms": large_visit}
         result["ratio_growth"] = round(large["ratio"] / small["ratio"], 3)
     print(json.dumps(result))
 

@@ -436,13 +436,15 @@ class _Writer:
     def _store(self, aliquots: list[tuple[Line, Aliquot]]) -> None:
         """Each aliquot with a place, through storage: positions and STORED events are
         written together, by storage's own rules."""
-        placements = [
-            (aliquot.barcode, line.box, self._grid(line.box).label(*line.cell))
+        placed = [
+            (aliquot, (line.box, self._grid(line.box).label(*line.cell)))
             for line, aliquot in aliquots
             if line.box is not None
         ]
-        for chunk in chunks(placements):
-            storage.store_many(chunk, actor=self.actor)
+        for chunk in chunks(placed):
+            storage.place_many(
+                [aliquot for aliquot, _ in chunk], [place for _, place in chunk], actor=self.actor
+            )
 
     def _grid(self, box: str) -> Grid:
         if box not in self.grids:

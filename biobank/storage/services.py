@@ -649,6 +649,17 @@ def store_many(placements: list[tuple[str, str, str | None]], *, actor) -> int:
     aliquots = samples.find_aliquots([p[0] for p in placements], actor=actor)
     if len(aliquots) != len(placements):
         raise _listed_twice([p[0] for p in placements])
+    return place_many(aliquots, [(box, position) for _, box, position in placements], actor=actor)
+
+
+def place_many(aliquots: list[Aliquot], places: list[tuple[str, str | None]], *, actor) -> int:
+    """``store_many`` for aliquots the caller holds already, each to its (box, position or
+    None): for a caller that has just created them (an inventory import), which need not
+    be looked up again by barcode. The caller answers for their being in the actor's
+    reach; every rule of store() is applied to them."""
+    placements = [
+        (a.barcode, box, position) for a, (box, position) in zip(aliquots, places, strict=True)
+    ]
     codes = {(box or "").strip().upper() for _, box, _ in placements}
     boxes = {
         b.barcode: b
