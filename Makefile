@@ -8,7 +8,7 @@ PORT ?= 5000
 CATALOGUES := $(wildcard biobank/translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGUES:.po=.mo)
 
-.PHONY: install run test test-e2e lint format translations extract-messages bench clean
+.PHONY: install run test test-e2e lint format translations extract-messages bench bench-load clean
 
 install: $(VENV)/.runtime $(COMPILED)
 
@@ -62,6 +62,10 @@ extract-messages: $(VENV)/.runtime
 
 bench: install
 	$(BIN)/python bench/scan_lookup.py
+
+# The API under load through gunicorn, on a throw-away PostgreSQL database (bench/load.py).
+bench-load: $(VENV)/.dev $(COMPILED)
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

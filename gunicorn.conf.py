@@ -48,11 +48,12 @@ two cores (bench/inventory.py), and a shared machine can be twice as slow.
 The numbers
 -----------
 2 workers × 4 threads on a 2-core machine. Each worker is one process with its own
-memory (about 210 MB) and its own database pool (5 connections, 10 more on demand), so
-threads ≤ 15 and workers × threads stays well below PostgreSQL's max_connections (100):
-8 workers × 4 threads use at most 32. Threads mostly wait on the database; a scrypt
-password check or a curve fit holds a core, which is why there are as many processes as
-cores. At least 2 workers keep the site answering while one is being replaced.
+memory (about 210 MB, the code's pages shared) and its own database pool (5 connections,
+10 more on demand), so threads ≤ 15 and workers × threads stays well below
+PostgreSQL's max_connections (100): 8 workers × 4 threads use at most 32. Threads mostly
+wait on the database; a scrypt password check or a curve fit holds a core, which is why
+there are as many processes as cores. At least 2 workers keep the site answering while
+one is being replaced.
 """
 
 from __future__ import annotations
@@ -118,6 +119,17 @@ keepalive = 5
 # (Python keeps what it once held); the jitter keeps the workers from restarting together.
 max_requests = _number("GUNICORN_MAX_REQUESTS", 1000, least=1)
 max_requests_jitter = max(1, max_requests // 10)
+
+# The application is imported once, by the arbiter, before it forks the workers: a worker
+# replaced (max_requests, a request past its deadline, a crash) is a fork of a few
+# milliseconds, not a fresh import of about 3 s of a core taken from the workers still
+# serving; two workers replaced together no longer leave nobody answering for those
+# seconds (bench/load.py saw a 2.3 s p99). The workers share the imported code's memory
+# until they write to it. The trade-off: a reload (HUP) forks new workers from the code
+# already loaded, so a new release is put in service by a restart
+# (ops/systemd/biobank.service). A process forked from the application opens its own
+# database connections (biobank/__init__.py).
+preload_app = True
 
 # The request line and headers a client may send: a long search or filter URL fits, an
 # endless one does not. (The body is capped by MAX_CONTENT_LENGTH in the application.)
@@ -267,10 +279,25 @@ def _watch(worker, deadline: RequestDeadline) -> None:
 # temporary folder made at start and removed when gunicorn stops. At start the folder is
 # emptied of the files of an earlier run (their counts would be added to this run's);
 # when a worker ends, its live values are dropped (child_exit). prometheus-client reads
-# the variable when it is first imported: the workers import the application after
-# on_starting; with --preload, set PROMETHEUS_MULTIPROC_DIR in the environment instead.
+# the variable when it is first imported, and the application is preloaded right after
+# this file is read: so the folder is settled here, as the file is read.
 
 _METRICS_TEMPORARY = "_BIOBANK_METRICS_TEMPORARY_DIR"
+
+
+def _metrics_folder() -> str:
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if not folder:
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="biobank-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        os.environ[_METRICS_TEMPORARY] = folder
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+_metrics_folder()
 
 
 def _metrics_files(folder: str) -> list[str]:
@@ -283,19 +310,9 @@ def _metrics_files(folder: str) -> list[str]:
 
 
 def on_starting(server):
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
-    if not folder:
-        import tempfile
-
-        folder = tempfile.mkdtemp(prefix="biobank-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-        os.environ[_METRICS_TEMPORARY] = folder
-        if "prometheus_client" in sys.modules:  # the application was preloaded
-            server.log.warning(
-                "metrics: set PROMETHEUS_MULTIPROC_DIR before gunicorn starts, or each "
-                "worker's /metrics counts only its own requests"
-            )
-    os.makedirs(folder, exist_ok=True)
+    # After the preload: the arbiter's own values go too (it serves no request; each
+    # worker, a fork, starts its own files).
+    folder = _metrics_folder()
     for name in _metrics_files(folder):
         os.remove(os.path.join(folder, name))
 

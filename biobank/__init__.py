@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import weakref
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -28,6 +29,22 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
+def _own_connections_after_fork(engines) -> None:
+    """A process forked from this one (gunicorn's workers, forked from the arbiter that
+    preloaded the application) opens its own database connections: two processes on one
+    connection would interleave their conversations with the server. The parent keeps
+    its own (close=False). Weak references: a test session makes many applications."""
+    held = [weakref.ref(engine) for engine in engines]
+
+    def forget_inherited() -> None:
+        for ref in held:
+            engine = ref()
+            if engine is not None:
+                engine.dispose(close=False)
+
+    os.register_at_fork(after_in_child=forget_inherited)
+
+
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_object(Defaults)
@@ -39,10 +56,15 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["SQLALCHEMY_DATABASE_URI"] = default_database_uri(app.instance_path)
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # A server that restarts leaves dead connections in the pool.
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-            "pool_pre_ping": True,
-            **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
-        }
+        options = {"pool_pre_ping": True, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
+        if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+            # A server that does not answer at all (host down, packets dropped) refuses the
+            # request in seconds (503), instead of holding a worker thread until the deadline.
+            options["connect_args"] = {
+                "connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
+                **options.get("connect_args", {}),
+            }
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     # Never a default key: the one configured, or the instance's own (secret_key.py).
     app.config["SECRET_KEY"] = signing_key(app.config, app.instance_path)
 
@@ -59,6 +81,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         _tune_sqlite(app)
+        _own_connections_after_fork(db.engines.values())
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     _init_login(app)
     csrf.init_app(app)

@@ -36,6 +36,8 @@ class Defaults:
     # stayed taken) is answered 503, nothing saved, with Retry-After: this many seconds.
     # A read (GET) that lost its connection half-way is first run once more by itself.
     DATABASE_RETRY_AFTER_SECONDS = 5
+    # How long opening a PostgreSQL connection may take before the request is refused (503).
+    DATABASE_CONNECT_TIMEOUT_SECONDS = 5
 
     # One line per request and per refused rule at INFO (biobank/logs.py); WARNING keeps
     # only what went wrong.
@@ -55,6 +57,8 @@ class Defaults:
 
     # The trial protocol loaded by `flask protocol load` without a file.
     PROTOCOL_FILE: str | None = None
+    # The language of the protocol's own words (arm, visit and tube names): the trial's.
+    PROTOCOL_LANGUAGE = "en"
 
     API_TITLE = "Biobank API"
     API_VERSION = "v1"

@@ -10,6 +10,7 @@ from flask_babel import format_date, format_datetime, format_decimal, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from biobank import dates
 from biobank.extensions import babel
 
 # Stored values shown to users: written here so the catalogues can translate them.
@@ -289,4 +290,5 @@ def init_babel(app: Flask) -> None:
     app.jinja_env.filters["label"] = label
     app.jinja_env.filters["details"] = _details
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.globals["date_format"] = dates.hint
     app.jinja_env.add_extension("jinja2.ext.i18n")

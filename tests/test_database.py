@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -132,3 +134,25 @@ def test_the_unrecorded_centrifugation_migration_keeps_every_tube_and_empties_pl
     if db.engine.dialect.name == "sqlite":
         assert db.session.execute(sa.text("PRAGMA foreign_key_check")).all() == []
         assert db.session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_a_forked_process_opens_its_own_connections(app, db):
+    """gunicorn forks its workers from the arbiter that preloaded the application: a
+    worker must never talk to the database over a connection its parent holds."""
+    db.session.execute(sa.text("SELECT 1"))
+    db.session.rollback()  # the parent's connection, back in its pool
+    parent_pool = db.engine.pool
+    assert parent_pool.checkedin() == 1
+    child = os.fork()
+    if child == 0:  # the child: a pool of its own, empty, that works
+        code = 1
+        try:
+            fresh = db.engine.pool is not parent_pool and db.engine.pool.checkedin() == 0
+            answer = db.session.execute(sa.text("SELECT 41 + 1")).scalar()
+            code = 0 if fresh and answer == 42 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's connection is still its own, and still answers.
+    assert db.session.execute(sa.text("SELECT 1")).scalar() == 1

@@ -4,6 +4,10 @@ token, no cookie."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
@@ -24,12 +28,13 @@ def _head() -> str:
     return head
 
 
-def _app_on(url: str):
+def _app_on(url: str, **settings):
     return create_app(
         {
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": url,
             "SECRET_KEY": "test-secret-test-secret-test-secret",
+            **settings,
         }
     )
 
@@ -110,6 +115,27 @@ def test_a_dead_database_is_not_ready_but_the_process_is_up(url):
     health = client.get(HEALTH)
     assert health.status_code == 200
     assert health.get_json() == {"status": "ok"}
+
+
+def test_a_database_server_that_never_answers_is_refused_in_seconds():
+    """A host that accepts the connection and then says nothing (a hung server, a firewall
+    that swallows packets): without a connect timeout, libpq waits for ever and the worker
+    thread with it."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
+    port = silent.getsockname()[1]
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/biobank"
+    app = _app_on(url, DATABASE_CONNECT_TIMEOUT_SECONDS=1)
+    started = time.monotonic()
+    try:
+        _refusal(app.test_client().get(READY), "database_unavailable")
+    finally:
+        silent.close()
+        for connection in held:
+            connection.close()
+    # Once, and once more for the read's retry on a fresh connection.
+    assert time.monotonic() - started < 10
 
 
 def test_a_database_failing_under_a_running_app_is_not_ready(app, client, monkeypatch):

@@ -17,6 +17,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from biobank import dates
 from biobank.assays import (
     models,  # noqa: F401  (the tables, for the app and migrations)
     outcomes,
@@ -51,16 +52,6 @@ def _int(name: str) -> int | None:
     if not text.isdigit():
         raise Invalid(_("Enter a whole number."), fields={name: text})
     return int(text)
-
-
-def _date(name: str) -> date | None:
-    text = (request.form.get(name) or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise Invalid(_("Enter a date as YYYY-MM-DD."), fields={name: text}) from None
 
 
 def criteria() -> response.Criteria:
@@ -115,7 +106,9 @@ def import_plate():
             options,
             instrument=request.form.get("instrument", ""),
             kit_lot=request.form.get("kit_lot", ""),
-            measured_on=_date("measured_on"),
+            measured_on=dates.read_form(
+                request.form, "measured_on", _("Date the plate was read"), with_time=False
+            ),
             reassay_reason=request.form.get("reassay_reason", ""),
             actor=current_user,
         )

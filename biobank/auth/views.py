@@ -26,9 +26,10 @@ from biobank.errors import DomainError, Invalid, NotFound
 from biobank.i18n import label
 from biobank.sites.services import list_sites
 from biobank.transaction import writes_nothing
-from biobank.web import local_path, refill, refuse, refuse_form
+from biobank.web import kept_form, local_path, refill, refuse, refuse_form
 
 bp = Blueprint("auth", __name__, template_folder="templates")
+WRONG_PASSWORD = "login.wrong_password"
 # Every request of the application, not only this blueprint's: a token's first use is
 # recorded once the request's own transaction has ended (see the function).
 bp.teardown_app_request(record_token_first_use)
@@ -52,7 +53,14 @@ EVENT_LABELS = {
 def login():
     form = LoginForm(next=request.args.get("next", ""))
     if request.method != "POST":  # GET, and HEAD, which must never try a password
-        return render_template("auth/login.html", form=refill(form))
+        refusal = kept_form().refusal or {}
+        return render_template(
+            "auth/login.html",
+            form=refill(form),
+            # Shown in the form, tied to both fields; other refusals (too many tries) are
+            # about the account, not what was typed, and are flashed.
+            wrong=refusal.get("message") if refusal.get("code") == WRONG_PASSWORD else None,
+        )
     here = url_for("auth.login", next=form.next.data or None)
     if not form.validate_on_submit():
         return refuse_form(form, here)
@@ -63,7 +71,8 @@ def login():
     except DomainError as err:  # too many failed sign-ins, or too many at once
         return refuse(err, here)
     if user is None:
-        return refuse(Invalid(_("Unknown user name or wrong password.")), here)
+        wrong = Invalid(_("Unknown user name or wrong password."), code=WRONG_PASSWORD)
+        return refuse(wrong, here, flash_it=False)
     login_user(services.principal(user.id))
     if user.locale:
         session["lang"] = user.locale

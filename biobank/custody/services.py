@@ -110,34 +110,16 @@ def record_many(changes, kind: EventKind | str, actor) -> int:
     # over the same tubes queue instead of deadlocking.
     changes = sorted(changes, key=lambda change: change[0].id)
     rows, heads, now = [], [], utcnow()
-    actor_id = getattr(actor, "id", None)
-    actor_name = getattr(actor, "username", None) or SYSTEM_ACTOR
     for aliquot, fields in changes:
-        # Plain rows, not ORM events: thousands of them at a time.
-        row = {
-            "aliquot_id": aliquot.id,
-            "seq": aliquot.custody_count + 1,
-            "kind": kind.value,
-            "at": fields.get("at") or now,
-            "actor_id": actor_id,
-            "actor_name": actor_name,
-            "from_location": fields.get("from_location"),
-            "to_location": fields.get("to_location"),
-            "reason": fields.get("reason") or None,
-            "details": canonical_json(fields.get("details") or {}),
-            "prev_hash": aliquot.custody_head,
-        }
-        row["hash"] = event_hash(
-            barcode=aliquot.barcode,
-            seq=row["seq"],
-            kind=row["kind"],
-            at=row["at"],
-            actor=actor_name,
-            from_location=row["from_location"],
-            to_location=row["to_location"],
-            reason=row["reason"],
-            details=row["details"],
-            prev_hash=row["prev_hash"],
+        row = _event_row(
+            aliquot.barcode,
+            aliquot.id,
+            aliquot.custody_count + 1,
+            aliquot.custody_head,
+            kind,
+            actor,
+            fields,
+            now,
         )
         rows.append(row)
         heads.append({"id": aliquot.id, "custody_head": row["hash"], "custody_count": row["seq"]})
@@ -171,6 +153,80 @@ def record_many(changes, kind: EventKind | str, actor) -> int:
         set_committed_value(aliquot, "custody_head", head["custody_head"])
         set_committed_value(aliquot, "custody_count", head["custody_count"])
     return len(rows)
+
+
+def open_chains(changes, kind: EventKind | str, actor) -> list:
+    """Insert new aliquots, each with its chain opened by its first event: two statements
+    whatever their number.
+
+    ``changes`` is a list of (row, fields): ``row`` the new aliquot's columns (its barcode
+    among them), ``fields`` as for record_many() (at, details, ...). Each aliquot is
+    inserted with its chain's head and count already on it (never updated afterwards),
+    then every event in one statement; the events are those record() would write, hash for
+    hash. Must be called in the transaction that creates the aliquots. The insert may break
+    a unique constraint (a barcode): that IntegrityError is raised as it is, for the caller
+    to say what it means. Returns the aliquots, in the order of ``changes``.
+    """
+    if not changes:
+        return []
+    kind = EventKind(kind)
+    rows, events, now = [], [], utcnow()
+    for row, fields in changes:
+        event = _event_row(row["barcode"], None, 1, GENESIS_HASH, kind, actor, fields, now)
+        rows.append({**row, "custody_head": event["hash"], "custody_count": event["seq"]})
+        events.append(event)
+    model = _chained_model()
+    # Found again by barcode: RETURNING gives the rows in no set order.
+    inserted = {
+        aliquot.barcode: aliquot
+        for aliquot in db.session.scalars(sa.insert(model).returning(model), rows)
+    }
+    aliquots = [inserted[row["barcode"]] for row in rows]
+    for aliquot, event in zip(aliquots, events, strict=True):
+        event["aliquot_id"] = aliquot.id
+    db.session.connection().execute(sa.insert(CustodyEvent.__table__), events)
+    return aliquots
+
+
+def _event_row(
+    barcode: str,
+    aliquot_id: int | None,
+    seq: int,
+    prev_hash: str,
+    kind: EventKind,
+    actor,
+    fields: dict,
+    now: datetime,
+) -> dict:
+    """Event ``seq`` of an aliquot's chain as a plain row (not an ORM object: thousands of
+    them at a time), its hash computed."""
+    actor_name = getattr(actor, "username", None) or SYSTEM_ACTOR
+    row = {
+        "aliquot_id": aliquot_id,
+        "seq": seq,
+        "kind": kind.value,
+        "at": fields.get("at") or now,
+        "actor_id": getattr(actor, "id", None),
+        "actor_name": actor_name,
+        "from_location": fields.get("from_location"),
+        "to_location": fields.get("to_location"),
+        "reason": fields.get("reason") or None,
+        "details": canonical_json(fields.get("details") or {}),
+        "prev_hash": prev_hash,
+    }
+    row["hash"] = event_hash(
+        barcode=barcode,
+        seq=seq,
+        kind=row["kind"],
+        at=row["at"],
+        actor=actor_name,
+        from_location=row["from_location"],
+        to_location=row["to_location"],
+        reason=row["reason"],
+        details=row["details"],
+        prev_hash=prev_hash,
+    )
+    return row
 
 
 def _hash_of(barcode: str, event) -> str:

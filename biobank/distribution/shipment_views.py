@@ -11,6 +11,7 @@ from flask_babel import get_timezone, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from biobank import dates
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.distribution import paperwork, shipping
@@ -30,16 +31,10 @@ from biobank.web import add_panel, kept_form, refuse, refuse_form
 bp = Blueprint("shipments", __name__, template_folder="templates")
 
 
-def _local_time(name: str) -> datetime | None:
-    """A datetime-local field, read in the user's time zone; empty means now."""
-    text = (request.form.get(name) or "").strip()
-    if not text:
-        return None
-    try:
-        naive = datetime.fromisoformat(text)
-    except ValueError:
-        raise Invalid(_("Enter a date and time."), fields={name: text}) from None
-    return naive.replace(tzinfo=ZoneInfo(str(get_timezone())))
+def _local_time(name: str, label: str) -> datetime | None:
+    """A date and time field, read in the user's time zone; empty means now."""
+    naive = dates.read_form(request.form, name, label)
+    return None if naive is None else naive.replace(tzinfo=ZoneInfo(str(get_timezone())))
 
 
 def _number(name: str, kind=float):
@@ -144,7 +139,7 @@ def dispatch(code):
             dry_ice=request.form.get("dry_ice") == "1",
             dry_ice_kg=_number("dry_ice_kg"),
             logger_id=request.form.get("logger_id", ""),
-            dispatched_at=_local_time("dispatched_at"),
+            dispatched_at=_local_time("dispatched_at", _("Dispatched at")),
         )
         sent = shipping.dispatch(code, details, actor=current_user)
     except DomainError as err:
@@ -222,7 +217,7 @@ def complete_receipt(code):
     try:
         done = shipping.complete_receipt(
             code,
-            received_at=_local_time("received_at"),
+            received_at=_local_time("received_at", _("Received at")),
             condition=request.form.get("condition", ""),
             temperature_c=_number("temperature_c"),
             actor=current_user,

@@ -214,6 +214,7 @@ def review(request_id):
             criteria=services.criteria_of(found),
             proposal=None,
             error=None,
+            kept=kept_form(),
         )
     try:
         proposal = services.propose(
@@ -232,6 +233,7 @@ def review(request_id):
         criteria=services.criteria_of(found),
         proposal=proposal,
         error=error,
+        kept=kept_form(),
     )
 
 

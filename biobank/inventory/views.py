@@ -18,7 +18,7 @@ from biobank.auth.roles import Permission
 from biobank.errors import DomainError, Invalid, NotFound
 from biobank.inventory import kept, services, template
 from biobank.sites.services import list_sites
-from biobank.web import file_response, refuse
+from biobank.web import file_response, kept_form, refuse
 
 bp = Blueprint("inventory", __name__, template_folder="templates")
 # The preview lists this many problems; the whole list is in the command line's JSON.
@@ -34,7 +34,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 @requires(Permission.REGISTER)
 def import_page():
     sites = list_sites() if current_user.site_id is None else []
-    return render_template("inventory/import.html", sites=sites)
+    return render_template("inventory/import.html", sites=sites, kept=kept_form())
 
 
 @bp.route("/inventory/template.xlsx")

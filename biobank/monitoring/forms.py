@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SelectField
+from wtforms import IntegerField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import NumberRange, Optional
 
+from biobank.dates import DateText
 from biobank.monitoring.completeness import STATUS_WORDS
 
 
@@ -26,10 +27,10 @@ class CompletenessFilters(FlaskForm):
         ],
         validators=[Optional()],
     )
-    as_of = DateField(
+    as_of = DateText(
         _l("As of"), validators=[Optional()], description=_l("Today in each centre if empty.")
     )
-    due_by = DateField(
+    due_by = DateText(
         _l("To draw by"),
         validators=[Optional()],
         description=_l("Due, or with a window opening by that day."),

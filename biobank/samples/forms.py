@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateField,
-    DateTimeLocalField,
     FieldList,
     Form,
     FormField,
@@ -20,11 +19,11 @@ from wtforms import DecimalField as _DecimalField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from biobank.dates import DateText, DateTimeText
 from biobank.i18n import VALUE_LABELS
 from biobank.samples.models import NOT_COLLECTED_REASONS
 from biobank.samples.services import MAX_NOT_COLLECTED_NOTE
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M"
 TEMPERATURE_CHOICES = [
     SelectChoice("RT", _l("Room temperature")),
     SelectChoice("2-10", _l("2–10 °C (refrigerated)")),
@@ -51,7 +50,13 @@ class DecimalField(_DecimalField):
 
 
 def _when(label):
-    return DateTimeLocalField(label, format=TIME_FORMAT, validators=[Optional()])
+    return DateTimeText(label, validators=[Optional()])
+
+
+def _named(message: str, label: str, where: str) -> str:
+    if message.startswith(label):  # "Blood drawn at: enter a date…" (biobank.dates)
+        return where + message[len(label) :]
+    return _("%(field)s: %(message)s", field=where, message=message)
 
 
 class TubeForm(Form):
@@ -118,6 +123,20 @@ class TubeForm(Form):
     )
 
     def validate(self, extra_validators=None):
+        ok = self._validate_tube(extra_validators)
+        self._name_tube_in_messages()
+        return ok
+
+    def _name_tube_in_messages(self) -> None:
+        """Each message names its field and the tube ("Blood drawn at (tube SST): …"):
+        every tube has the same fields, and six "Required for a collected tube." in the
+        summary at the top of the page would not say which to correct."""
+        for field in self:
+            label = str(field.label.text)
+            where = _("%(field)s (tube %(tube)s)", field=label, tube=self.tube_type.data)
+            field.errors = [_named(str(message), label, where) for message in field.errors]
+
+    def _validate_tube(self, extra_validators) -> bool:
         if not self.collected.data:  # a tube not collected: only why is read
             return self._validate_not_collected()
         ok = super().validate(extra_validators)
@@ -126,7 +145,8 @@ class TubeForm(Form):
             required += self.REQUIRED_WHEN_SECOND_SPIN
         for name in required:
             field = self[name]
-            if field.data is None or field.data == "":
+            # A value typed wrong is empty too, and says so already.
+            if (field.data is None or field.data == "") and not field.errors:
                 field.errors = [*field.errors, _l("Required for a collected tube.")]
                 ok = False
         return ok
@@ -147,7 +167,7 @@ class TubeForm(Form):
 class RegistrationForm(FlaskForm):
     visit = SelectField(_l("Visit"), validators=[InputRequired()])
     # Read only when no tube could be drawn: otherwise the first draw dates the visit.
-    collected_on = DateField(
+    collected_on = DateText(
         _l("Date of the visit"),
         validators=[Optional()],
         description=_l("Only when no tube could be drawn: the day the participant came."),

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
 
 from biobank.custody import services as custody
 from biobank.custody.hashing import canonical_json
@@ -407,39 +408,49 @@ def _register_tube(visit: Visit, tube: TubeEntry, actor) -> Specimen:
     )
     _record_deviations(specimen, study.sop_limits(protocol, tube.tube_type))
     db.session.add(specimen)
-    codes = _new_barcodes(count)
-    aliquots = [
-        Aliquot(
-            barcode=codes[n - 1],
-            specimen=specimen,
-            sample_type=sample_type,
-            series_number=n,
-            series_total=count,
-            initial_volume_ul=volume,
-            volume_ul=volume,
-        )
-        for n in range(1, count + 1)
-    ]
-    db.session.add_all(aliquots)
     duplicate = _duplicate_error(visit, tube)  # built now: a failed flush expires the visit
     try:
-        db.session.flush()
+        db.session.flush()  # the specimen: its id and time go into the custody events
+        codes = _new_barcodes(count)
+        # Each aliquot inserted with its REGISTERED event as its chain's head, the events in
+        # one statement: a registration's statements do not grow with its aliquots.
+        aliquots = custody.open_chains(
+            [
+                (
+                    {
+                        "barcode": codes[n - 1],
+                        "specimen_id": specimen.id,
+                        "sample_type": sample_type,
+                        "series_number": n,
+                        "series_total": count,
+                        "initial_volume_ul": volume,
+                        "volume_ul": volume,
+                        "status": "registered",
+                        "freeze_thaw_count": 0,
+                        "registered_at": specimen.created_at,
+                    },
+                    {
+                        "at": specimen.created_at,
+                        "details": {
+                            "specimen": specimen.id,
+                            "sprec": specimen.sprec_code,
+                            "volume_ul": volume,
+                            "series": f"{n}/{count}",
+                        },
+                    },
+                )
+                for n in range(1, count + 1)
+            ],
+            custody.EventKind.REGISTERED,
+            actor,
+        )
     except sa.exc.IntegrityError as err:
         # Lost a race with another registration of the same tube.
         raise duplicate from err
+    # The new specimen's aliquots are these: known without reading them back.
+    set_committed_value(specimen, "aliquots", aliquots)
     for aliquot in aliquots:
-        custody.record(
-            aliquot,
-            custody.EventKind.REGISTERED,
-            actor,
-            at=specimen.created_at,
-            details={
-                "specimen": specimen.id,
-                "sprec": specimen.sprec_code,
-                "volume_ul": volume,
-                "series": aliquot.series_label,
-            },
-        )
+        set_committed_value(aliquot, "specimen", specimen)
     return specimen
 
 
@@ -514,17 +525,21 @@ def _duplicate_error(visit: Visit, tube: TubeEntry) -> Conflict:
 
 
 def _new_barcodes(count: int) -> list[str]:
-    """``count`` fresh barcodes, checked against the table in one query per draw."""
+    """``count`` fresh barcodes, checked against the table in one query per draw: neither
+    an aliquot's barcode nor, as it is or in lowercase, a tube's old label (both indexed):
+    a barcode must never equal an old label."""
     codes: set[str] = set()
     for _ in range(8):
         while len(codes) < count:
             codes.add(barcodes.new_aliquot_barcode())
-        taken = set(
-            db.session.execute(
-                db.select(Aliquot.barcode).where(Aliquot.barcode.in_(codes))
-            ).scalars()
-        )
-        taken |= _old_labels_among(codes)
+        variants = {variant: code for code in codes for variant in (code, code.lower())}
+        found = db.session.execute(
+            sa.union_all(
+                sa.select(Aliquot.barcode).where(Aliquot.barcode.in_(codes)),
+                sa.select(Aliquot.legacy_barcode).where(Aliquot.legacy_barcode.in_(variants)),
+            )
+        ).scalars()
+        taken = {variants[value] for value in found}
         if not taken:
             return sorted(codes)
         codes -= taken
@@ -1044,16 +1059,6 @@ def codes_in_use(codes: Iterable[str]) -> set[str]:
         ).scalars()
     )
     return {raw for raw in wanted if as_barcodes[raw] in taken or lowered[raw] in labelled}
-
-
-def _old_labels_among(codes: set[str]) -> set[str]:
-    """Which of these fresh barcodes a tube's old label already reads, as it is or in
-    lowercase (both indexed): a barcode must never equal an old label."""
-    variants = {variant: code for code in codes for variant in (code, code.lower())}
-    found = db.session.execute(
-        sa.select(Aliquot.legacy_barcode).where(Aliquot.legacy_barcode.in_(set(variants)))
-    ).scalars()
-    return {variants[label] for label in found}
 
 
 # --- finding aliquots by barcode -------------------------------------------------------------

@@ -21,6 +21,7 @@ from biobank.samples import deviations, services, sprec
 from biobank.samples.forms import FindParticipantForm, RegistrationForm
 from biobank.samples.services import NotCollected, SpinEntry, TubeEntry
 from biobank.study import services as study
+from biobank.study import wording
 from biobank.web import refill, refuse, refuse_form, show_error
 
 bp = Blueprint("samples", __name__, template_folder="templates")
@@ -168,8 +169,10 @@ def _plan_text(definition) -> str:
 
 def _registration_form(participant, protocol) -> RegistrationForm:
     form = RegistrationForm()
+    # The protocol's words only: the option names its language (a found tube's does not).
+    in_protocol_lang = {"lang": lang} if (lang := wording.protocol_lang()) else None
     form.visit.choices = [
-        SelectChoice(d.code, f"{d.code} — {d.name} · {_plan_text(d)}")
+        SelectChoice(d.code, f"{d.code} — {d.name} · {_plan_text(d)}", render_kw=in_protocol_lang)
         for d in study.visits_to_register(participant)
     ]
     # A registered visit with a tube recorded as not collected: the tube may be found.

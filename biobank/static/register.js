@@ -3,8 +3,14 @@
 // a copy. A refused form comes back filled with what was typed: a later tube's time equal
 // to the first tube's is taken to be a copy again, so that correcting the first tube's
 // time corrects the copies too, as it did before the refusal.
+// The page opens with the focus on its first choice, the visit, unless something (an error
+// summary) took it already: without that, the keyboard starts from the header's links.
 (function () {
   "use strict";
+  var first = document.querySelector("[data-focus-on-load]");
+  if (first && (!document.activeElement || document.activeElement === document.body)) {
+    first.focus();
+  }
   var TIMES = ["collected_at", "received_at", "spun_at", "frozen_at"];
 
   function others(name) {

@@ -4,7 +4,9 @@
 // - a code typed while no text field has the focus (a tap on the page, a button or a link
 //   focused) goes to the scan input, and its Enter submits the scan, never the button;
 // - Enter in a scan input with data-next="id" moves to that field while it is empty;
-// - an error is audible as well as visible (the technician is looking at the tube).
+// - an error is audible as well as visible (the technician is looking at the tube): every
+//   page writes its refusal with templates/_scan.html, in the region its fields name as
+//   their description, and this script plays the tone for it.
 // The scan inputs are the ones marked data-scan, else #code.
 (function () {
   "use strict";

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
 
+from biobank import dates
 from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.db import utcnow
@@ -76,8 +77,9 @@ def scan_to_store():
     try:
         box_map = services.box_map(box_code, actor=current_user)
     except DomainError as err:
-        flash(str(err.message), "error")
-        return render_template("storage/scan_box.html"), err.status
+        return render_template(
+            "storage/scan_box.html", refusal=err, scanned=samples.code_as_scanned(box_code)
+        ), err.status
     kept = kept_form()
     refusal = kept.refusal
     asking = refusal is not None and refusal["code"] == "storage.confirm_move"
@@ -190,7 +192,7 @@ def move():
         try:
             moved = services.move_container(container, parent, actor=current_user)
         except DomainError as err:
-            return refuse(err, url_for("storage.move"))
+            return refuse(err, url_for("storage.move"), flash_it=False)
         if moved.unchanged:
             flash(
                 _(
@@ -212,13 +214,16 @@ def move():
         return redirect(url_for("storage.move"), 303)
     kept = kept_form()
     # The field a refusal names is emptied for the next scan; the other one is kept.
+    named = next((name for name in ("container", "parent") if name in kept.errors), "")
     return render_template(
         "storage/move.html",
         container=""
-        if "container" in kept.errors
+        if named == "container"
         else kept.get("container", request.args.get("container", "")),
-        parent="" if "parent" in kept.errors else kept.get("parent"),
+        parent="" if named == "parent" else kept.get("parent"),
         errors=kept.errors,
+        refusal=kept.refusal,
+        scanned=samples.code_as_scanned(kept.get(named)) if named else "",
     )
 
 
@@ -236,23 +241,26 @@ def check_out():
                 actor=current_user,
             )
         except DomainError as err:
-            return refuse(err, url_for("storage.check_out"))
+            return refuse(err, url_for("storage.check_out"), flash_it=False)
         flash(_("%(code)s checked out.", code=aliquot.barcode), "success")
         flash_old_label(samples.old_label_read(code, aliquot), aliquot.barcode)
         return redirect(url_for("storage.check_out", last=aliquot.barcode), 303)
     kept = kept_form()
     refusal = kept.refusal or {}
+    scanned = samples.code_as_scanned(kept.get("code"))
+    # A refusal names the reason, else it is the tube's: scanned again into an empty field.
+    focus = "reason" if "reason" in kept.errors else "code" if refusal else ""
     return render_template(
         "storage/check_out.html",
         form=kept,
-        code=samples.code_as_scanned(kept.get("code", request.args.get("code", ""))),
+        code=""
+        if focus == "code"
+        else samples.code_as_scanned(kept.get("code", request.args.get("code", ""))),
+        scanned=scanned,
+        focus=focus,
         # The tube to offer the return of: the one just checked out, or one that was out.
         out=request.args.get("last", "")
-        or (
-            samples.code_as_scanned(kept.get("code"))
-            if refusal.get("code") == "aliquot.checked_out"
-            else ""
-        ),
+        or (scanned if refusal.get("code") == "aliquot.checked_out" else ""),
     )
 
 
@@ -268,7 +276,7 @@ def return_tube():
             volume = int(request.form.get("volume_ul", ""))
         except ValueError:
             err = Invalid(_("Enter the volume left, in µL."), fields={"volume_ul": ""})
-            return refuse(err, back)
+            return refuse(err, back, flash_it=False)
         try:
             placed = services.return_aliquot(
                 code,
@@ -279,7 +287,7 @@ def return_tube():
                 actor=current_user,
             )
         except DomainError as err:
-            return refuse(err, back)
+            return refuse(err, back, flash_it=False)
         flash(
             _("%(code)s is back at %(where)s.", code=placed.aliquot.barcode, where=placed.location),
             "success",
@@ -302,7 +310,9 @@ def return_tube():
         tube=tube,
         old_label=samples.old_label_read(code, tube) if tube else None,
         scanned=samples.code_as_scanned(code),
-        problem=None if kept.refusal else problem,
+        problem=kept.refusal or problem,
+        # The field a refused return names, else the volume: the one to correct.
+        focus=next((f for f in ("volume_ul", "box", "position") if f in kept.errors), "volume_ul"),
         volume=kept.get("volume_ul") if retried else (tube.volume_ul if tube else ""),
         thawed=kept.get("thawed") == "1" if retried else True,
     )
@@ -320,6 +330,7 @@ def container(barcode):
         container=found,
         contents=services.contents(barcode, actor=current_user),
         plan=plan,
+        kept=kept_form(),
     )
 
 
@@ -328,15 +339,21 @@ def container(barcode):
 def excursion(barcode):
     zone = ZoneInfo(current_user.site_timezone or "Europe/Paris")
     try:
-        started = datetime.fromisoformat(request.form["started_at"]).replace(tzinfo=zone)
-        ended = datetime.fromisoformat(request.form["ended_at"]).replace(tzinfo=zone)
+        started = dates.read_form(request.form, "started_at", _("Started at"))
+        ended = dates.read_form(request.form, "ended_at", _("Ended at"))
+    except Invalid as err:
+        return refuse(err, url_for("storage.container", barcode=barcode))
+    try:
         highest = float(request.form["highest_c"].replace(",", "."))
     except (KeyError, ValueError):
+        highest = None
+    if started is None or ended is None or highest is None:
         err = Invalid(
             _("Enter when the excursion started and ended, and the highest temperature."),
             fields={"started_at": "", "ended_at": "", "highest_c": ""},
         )
         return refuse(err, url_for("storage.container", barcode=barcode))
+    started, ended = started.replace(tzinfo=zone), ended.replace(tzinfo=zone)
     try:
         count = services.record_excursion(
             barcode,

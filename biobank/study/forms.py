@@ -1,9 +1,10 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, SelectField, StringField
+from wtforms import BooleanField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from biobank.dates import DateText
 from biobank.i18n import VALUE_LABELS
 from biobank.study.models import LEAVING_REASONS
 from biobank.study.services import MAX_LEAVING_NOTE
@@ -24,12 +25,12 @@ class ParticipantForm(FlaskForm):
     site = SelectField(_l("Centre"), validators=[DataRequired()])
     arm = SelectField(_l("Arm"), validators=[DataRequired()])
     disease_status = SelectField(_l("Disease status"), choices=DISEASE_CHOICES)
-    included_on = DateField(_l("Inclusion date"), validators=[DataRequired()])
-    consent_given_on = DateField(_l("Biobank consent signed on"), validators=[DataRequired()])
+    included_on = DateText(_l("Inclusion date"), validators=[DataRequired()])
+    consent_given_on = DateText(_l("Biobank consent signed on"), validators=[DataRequired()])
 
 
 class WithdrawConsentForm(FlaskForm):
-    withdrawn_on = DateField(_l("Consent withdrawn on"), validators=[DataRequired()])
+    withdrawn_on = DateText(_l("Consent withdrawn on"), validators=[DataRequired()])
 
 
 LEAVING_CHOICES = [
@@ -42,7 +43,7 @@ class LeavingForm(FlaskForm):
     """Leaving the study; named like the participant's columns, so that a correction
     starts from the record (``LeavingForm(obj=participant)``)."""
 
-    left_on = DateField(_l("Left the study on"), validators=[DataRequired()])
+    left_on = DateText(_l("Left the study on"), validators=[DataRequired()])
     left_reason = SelectField(
         _l("Reason"), choices=LEAVING_CHOICES, validators=[InputRequired()], default=""
     )

@@ -12,11 +12,13 @@ from biobank.auth.access import requires
 from biobank.auth.roles import Permission
 from biobank.errors import DomainError
 from biobank.sites import services as site_services
-from biobank.study import services
+from biobank.study import services, wording
 from biobank.study.forms import LeavingForm, ParticipantForm, SiteForm, WithdrawConsentForm
 from biobank.web import kept_form, refill, refuse, refuse_form
 
 bp = Blueprint("study", __name__, template_folder="templates")
+bp.add_app_template_filter(wording.from_protocol, "from_protocol")
+bp.add_app_template_global(wording.protocol_lang, "protocol_lang")
 PAGE = 50
 
 

@@ -351,7 +351,10 @@ def test_a_partial_confirmation_keeps_the_choices_and_writes_nothing(twice, db):
 
     assert "Choose the value kept for LIM-001 · M2 · VEGF (SER)" in text
     assert 'name="choices.LIM-001/BL/VEGF/SER" value="A00002" required checked' in text
-    assert 'name="choices.LIM-001/M2/VEGF/SER" value="A00001" required >' in text
+    assert (  # unticked, and tied to the message asking for a choice
+        'name="choices.LIM-001/M2/VEGF/SER" value="A00001" aria-invalid="true" '
+        'aria-describedby="choices.LIM-001/M2/VEGF/SER-error-1" required >' in text
+    )
     assert len(results_of(db, twice["baseline"])) == 1
 
     # Enter sends the form by its first button, without the confirmation: the list

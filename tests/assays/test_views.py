@@ -139,8 +139,11 @@ def test_a_refused_plate_import_keeps_what_was_typed_until_reloaded(serum, login
 
     text = refused(technician, answer)
     assert count(db, AssayRun) == 0
-    assert '<p class="field-error" role="alert">Enter a whole number.</p>' in text
-    assert 'name="read" inputmode="numeric" placeholder="450" value="4S0"' in text
+    assert (
+        '<p class="field-error" id="read-error-1">Read (nm or block number): Enter a whole '
+        "number.</p>" in text
+    )
+    assert 'name="read" inputmode="numeric" placeholder="450" value="4S0" aria-invalid' in text
     assert 'value="Tecan Sunrise"' in text and 'value="LOT-42"' in text
     assert "<option selected>5PL</option>" in text
     assert '<option value="none" selected>' in text
@@ -206,7 +209,8 @@ def test_a_refused_analyte_keeps_what_was_typed_until_reloaded(login_as, db):
 
     text = refused(manager, answer)
     assert count(db, Analyte) == before
-    assert text.count("A code of letters, digits and _ (at most 16).") == 2  # flash, field
+    # The flash, the summary of the form and the field.
+    assert text.count("A code of letters, digits and _ (at most 16).") == 3
     assert 'value="IL 6"' in text and 'value="Interleukin 6"' in text
     assert 'value="IL-6, interleukine 6"' in text
     reloaded = html.unescape(manager.get("/assays/analytes").get_data(as_text=True))
@@ -229,8 +233,8 @@ def test_a_refused_plate_design_takes_no_volume_and_keeps_the_tubes(serum, login
     assert count(db, CustodyEvent) == events
     assert [samples.find_aliquot(c, actor=None).volume_ul for c in (first, second)] == [500, 500]
     assert f">{tubes}</textarea>" in text
-    assert 'name="volume_per_well_ul" inputmode="numeric" value="300"' in text
-    assert f'<p class="field-error" role="alert">{second} holds 500 µL' in text
+    assert 'name="volume_per_well_ul" inputmode="numeric" value="300">' in text
+    assert f'<p class="field-error" id="aliquots-error-1">Tubes: {second} holds 500 µL' in text
     reloaded = html.unescape(technician.get("/assays/plate-design").get_data(as_text=True))
     assert first not in reloaded and 'value="100"' in reloaded
     assert count(db, CustodyEvent) == events

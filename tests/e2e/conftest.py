@@ -148,11 +148,9 @@ def screenshot(page, tmp_path):
 def log_in(page):
     """Log in through the login form; lands on the page the login redirects to."""
 
+    from tests.e2e.pages import log_in as log_in_through_the_form
+
     def login(username: str, password: str = PASSWORD):
-        page.goto("/login")
-        page.fill("#username", username)
-        page.fill("#password", password)
-        with page.expect_navigation():
-            page.click("form button[type=submit].primary")
+        log_in_through_the_form(page, username, password)
 
     return login

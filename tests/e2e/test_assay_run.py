@@ -89,7 +89,9 @@ def test_a_refused_plate_import_comes_back_filled_and_reloads_safely(page, log_i
         page.get_by_role("button", name="Read and fit").click()
 
     expect(page.locator(".flash-error")).to_contain_text("Enter a whole number.")
-    expect(page.locator("#read ~ .field-error")).to_have_text("Enter a whole number.")
+    expect(page.locator("#read ~ .field-error")).to_have_text(
+        "Read (nm or block number): Enter a whole number."
+    )
     expect(page.locator("#read")).to_have_value("45O")
     expect(page.locator("#instrument")).to_have_value("Tecan Sunrise")
     expect(page.locator("#kit_lot")).to_have_value("LOT-42")

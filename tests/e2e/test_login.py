@@ -26,7 +26,7 @@ def test_a_wrong_password_shows_the_error_and_stays_on_the_login_page(page, log_
     log_in(user, "not the right password")
 
     assert path(page) == "/login"
-    expect(page.locator(".flash-error")).to_have_text("Unknown user name or wrong password.")
+    expect(page.locator(".error-summary")).to_contain_text("Unknown user name or wrong password.")
     expect(page.locator(".topbar .who")).to_have_count(0)
     page.goto("/")
     assert path(page) == "/login"  # still not logged in

@@ -178,7 +178,9 @@ def test_a_reprint_needs_a_reason_which_the_custody_table_shows(page, log_in, se
     message = f"The cryo-38x13 label of {barcode} was printed before: say why you reprint it."
     expect(page.locator(".flash-error")).to_have_text(message)
     expect(page.locator(".field.has-error #reason")).to_have_count(1)
-    expect(page.locator(".field.has-error .field-error")).to_have_text(message)
+    expect(page.locator(".field.has-error .field-error")).to_have_text(
+        f"Reason for a reprint: {message}"
+    )
     assert len(label_prints(api, visit.token, barcode)) == 1
 
     choose(page, "cryo-38x13", "pdf")

@@ -17,7 +17,7 @@ from tests.e2e.pages import path, scan, wait_for_focus
 
 pytestmark = pytest.mark.e2e
 PARTICIPANT = "LIM-001"
-# Typed in the centre's time zone (LIM: Europe/Paris), as datetime-local inputs take them.
+# Typed in the centre's time zone (LIM: Europe/Paris), in ISO 8601, which every page reads.
 TIMES = {
     "collected_at": "2026-01-05T08:30",
     "received_at": "2026-01-05T08:50",
@@ -55,7 +55,7 @@ def register_baseline(page, screenshot=None) -> None:
     for tube in SPREC:
         section = page.locator(f"fieldset.tube[data-tube={tube}]")
         for field, value in TIMES.items():
-            section.locator(f"input[type=datetime-local][name$='-{field}']").fill(value)
+            section.locator(f"input[name$='-{field}']").fill(value)
     if screenshot:
         screenshot("registration-form")
     with page.expect_navigation():
@@ -121,10 +121,7 @@ def test_a_registered_visit_is_no_longer_offered_and_the_api_refuses_its_tube(
 
 
 def times_of(section) -> dict[str, str]:
-    return {
-        field: section.locator(f"input[type=datetime-local][name$='-{field}']").input_value()
-        for field in TIMES
-    }
+    return {field: section.locator(f"input[name$='-{field}']").input_value() for field in TIMES}
 
 
 def test_after_a_refused_registration_corrected_times_still_reach_the_other_tube(
@@ -135,12 +132,12 @@ def test_after_a_refused_registration_corrected_times_still_reach_the_other_tube
     page.select_option("#visit", "BL")
     serum = page.locator("fieldset.tube[data-tube=SST]")
     plasma = page.locator("fieldset.tube[data-tube=EDTA]")
-    frozen = "input[type=datetime-local][name$='-frozen_at']"
-    received = "input[type=datetime-local][name$='-received_at']"
+    frozen = "input[name$='-frozen_at']"
+    received = "input[name$='-received_at']"
     # The serum's times typed with a slip (frozen before it was spun); the plasma tube
     # takes them as they are typed, except its reception time, typed by hand.
     for field, value in {**TIMES, "frozen_at": "2026-01-05T08:00"}.items():
-        serum.locator(f"input[type=datetime-local][name$='-{field}']").fill(value)
+        serum.locator(f"input[name$='-{field}']").fill(value)
     plasma.locator(received).fill("2026-01-05T08:55")
     expect(plasma.locator(frozen)).to_have_value("2026-01-05T08:00")
 

@@ -15,8 +15,8 @@ from biobank.samples import services as samples
 from biobank.storage import services as storage
 from tests import factories
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import TABLET, TIMEOUT_MS
-from tests.e2e.pages import focused_id, path, scan, wait_for_focus
+from tests.e2e.conftest import TABLET
+from tests.e2e.pages import focused_id, path, scan, signed_in, wait_for_focus
 
 pytestmark = pytest.mark.e2e
 TECHNICIAN = "tech.focus"
@@ -46,18 +46,8 @@ def bench(seed) -> Bench:
 @pytest.fixture
 def tablet(browser, live_server, bench):
     """A touch tablet, logged in as the technician."""
-    context = browser.new_context(
-        base_url=live_server, viewport=TABLET, has_touch=True, locale="en-GB"
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.goto("/login")
-    page.fill("#username", TECHNICIAN)
-    page.fill("#password", PASSWORD)
-    with page.expect_navigation():
-        page.click("form button[type=submit].primary")
-    yield page
-    context.close()
+    with signed_in(browser, live_server, TECHNICIAN, viewport=TABLET, has_touch=True) as page:
+        yield page
 
 
 @pytest.fixture
