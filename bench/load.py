@@ -44,6 +44,7 @@ import json
 import math
 import os
 import random
+import re
 import secrets
 import signal
 import socket
@@ -861,6 +862,7 @@ def run(args) -> dict:
                 "registration_slots_exhausted": seen["registration_slots_exhausted"],
                 "stopped_by_request_cap": seen["stopped_by_request_cap"],
                 "database_waits": watcher.report(),
+                "in_server_ms": in_server(served),
                 "custody": verify_written(url, first_event),
             }
             result["targets"] = targets(result)
@@ -871,6 +873,40 @@ def run(args) -> dict:
                 watcher.join(5)
             stop(server)
             drop_database(name)
+
+
+# gunicorn's access line (gunicorn.conf.py): "<method> <path> <status> <bytes> bytes <ms>ms".
+ACCESS_LINE = re.compile(r"\] (GET|PUT|POST) (\S+) \d{3} \S+ bytes (\d+)ms ")
+OPERATION_OF = (
+    ("POST", re.compile(r"/api/v1/specimens"), "register"),
+    ("PUT", re.compile(r"/api/v1/aliquots/[^/]+/position"), "store"),
+    ("GET", re.compile(r"/api/v1/aliquots/[^/]+/custody"), "custody"),
+    ("GET", re.compile(r"/api/v1/aliquots/[^/]+"), "scan"),
+    ("GET", re.compile(r"/api/v1/requests/\d+"), "request"),
+    ("GET", re.compile(r"/api/v1/health"), "health"),
+)
+
+
+def in_server(access_log: str) -> dict:
+    """Per operation, the time gunicorn's access log gives (whole milliseconds, from the
+    request read to the answer sent, warm-up included): what the client measured less the
+    time spent queued for a worker thread or a core before gunicorn read the request, and
+    in the client itself. A tail seen by the client and not here is not the
+    application's."""
+    times: dict[str, list[float]] = {}
+    for method, path, ms in ACCESS_LINE.findall(access_log):
+        for wanted, pattern, operation in OPERATION_OF:
+            if method == wanted and pattern.fullmatch(path):
+                times.setdefault(operation, []).append(float(ms))
+                break
+    return {
+        operation: {
+            "count": len(values),
+            "p50_ms": percentile(sorted(values), 0.50),
+            "p99_ms": percentile(sorted(values), 0.99),
+        }
+        for operation, values in sorted(times.items())
+    }
 
 
 def targets(result: dict) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from flask_babel import force_locale
+from flask_babel import force_locale, gettext
 from werkzeug.datastructures import MultiDict
 from wtforms import Form
 from wtforms.validators import DataRequired, Optional
@@ -98,10 +98,24 @@ def test_a_form_field_reads_the_pages_language_and_names_itself_when_refused(app
         assert not form.validate()
         assert form.collected_at.data is None
         # The message names the field and the format, never replaced by "required".
+        # In the page's language: "Blood drawn at : saisissez la date et l'heure au format…"
         assert form.errors == {
-            "collected_at": [f"Blood drawn at: enter a date and time as {hint()}."],
-            "collected_on": [f"Date of the visit: enter a date as {hint(False)}."],
+            "collected_at": [
+                gettext(
+                    "%(field)s: enter a date and time as %(format)s.",
+                    field="Blood drawn at",
+                    format=hint(),
+                )
+            ],
+            "collected_on": [
+                gettext(
+                    "%(field)s: enter a date as %(format)s.",
+                    field="Date of the visit",
+                    format=hint(False),
+                )
+            ],
         }
+        assert "saisissez" in form.errors["collected_on"][0]
         assert 'value="12/31/2026 09:15"' in form.collected_at()  # as typed, to correct
 
 

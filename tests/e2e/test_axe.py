@@ -49,19 +49,13 @@ from biobank.notifications import services as notifications
 from biobank.printing import services as printing
 from biobank.storage import services as storage
 from tests import factories
-from tests.conftest import PASSWORD, TEST_DATABASE_URL
+from tests.conftest import PASSWORD
 from tests.distribution.conftest import serum_request, stock
 from tests.e2e.conftest import TIMEOUT_MS
 from tests.inventory import aliquot, tube, xlsx
 from tests.inventory.conftest import lim_freezer
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        bool(TEST_DATABASE_URL),
-        reason="the pages render the same on PostgreSQL: audited on the SQLite run only",
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.markup]
 
 WCAG_22_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 EVERY_RULE = {"runOnly": {"type": "tag", "values": WCAG_22_AA}, "resultTypes": ["violations"]}

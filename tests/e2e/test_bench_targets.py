@@ -19,7 +19,7 @@ from tests.conftest import PASSWORD
 from tests.distribution.conftest import serum_request, stock
 from tests.e2e.pages import scan, signed_in
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.markup]
 UPRIGHT = {"width": 768, "height": 1024}
 MIN_PX = 44
 TECHNICIAN = "tech.targets"

@@ -14,7 +14,7 @@ from tests import factories
 from tests.conftest import PASSWORD
 from tests.e2e.pages import path, signed_in
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.markup]
 TECHNICIAN = "tech.boxmap"
 BOX = "BX-0001"
 PORTRAIT_TABLET = {"width": 768, "height": 1024}

@@ -14,7 +14,7 @@ from tests import factories
 from tests.conftest import PASSWORD
 from tests.e2e.pages import path, wait_for_focus
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.markup]
 PARTICIPANT = "LIM-001"
 TIMES = {  # required of a collected tube: field → label
     "collected_at": "Blood drawn at",

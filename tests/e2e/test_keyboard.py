@@ -12,7 +12,7 @@ from tests import factories
 from tests.conftest import PASSWORD
 from tests.e2e.pages import focused_id, path, wait_for_focus
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.markup]
 PARTICIPANT = "LIM-001"
 SUBMIT = "form.registration button[type=submit]"
 # Visit focused; then per tube: its tick box, four times, its barcode, its folded

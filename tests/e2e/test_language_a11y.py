@@ -19,7 +19,7 @@ from tests.conftest import PASSWORD
 from tests.e2e.conftest import TABLET, TIMEOUT_MS
 from tests.e2e.pages import path
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.markup]
 PARTICIPANT = "LIM-001"
 
 

@@ -20,7 +20,7 @@ from tests.distribution.conftest import serum_request, stock
 from tests.e2e.conftest import TABLET
 from tests.e2e.pages import scan, signed_in, wait_for_focus
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.markup]
 TECHNICIAN = "tech.refusals"
 BOX = "BX-0001"
 DRY_ICE = Dispatch("World Courier", "WC123456", True, 5.0, "TL-42")

@@ -17,7 +17,7 @@ from tests.conftest import PASSWORD
 from tests.distribution.conftest import serum_request, stock
 from tests.e2e.pages import signed_in
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.markup]
 ADMIN = "a11y.admin"
 ACCENT = "rgb(11, 92, 173)"  # #0b5cad
 PORTRAIT_TABLET = {"width": 768, "height": 1024}
